@@ -1,0 +1,45 @@
+//! hangsafe: supervise work that may hang, without losing memory safety,
+//! resources or liveness when it times out, is cancelled or dies.
+//!
+//! The crate is built from five mechanisms, each from a public design
+//! discussion; this release provides the first:
+//!
+//! * [`runner`]: work on a pooled, detached thread with a deadline, whose
+//!   handle can be released at any time without blocking (multipath-tools'
+//!   runner, without its start race).
+//!
+//! ```
+//! use hangsafe::runner::{Builder, RunError};
+//! use std::time::Duration;
+//!
+//! let probe = Builder::new()
+//!     .timeout(Duration::from_secs(2))
+//!     .spawn(|_ctx| std::fs::metadata("/").map(|m| m.is_dir()))
+//!     .unwrap();
+//! match probe.wait() {
+//!     Ok(Ok(is_dir)) => assert!(is_dir),
+//!     Ok(Err(io)) => panic!("probe failed: {io}"),
+//!     Err(RunError::TimedOut) => panic!("/ is hung"),
+//!     Err(e) => panic!("{e}"),
+//! }
+//! ```
+//!
+//! # Platform
+//!
+//! Linux only: x86_64 is first-class, aarch64 builds. Elsewhere the crate
+//! refuses to compile with a clear message.
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("hangsafe is unsupported on this platform: it needs Linux (x86_64 or aarch64).");
+
+#[cfg(all(target_os = "linux", not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
+compile_error!("hangsafe is unsupported on this architecture: it supports x86_64 and aarch64 Linux.");
+
+mod error;
+pub mod runner;
+mod sync;
+
+pub use error::{is_cancelled, Cancelled};

@@ -1,0 +1,174 @@
+//! The per-thread cancel word: a job generation plus a cancel bit, changed
+//! only by compare-and-swap.
+//!
+//! A pooled thread runs many jobs. Each job gets a fresh generation when the
+//! thread begins it, and a canceller may only set the cancel bit for the
+//! exact generation it was told about. A cancel aimed at an earlier job
+//! therefore fails its CAS and has no effect on the job the thread runs now
+//! (race R5 in `docs/races.md`): a pooled thread never acts on a cancel meant
+//! for an earlier job.
+//!
+//! Layout of the `u64`:
+//!
+//! | bits   | meaning                                                       |
+//! |--------|---------------------------------------------------------------|
+//! | 0      | `CANCEL`: the current generation's job is cancelled           |
+//! | 1      | `SENDING`: a canceller is between its CAS and its signal       |
+//! | 2      | `RETIRED`: the thread is exiting; nothing may target it again |
+//! | 3..64  | the generation (61 bits: never wraps in practice)             |
+//!
+//! `SENDING` is what makes "never signal a thread that may have exited"
+//! hold once signals are sent (the cancellation issue): a canceller sets
+//! `CANCEL|SENDING` in one CAS, sends, then clears `SENDING`; a retiring
+//! thread waits for `SENDING` to clear and then sets `RETIRED` in a CAS that
+//! fails while `SENDING` is set. After `RETIRED`, every canceller's CAS
+//! fails, so no signal can be sent to the exiting thread (race R7).
+
+use crate::sync::{AtomicU64, Ordering};
+
+const CANCEL: u64 = 1 << 0;
+const SENDING: u64 = 1 << 1;
+const RETIRED: u64 = 1 << 2;
+const GEN_SHIFT: u32 = 3;
+
+/// A job generation on one thread.
+pub(crate) type Gen = u64;
+
+/// One thread's cancel word.
+#[derive(Debug)]
+pub(crate) struct CancelWord(AtomicU64);
+
+/// What [`CancelWord::request`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// This call set the cancel bit for `gen`; the caller owns the (single)
+    /// notification and must call [`CancelWord::sent`] when it is done.
+    Set,
+    /// The bit was already set for `gen` by someone else: nothing to do.
+    AlreadySet,
+    /// The thread has moved past `gen` (or retired): the cancel is stale.
+    Stale,
+}
+
+impl CancelWord {
+    pub(crate) fn new() -> Self {
+        CancelWord(AtomicU64::new(0))
+    }
+
+    /// Starts a new job on the owning thread and returns its generation.
+    /// Any cancel bit of the previous generation is discarded with it.
+    /// Only the owning thread calls this.
+    pub(crate) fn begin(&self) -> Gen {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            debug_assert!(cur & RETIRED == 0, "begin on a retired thread");
+            let gen = (cur >> GEN_SHIFT) + 1;
+            // Keep SENDING: a canceller of the previous generation may still
+            // be between its CAS and its signal; it clears the bit itself.
+            let new = (gen << GEN_SHIFT) | (cur & SENDING);
+            match self
+                .0
+                .compare_exchange_weak(cur, new, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => return gen,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Sets the cancel bit for `gen`, together with `SENDING`, if and only
+    /// if the thread is still on `gen`.
+    pub(crate) fn request(&self, gen: Gen) -> Request {
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            if cur & RETIRED != 0 || cur >> GEN_SHIFT != gen {
+                return Request::Stale;
+            }
+            if cur & CANCEL != 0 {
+                return Request::AlreadySet;
+            }
+            match self.0.compare_exchange_weak(
+                cur,
+                cur | CANCEL | SENDING,
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Request::Set,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Ends the notification a successful [`request`](Self::request) began.
+    pub(crate) fn sent(&self) {
+        self.0.fetch_and(!SENDING, Ordering::Release);
+    }
+
+    /// Whether the job of generation `gen` has been cancelled.
+    #[inline]
+    pub(crate) fn is_cancelled(&self, gen: Gen) -> bool {
+        let cur = self.0.load(Ordering::Acquire);
+        cur >> GEN_SHIFT == gen && cur & CANCEL != 0
+    }
+
+    /// Marks the thread as exiting. Waits (briefly: one syscall of a
+    /// canceller) while a canceller is between its CAS and its signal, then
+    /// makes every later `request` fail. Only the owning thread calls this.
+    pub(crate) fn retire(&self) {
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            if cur & SENDING != 0 {
+                crate::sync::thread::yield_now();
+                cur = self.0.load(Ordering::Acquire);
+                continue;
+            }
+            match self.0.compare_exchange_weak(
+                cur,
+                cur | RETIRED,
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Whether the thread has retired.
+    #[cfg(test)]
+    pub(crate) fn is_retired(&self) -> bool {
+        self.0.load(Ordering::Acquire) & RETIRED != 0
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// R5: a cancel for an earlier generation never touches the current job.
+    #[test]
+    fn r5_stale_generation_is_ignored() {
+        let w = CancelWord::new();
+        let g1 = w.begin();
+        let g2 = w.begin();
+        assert_ne!(g1, g2);
+        assert_eq!(w.request(g1), Request::Stale);
+        assert!(!w.is_cancelled(g2));
+        assert_eq!(w.request(g2), Request::Set);
+        w.sent();
+        assert_eq!(w.request(g2), Request::AlreadySet);
+        assert!(w.is_cancelled(g2));
+        let g3 = w.begin();
+        assert!(!w.is_cancelled(g3), "a cancel does not survive its job");
+    }
+
+    /// R7: after retire, nothing can target the thread.
+    #[test]
+    fn r7_retired_thread_cannot_be_targeted() {
+        let w = CancelWord::new();
+        let g = w.begin();
+        w.retire();
+        assert!(w.is_retired());
+        assert_eq!(w.request(g), Request::Stale);
+    }
+}

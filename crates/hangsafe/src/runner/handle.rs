@@ -1,0 +1,427 @@
+//! The caller's side: [`spawn`], [`Builder`] and the [`Runner`] handle.
+
+use super::cancel_word::CancelWord;
+use super::ctx::Ctx;
+use super::error::{RunError, SpawnError};
+use super::pool::{Job, Pool};
+use super::shared::{Shared, Waiter};
+use super::state::{CancelReason, Finish, State};
+use super::timer::{self, TimerKind, TimerTarget};
+use crate::sync::{Arc, Weak};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// How long `wait` spins on the state before parking: a runner that is
+/// about to finish is picked up without a futex round trip.
+const WAIT_SPIN: Duration = Duration::from_micros(20);
+
+/// Runs `f` on a pooled thread, without a deadline.
+///
+/// Equivalent to `Builder::new().spawn(f)`. The closure owns what it uses;
+/// its return value is handed back through the [`Runner`].
+///
+/// ```
+/// let r = hangsafe::runner::spawn(|_ctx| "hello".len()).unwrap();
+/// assert_eq!(r.wait(), Ok(5));
+/// ```
+pub fn spawn<F, T>(f: F) -> Result<Runner<T>, SpawnError>
+where
+    F: FnOnce(&Ctx<'_>) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new().spawn(f)
+}
+
+/// Configures one runner: deadline, key and pool.
+///
+/// ```
+/// use hangsafe::runner::{Builder, SpawnError};
+/// use std::time::Duration;
+///
+/// let first = Builder::new()
+///     .key("sda")
+///     .timeout(Duration::from_secs(5))
+///     .spawn(|ctx| while !ctx.is_cancelled() { std::thread::sleep(Duration::from_millis(1)) })
+///     .unwrap();
+/// // While the first probe of "sda" has not finished, no second one starts.
+/// let second = Builder::new().key("sda").spawn(|_| ());
+/// assert!(matches!(second, Err(SpawnError::KeyBusy { .. })));
+/// drop(first); // cancels; the key frees as soon as the work returns
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a Builder does nothing until .spawn() is called"]
+pub struct Builder {
+    deadline: Option<Instant>,
+    key: Option<String>,
+    pool: Option<Pool>,
+}
+
+impl Builder {
+    /// A runner with no deadline and no key, on the global pool.
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// Cancels the runner `d` after `spawn` (measured on the monotonic
+    /// clock). A zero timeout cancels at once.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.deadline = Some(Instant::now().checked_add(d).unwrap_or_else(far_future));
+        self
+    }
+
+    /// Cancels the runner at `deadline`.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Applies the per-key rule: spawning fails with
+    /// [`SpawnError::KeyBusy`] while an earlier runner with this key has
+    /// not finished (still running, or hung after a cancel).
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Runs on `pool` instead of the global pool.
+    pub fn pool(mut self, pool: &Pool) -> Self {
+        self.pool = Some(pool.clone());
+        self
+    }
+
+    /// Starts the work. On error, `f` has been dropped and nothing else is
+    /// left behind.
+    pub fn spawn<F, T>(self, f: F) -> Result<Runner<T>, SpawnError>
+    where
+        F: FnOnce(&Ctx<'_>) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.as_ref().unwrap_or_else(|| Pool::global());
+        let inner = &pool.inner;
+        inner.admit()?;
+        let guard = match &self.key {
+            Some(k) => Some(inner.keys.try_take(k).ok_or_else(|| SpawnError::KeyBusy {
+                key: k.clone(),
+            })?),
+            None => None,
+        };
+        if self.deadline.is_some() {
+            timer::ensure_started().map_err(SpawnError::ThreadCreate)?;
+        }
+        let deadline = self.deadline;
+        // Both references exist before any thread can see the job (R1).
+        let shared = Arc::new(Shared::new(
+            Arc::clone(&inner.counters),
+            deadline,
+            inner.cfg.abandon_after,
+        ));
+        let theirs = Arc::clone(&shared);
+        let job: Job = Box::new(move |word: &Arc<CancelWord>, ready: &mut dyn FnMut()| {
+            run_job(&theirs, word, f, guard, ready);
+        });
+        inner.dispatch(job)?;
+        crate::runner::metrics::Counters::inc(&inner.counters.spawned);
+        if let Some(when) = deadline {
+            let weak: Weak<Shared<T>> = Arc::downgrade(&shared);
+            timer::schedule(when, TimerKind::Deadline, weak);
+        }
+        Ok(Runner {
+            shared,
+            taken: false,
+        })
+    }
+}
+
+fn far_future() -> Instant {
+    // ~30 years: effectively "no deadline" without overflowing Instant.
+    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 30)
+}
+
+/// The body of every job: bind, run (unless already cancelled), publish.
+fn run_job<F, T>(
+    shared: &Arc<Shared<T>>,
+    word: &Arc<CancelWord>,
+    f: F,
+    key: Option<super::keys::KeyGuard>,
+    ready: &mut dyn FnMut(),
+) where
+    F: FnOnce(&Ctx<'_>) -> T,
+{
+    let gen = word.begin();
+    if shared.bind(word, gen) {
+        // Cancelled before the work started (released early, or deadline
+        // already past): the work never runs (R1). Drop it, free the key,
+        // and end the runner. The thread goes straight back to the pool.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(f)));
+        drop(key);
+        ready();
+        let fin = shared.finish_unrun();
+        note_finish(shared, fin);
+        return;
+    }
+    let ctx = Ctx::new(word, gen, shared.deadline());
+    let result = catch_unwind(AssertUnwindSafe(|| f(&ctx))).map_err(|p| panic_message(&*p));
+    // The work has returned: the key is free before the outcome is
+    // published, so whoever sees the outcome may reuse the key (R9).
+    drop(key);
+    if let Err(msg) = &result {
+        log::error!("hangsafe: runner work panicked: {msg}");
+    }
+    ready();
+    let (fin, dropped) = shared.finish(result);
+    // A value produced after a cancel is dropped here, on the worker,
+    // outside every lock; its destructor is user code.
+    if dropped.is_some() {
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(dropped)));
+    }
+    note_finish(shared, fin);
+}
+
+fn note_finish<T>(shared: &Shared<T>, fin: Finish) {
+    match fin {
+        Finish::Done => log::trace!("hangsafe: runner done"),
+        Finish::Panicked => log::warn!("hangsafe: runner dead after a panic"),
+        Finish::AfterCancel { abandoned } => {
+            if abandoned {
+                crate::runner::metrics::Counters::dec(&shared.counters().abandoned_now);
+                log::info!("hangsafe: abandoned runner returned; its thread is back in the pool");
+            } else {
+                log::debug!("hangsafe: cancelled runner returned (dead)");
+            }
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        String::from("<non-string panic payload>")
+    }
+}
+
+/// Cancels `shared` for `reason`, and on effect arms the abandonment check.
+fn cancel_runner<T: Send + 'static>(shared: &Arc<Shared<T>>, reason: CancelReason) -> State {
+    let before = shared.cancel(reason);
+    if before.state() == State::Running {
+        log::debug!("hangsafe: runner cancelled in state 'running' ({reason:?})");
+        let weak: Weak<Shared<T>> = Arc::downgrade(shared);
+        timer::schedule(
+            Instant::now() + shared.grace(),
+            TimerKind::AbandonCheck,
+            weak,
+        );
+        State::Cancelled
+    } else {
+        log::trace!("hangsafe: runner cancelled in state '{}'", before.state());
+        before.state()
+    }
+}
+
+impl<T: Send + 'static> TimerTarget for Shared<T> {
+    fn fire(self: Arc<Self>, kind: TimerKind) {
+        match kind {
+            TimerKind::Deadline => {
+                cancel_runner(&self, CancelReason::Deadline);
+            }
+            TimerKind::AbandonCheck => {
+                if self.mark_abandoned() {
+                    let c = self.counters();
+                    crate::runner::metrics::Counters::inc(&c.abandoned_now);
+                    crate::runner::metrics::Counters::inc(&c.abandoned_total);
+                    log::warn!(
+                        "hangsafe: runner still running {:?} after its cancel; thread abandoned",
+                        self.grace()
+                    );
+                }
+            }
+        }
+    }
+
+    fn pending(&self, kind: TimerKind) -> bool {
+        let w = self.word();
+        match kind {
+            TimerKind::Deadline => w.state() == State::Running,
+            TimerKind::AbandonCheck => w.state() == State::Cancelled && !w.abandoned(),
+        }
+    }
+}
+
+/// The handle of a running piece of work.
+///
+/// Dropping the handle *releases* the runner: if the work is still running
+/// it is cancelled, and the call never blocks. The handle is also a
+/// [`Future`] resolving to the same value as [`wait`](Self::wait).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let r = hangsafe::runner::spawn(|_| 7).unwrap();
+/// assert_eq!(r.await, Ok(7));
+/// # }
+/// ```
+#[must_use = "dropping a Runner cancels its work"]
+pub struct Runner<T: Send + 'static> {
+    shared: Arc<Shared<T>>,
+    taken: bool,
+}
+
+impl<T: Send + 'static> std::fmt::Debug for Runner<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("state", &self.state())
+            .field("deadline", &self.deadline())
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> Runner<T> {
+    /// The state, without side effects.
+    pub fn state(&self) -> State {
+        self.shared.word().state()
+    }
+
+    /// The state, after applying the deadline: a runner still `Running`
+    /// past its deadline is cancelled here, as `check_runner()` does in the
+    /// seed (the timer would do the same a moment later). Never blocks.
+    pub fn check(&self) -> State {
+        let st = self.state();
+        if st == State::Running {
+            if let Some(d) = self.shared.deadline() {
+                if Instant::now() >= d {
+                    return cancel_runner(&self.shared, CancelReason::Deadline);
+                }
+            }
+        }
+        st
+    }
+
+    /// Cancels the work if it is still running, and returns the resulting
+    /// state: `Cancelled` if the cancel took effect now or earlier, `Done`
+    /// if the work had already returned (completion won), `Dead` if it had
+    /// died. Never blocks.
+    pub fn cancel(&self) -> State {
+        cancel_runner(&self.shared, CancelReason::Explicit)
+    }
+
+    /// Borrows the value if the runner is `Done`.
+    pub fn result(&self) -> Option<&T> {
+        if self.taken {
+            return None;
+        }
+        self.shared.peek()
+    }
+
+    /// The deadline, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.shared.deadline()
+    }
+
+    /// Whether the work has ended (`Done` or `Dead`), so its thread is no
+    /// longer occupied by it.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state(), State::Done | State::Dead)
+    }
+
+    /// Blocks until the outcome is decided and returns it: the value, or
+    /// why there is none. With a deadline this returns at the deadline at
+    /// the latest (as `Err(TimedOut)`), even if the work is stuck.
+    ///
+    /// # Panics
+    ///
+    /// If the outcome was already taken through `wait_timeout` or `.await`.
+    pub fn wait(mut self) -> Result<T, RunError> {
+        loop {
+            if let Some(r) = self.wait_until(None) {
+                return r;
+            }
+        }
+    }
+
+    /// Like [`wait`](Self::wait), but gives up after `timeout`, returning
+    /// `None` and leaving the runner as it is.
+    ///
+    /// # Panics
+    ///
+    /// If the outcome was already taken.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<Result<T, RunError>> {
+        let deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
+        self.wait_until(Some(deadline))
+    }
+
+    fn take(&mut self) -> Option<Result<T, RunError>> {
+        assert!(!self.taken, "hangsafe: runner outcome already taken");
+        let r = self.shared.take();
+        if r.is_some() {
+            self.taken = true;
+        }
+        r
+    }
+
+    fn wait_until(&mut self, until: Option<Instant>) -> Option<Result<T, RunError>> {
+        let start = Instant::now();
+        loop {
+            if let Some(r) = self.take() {
+                return Some(r);
+            }
+            if start.elapsed() >= WAIT_SPIN {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        loop {
+            if !self.shared.register(Waiter::Thread(std::thread::current())) {
+                return self.take();
+            }
+            // Re-check after registering: the deadline may have passed
+            // without the timer having fired yet.
+            self.check();
+            match until {
+                None => std::thread::park(),
+                Some(u) => {
+                    let now = Instant::now();
+                    if now >= u {
+                        return self.take();
+                    }
+                    std::thread::park_timeout(u - now);
+                }
+            }
+            if let Some(r) = self.take() {
+                return Some(r);
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static> Future for Runner<T> {
+    type Output = Result<T, RunError>;
+
+    /// # Panics
+    ///
+    /// If polled again after it returned `Ready`.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(r) = this.take() {
+            return Poll::Ready(r);
+        }
+        this.check();
+        if !this.shared.register(Waiter::Task(cx.waker().clone())) {
+            if let Some(r) = this.take() {
+                return Poll::Ready(r);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: Send + 'static> Drop for Runner<T> {
+    fn drop(&mut self) {
+        if self.shared.word().state() == State::Running {
+            cancel_runner(&self.shared, CancelReason::Released);
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Runners: work on a pooled, detached thread, with a deadline, that the
+//! caller can walk away from at any moment.
+//!
+//! This is the design of multipath-tools' `libmpathutil/runner.h` (seed 000)
+//! without its start/cancel use-after-free and without its thread leak on
+//! early release, and with threads pooled instead of created per probe.
+//!
+//! * The work owns everything it uses (`F: Send + 'static`): the caller's
+//!   memory is never touched after [`spawn`] returns.
+//! * The handle ([`Runner`]) and the work share one reference-counted
+//!   context created with both references taken before any thread can see
+//!   it. There is no "not started" state and no start race.
+//! * Releasing (dropping) the handle never blocks. It cancels the work if
+//!   it still runs; the pool thread is reused as soon as the work returns.
+//! * A deadline is enforced twice: lazily by [`Runner::check`], as in the
+//!   seed, and proactively by a timer thread, so the work sees the cancel
+//!   on time even if nobody polls.
+//!
+//! # States and transitions
+//!
+//! | from        | event                         | to          | result |
+//! |-------------|-------------------------------|-------------|--------|
+//! | *(spawn)*   | `spawn` returns               | `Running`   | –      |
+//! | `Running`   | work returns `v`              | `Done`      | `Ok(v)` |
+//! | `Running`   | work panics                   | `Dead`      | `Err(Panicked(msg))` |
+//! | `Running`   | `cancel()`                    | `Cancelled` | `Err(Cancelled)` |
+//! | `Running`   | deadline (timer or `check()`) | `Cancelled` | `Err(TimedOut)` |
+//! | `Running`   | handle dropped                | `Cancelled` | – (nobody left to see it) |
+//! | `Cancelled` | work returns or panics        | `Dead`      | unchanged: the cancel's error |
+//! | `Done`      | cancel, deadline, drop        | `Done`      | `Ok(v)` (completion won) |
+//! | `Dead`      | cancel, deadline, drop        | `Dead`      | unchanged |
+//!
+//! Every arrow is one compare-and-swap on a single atomic word, so of two
+//! racing events exactly one wins. `Done` and `Dead` are final.
+//! `Cancelled` is final *for the result* (no value will ever be produced)
+//! but not for the thread: it becomes `Dead` when the work returns. Work
+//! still running [`PoolBuilder::abandon_after`] after its cancel is counted
+//! as abandoned (see [`Metrics::threads_abandoned`]).
+//!
+//! # Example
+//!
+//! ```
+//! use hangsafe::runner::{Builder, RunError, State};
+//! use std::time::Duration;
+//!
+//! // A probe that answers.
+//! let r = Builder::new().timeout(Duration::from_secs(2)).spawn(|_| 40 + 2).unwrap();
+//! assert_eq!(r.wait(), Ok(42));
+//!
+//! // A probe that hangs (cooperatively, here) past its deadline.
+//! let r = Builder::new()
+//!     .timeout(Duration::from_millis(10))
+//!     .spawn(|ctx| while !ctx.is_cancelled() { std::thread::sleep(Duration::from_millis(1)) })
+//!     .unwrap();
+//! assert_eq!(r.wait(), Err(RunError::TimedOut));
+//! ```
+
+mod cancel_word;
+mod ctx;
+mod error;
+#[cfg(not(loom))]
+mod keys;
+mod metrics;
+#[cfg(not(loom))]
+mod pool;
+mod shared;
+mod state;
+#[cfg(not(loom))]
+mod timer;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+pub use ctx::Ctx;
+pub use error::{RunError, SpawnError};
+pub use metrics::Metrics;
+#[cfg(not(loom))]
+pub use pool::{Pool, PoolBuilder};
+pub use state::{CancelReason, State};
+
+#[cfg(not(loom))]
+pub use handle::{spawn, Builder, Runner};
+
+#[cfg(not(loom))]
+mod handle;

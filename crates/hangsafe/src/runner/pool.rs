@@ -1,0 +1,373 @@
+//! The thread pool runners run on.
+//!
+//! Design, in the order a job meets it:
+//!
+//! * **Direct hand-off.** Idle threads sit on a LIFO stack. `spawn` pops
+//!   the most recently idle thread (the one most likely still spinning, with
+//!   a warm cache), puts the job in its mailbox and unparks it. No shared
+//!   queue, no thundering herd. If no thread is idle, a new one is created
+//!   with the job as its first task; if that fails, `spawn` returns
+//!   [`SpawnError::ThreadCreate`] and the job is dropped on the caller's
+//!   thread. Jobs are never queued behind hung work.
+//! * **Short spin, then park.** A thread that finished a job spins for a few
+//!   microseconds before parking, so back-to-back runners skip the futex
+//!   round trip; after that it parks with the idle timeout and retires when
+//!   the timeout expires. An idle process therefore uses no CPU.
+//! * **Abandonment.** Work that has not returned `abandon_after` after its
+//!   cancel is counted as abandoned (the timer marks it). The thread stays
+//!   with its work, and later spawns get fresh threads: the pool "replaces"
+//!   it. When the abandoned count reaches `max_abandoned`, spawning fails
+//!   with [`SpawnError::TooManyAbandoned`]. An abandoned thread that does
+//!   come back is uncounted and reused.
+
+use super::cancel_word::CancelWord;
+use super::error::SpawnError;
+use super::keys::KeySet;
+use super::metrics::{Counters, Metrics};
+use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use std::sync::OnceLock;
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+/// A unit of work for a pool thread: runs a runner's job on the thread
+/// whose cancel word is given. The job calls `ready` once the work has
+/// returned and just before it publishes the outcome, so the thread is back
+/// on the idle stack by the time the caller sees the result: a caller that
+/// spawns again at once reuses this thread instead of creating one.
+pub(crate) type Job = Box<dyn FnOnce(&Arc<CancelWord>, &mut dyn FnMut()) + Send + 'static>;
+
+/// How long a thread that just went idle spins before parking.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Default configuration values; see [`PoolBuilder`].
+const DEFAULT_STACK: usize = 256 * 1024;
+const DEFAULT_IDLE: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_THREADS: usize = 4096;
+const DEFAULT_MAX_ABANDONED: usize = 256;
+const DEFAULT_ABANDON_AFTER: Duration = Duration::from_millis(250);
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) stack_size: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_threads: usize,
+    pub(crate) max_abandoned: usize,
+    pub(crate) abandon_after: Duration,
+    pub(crate) name: String,
+}
+
+/// Configures a [`Pool`].
+///
+/// ```
+/// use std::time::Duration;
+/// let pool = hangsafe::runner::Pool::builder()
+///     .stack_size(64 * 1024)
+///     .idle_timeout(Duration::from_secs(1))
+///     .max_abandoned(8)
+///     .build();
+/// let r = pool.spawn(|_| 6 * 7).unwrap();
+/// assert_eq!(r.wait(), Ok(42));
+/// ```
+#[derive(Clone, Debug)]
+pub struct PoolBuilder(Config);
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        PoolBuilder(Config {
+            stack_size: DEFAULT_STACK,
+            idle_timeout: DEFAULT_IDLE,
+            max_threads: DEFAULT_MAX_THREADS,
+            max_abandoned: DEFAULT_MAX_ABANDONED,
+            abandon_after: DEFAULT_ABANDON_AFTER,
+            name: String::from("hangsafe"),
+        })
+    }
+}
+
+impl PoolBuilder {
+    /// Stack size of pool threads (default 256 KiB). Raised to the
+    /// platform's `PTHREAD_STACK_MIN` if smaller.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.0.stack_size = bytes.max(libc::PTHREAD_STACK_MIN);
+        self
+    }
+
+    /// How long a thread stays idle before it exits (default 10 s).
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.0.idle_timeout = d;
+        self
+    }
+
+    /// The most threads the pool creates, abandoned ones included
+    /// (default 4096). At the limit, spawn fails with
+    /// [`SpawnError::PoolFull`] unless a thread is idle.
+    pub fn max_threads(mut self, n: usize) -> Self {
+        self.0.max_threads = n.max(1);
+        self
+    }
+
+    /// The cap on abandoned threads (default 256); see
+    /// [`SpawnError::TooManyAbandoned`].
+    pub fn max_abandoned(mut self, n: usize) -> Self {
+        self.0.max_abandoned = n;
+        self
+    }
+
+    /// How long cancelled work may keep running before its thread counts as
+    /// abandoned (default 250 ms).
+    pub fn abandon_after(mut self, d: Duration) -> Self {
+        self.0.abandon_after = d;
+        self
+    }
+
+    /// Prefix of the pool's thread names (default `"hangsafe"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.0.name = name.into();
+        self
+    }
+
+    /// Creates the pool. No thread is started until the first spawn.
+    pub fn build(self) -> Pool {
+        let inner = Arc::new(PoolInner {
+            cfg: self.0,
+            counters: Arc::new(Counters::default()),
+            keys: Arc::new(KeySet::default()),
+            idle: Mutex::new(Vec::new()),
+            shutdown: AtomicBool::new(false),
+            next_id: AtomicUsize::new(0),
+        });
+        Pool {
+            _owner: Arc::new(Owner(Arc::clone(&inner))),
+            inner,
+        }
+    }
+}
+
+/// A pool of threads for runners.
+///
+/// Cloning is cheap and shares the pool. When the last clone is dropped,
+/// idle threads exit; threads still running work exit when it returns.
+/// Most programs use [`Pool::global`] through
+/// [`spawn`](crate::runner::spawn) and never create one.
+#[derive(Clone)]
+pub struct Pool {
+    pub(crate) inner: Arc<PoolInner>,
+    _owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.inner.cfg.name)
+            .field("metrics", &self.metrics())
+            .finish()
+    }
+}
+
+/// Shuts the pool down when the last user-facing clone goes.
+struct Owner(Arc<PoolInner>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.shutdown.store(true, Ordering::SeqCst);
+        for w in lock(&self.0.idle).iter() {
+            w.thread.unpark();
+        }
+    }
+}
+
+pub(crate) struct PoolInner {
+    pub(crate) cfg: Config,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) keys: Arc<KeySet>,
+    idle: Mutex<Vec<Arc<Worker>>>,
+    shutdown: AtomicBool,
+    next_id: AtomicUsize,
+}
+
+/// One pool thread, as seen from the pool.
+struct Worker {
+    word: Arc<CancelWord>,
+    mailbox: Mutex<Option<Job>>,
+    full: AtomicBool,
+    thread: Thread,
+}
+
+impl Pool {
+    /// The process-wide pool used by [`spawn`](crate::runner::spawn) and
+    /// [`Builder`](crate::runner::Builder) by default.
+    pub fn global() -> &'static Pool {
+        static GLOBAL: OnceLock<Pool> = OnceLock::new();
+        GLOBAL.get_or_init(Pool::new)
+    }
+
+    /// A pool with the default configuration.
+    pub fn new() -> Pool {
+        PoolBuilder::default().build()
+    }
+
+    /// Configures a new pool.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// Spawns a runner on this pool; see [`spawn`](crate::runner::spawn).
+    pub fn spawn<F, T>(&self, f: F) -> Result<super::Runner<T>, SpawnError>
+    where
+        F: FnOnce(&super::Ctx<'_>) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        super::Builder::new().pool(self).spawn(f)
+    }
+
+    /// A snapshot of the pool's counters.
+    pub fn metrics(&self) -> Metrics {
+        self.inner.counters.snapshot()
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool::new()
+    }
+}
+
+impl PoolInner {
+    /// Refuses new work while the abandoned cap is reached.
+    pub(crate) fn admit(&self) -> Result<(), SpawnError> {
+        let abandoned = self.counters.abandoned_now.load(Ordering::Relaxed);
+        if abandoned >= self.cfg.max_abandoned as u64 {
+            return Err(SpawnError::TooManyAbandoned {
+                max_abandoned: self.cfg.max_abandoned,
+            });
+        }
+        Ok(())
+    }
+
+    /// Hands `job` to an idle thread, or to a new one.
+    pub(crate) fn dispatch(self: &Arc<Self>, job: Job) -> Result<(), SpawnError> {
+        let idle = lock(&self.idle).pop();
+        if let Some(w) = idle {
+            Counters::dec(&self.counters.threads_idle);
+            w.give(job);
+            return Ok(());
+        }
+        let alive = self.counters.threads_alive.fetch_add(1, Ordering::Relaxed);
+        if alive >= self.cfg.max_threads as u64 {
+            Counters::dec(&self.counters.threads_alive);
+            return Err(SpawnError::PoolFull {
+                max_threads: self.cfg.max_threads,
+            });
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let pool = Arc::clone(self);
+        let spawned = thread::Builder::new()
+            .name(format!("{}-{id}", self.cfg.name))
+            .stack_size(self.cfg.stack_size)
+            .spawn(move || pool.worker_main(job));
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                Counters::dec(&self.counters.threads_alive);
+                log::error!("hangsafe: cannot create a runner thread: {e}");
+                Err(SpawnError::ThreadCreate(e))
+            }
+        }
+    }
+
+    fn worker_main(self: Arc<Self>, first: Job) {
+        let me = Arc::new(Worker {
+            word: Arc::new(CancelWord::new()),
+            mailbox: Mutex::new(None),
+            full: AtomicBool::new(false),
+            thread: thread::current(),
+        });
+        log::debug!("hangsafe: runner thread started");
+        let mut job = Some(first);
+        while let Some(j) = job.take() {
+            Counters::inc(&self.counters.threads_running);
+            let mut idle = false;
+            j(&me.word, &mut || {
+                if !self.shutdown.load(Ordering::SeqCst) {
+                    Counters::dec(&self.counters.threads_running);
+                    Counters::inc(&self.counters.threads_idle);
+                    lock(&self.idle).push(Arc::clone(&me));
+                    idle = true;
+                }
+            });
+            if !idle {
+                Counters::dec(&self.counters.threads_running);
+                break;
+            }
+            job = me.wait_for_job(&self);
+        }
+        // R7: from here on no canceller can target this thread.
+        me.word.retire();
+        Counters::dec(&self.counters.threads_alive);
+        log::debug!("hangsafe: runner thread exits");
+    }
+
+    /// Removes `me` from the idle stack. False if a spawner popped it first
+    /// (and therefore a job is on its way).
+    fn leave_idle(&self, me: &Arc<Worker>) -> bool {
+        let mut idle = lock(&self.idle);
+        match idle.iter().position(|w| Arc::ptr_eq(w, me)) {
+            Some(pos) => {
+                idle.remove(pos);
+                Counters::dec(&self.counters.threads_idle);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Worker {
+    fn give(&self, job: Job) {
+        *lock(&self.mailbox) = Some(job);
+        self.full.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+
+    fn take(&self) -> Option<Job> {
+        self.full.store(false, Ordering::Relaxed);
+        lock(&self.mailbox).take()
+    }
+
+    /// Waits for a job; `None` means the thread should exit (idle timeout or
+    /// shutdown, and nobody popped it from the idle stack).
+    fn wait_for_job(self: &Arc<Self>, pool: &PoolInner) -> Option<Job> {
+        let start = Instant::now();
+        let mut i = 0u32;
+        while start.elapsed() < SPIN {
+            for _ in 0..32 {
+                if self.full.load(Ordering::Acquire) {
+                    return self.take();
+                }
+                std::hint::spin_loop();
+            }
+            i += 1;
+            if i % 8 == 0 {
+                thread::yield_now();
+            }
+        }
+        let deadline = start + pool.cfg.idle_timeout;
+        loop {
+            if self.full.load(Ordering::Acquire) {
+                return self.take();
+            }
+            let now = Instant::now();
+            if now >= deadline || pool.shutdown.load(Ordering::SeqCst) {
+                if pool.leave_idle(self) {
+                    return None;
+                }
+                // A spawner popped us and is about to hand a job over.
+                while !self.full.load(Ordering::Acquire) {
+                    thread::park();
+                }
+                return self.take();
+            }
+            thread::park_timeout(deadline - now);
+        }
+    }
+}
