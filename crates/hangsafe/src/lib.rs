@@ -35,8 +35,13 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("hangsafe is unsupported on this platform: it needs Linux (x86_64 or aarch64).");
 
-#[cfg(all(target_os = "linux", not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
-compile_error!("hangsafe is unsupported on this architecture: it supports x86_64 and aarch64 Linux.");
+#[cfg(all(
+    target_os = "linux",
+    not(any(target_arch = "x86_64", target_arch = "aarch64"))
+))]
+compile_error!(
+    "hangsafe is unsupported on this architecture: it supports x86_64 and aarch64 Linux."
+);
 
 mod error;
 pub mod runner;

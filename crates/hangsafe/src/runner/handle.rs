@@ -103,9 +103,12 @@ impl Builder {
         let inner = &pool.inner;
         inner.admit()?;
         let guard = match &self.key {
-            Some(k) => Some(inner.keys.try_take(k).ok_or_else(|| SpawnError::KeyBusy {
-                key: k.clone(),
-            })?),
+            Some(k) => Some(
+                inner
+                    .keys
+                    .try_take(k)
+                    .ok_or_else(|| SpawnError::KeyBusy { key: k.clone() })?,
+            ),
             None => None,
         };
         if self.deadline.is_some() {
@@ -349,7 +352,9 @@ impl<T: Send + 'static> Runner<T> {
     ///
     /// If the outcome was already taken.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<Result<T, RunError>> {
-        let deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(far_future);
         self.wait_until(Some(deadline))
     }
 

@@ -206,7 +206,8 @@ impl StateCell {
         loop {
             let w = Word(cur);
             debug_assert_eq!(w.state(), State::Cancelled);
-            let new = (cur & !STATE_MASK) | State::Dead as u32 | if panicked { F_PANICKED } else { 0 };
+            let new =
+                (cur & !STATE_MASK) | State::Dead as u32 | if panicked { F_PANICKED } else { 0 };
             match self
                 .0
                 .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
@@ -283,7 +284,10 @@ mod tests {
         assert!(!s.mark_abandoned());
         assert_eq!(s.complete(true), None);
         assert_eq!(s.load().state(), State::Cancelled);
-        assert_eq!(s.end_cancelled(false), Finish::AfterCancel { abandoned: true });
+        assert_eq!(
+            s.end_cancelled(false),
+            Finish::AfterCancel { abandoned: true }
+        );
         let w = s.load();
         assert_eq!(w.state(), State::Dead);
         assert_eq!(w.cancel_reason(), Some(CancelReason::Deadline));

@@ -1,0 +1,1 @@
+//! Loom models of the runner state machine (filled in below).
