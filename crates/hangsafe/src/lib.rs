@@ -31,6 +31,8 @@
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+// Under loom only the model-checked core is built; the rest is unused.
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("hangsafe is unsupported on this platform: it needs Linux (x86_64 or aarch64).");

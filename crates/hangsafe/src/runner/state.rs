@@ -115,10 +115,6 @@ impl Word {
         }
     }
 
-    pub(crate) fn panicked(self) -> bool {
-        self.0 & F_PANICKED != 0
-    }
-
     pub(crate) fn abandoned(self) -> bool {
         self.0 & F_ABANDONED != 0
     }
@@ -272,7 +268,6 @@ mod tests {
         let s = StateCell::new();
         assert_eq!(s.complete(false), Some(Finish::Panicked));
         assert_eq!(s.load().state(), State::Dead);
-        assert!(s.load().panicked());
         assert_eq!(s.load().cancel_reason(), None);
 
         // Running -> Cancelled -> Dead, reason kept.
