@@ -30,7 +30,7 @@ impl std::error::Error for Cancelled {}
 
 impl From<Cancelled> for io::Error {
     fn from(c: Cancelled) -> io::Error {
-        io::Error::new(io::ErrorKind::Other, c)
+        io::Error::other(c)
     }
 }
 

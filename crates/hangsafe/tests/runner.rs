@@ -328,7 +328,7 @@ fn r6_abandoned_threads_are_counted_capped_and_recovered() {
 #[test]
 fn r9_key_rule_and_immediate_respawn() {
     let pool = pool();
-    let (tx, rx) = mpsc::channel();
+    let (tx, _rx) = mpsc::channel();
     let first = Builder::new()
         .pool(&pool)
         .key("sdb")

@@ -120,10 +120,8 @@ impl<T> Shared<T> {
             });
             self.state.load().state() != State::Running
         };
-        if cancelled {
-            if word.request(gen) == Request::Set {
-                word.sent();
-            }
+        if cancelled && word.request(gen) == Request::Set {
+            word.sent();
         }
         cancelled
     }

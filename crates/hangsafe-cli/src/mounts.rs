@@ -1,0 +1,207 @@
+//! Mount points, from `/proc/self/mountinfo`.
+//!
+//! Each line of mountinfo describes one mount; its fifth space-separated
+//! field is the mount point, relative to the process's root (see
+//! `proc_pid_mountinfo(5)`). The kernel escapes space, tab, newline and
+//! backslash in that field as `\040`, `\011`, `\012` and `\134`.
+//! Mount points are bytes, not necessarily UTF-8, so they are handled as
+//! `OsString`s throughout.
+
+use hangsafe::runner::{Builder, RunError};
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the mount table of the calling process is read from.
+pub const MOUNTINFO: &str = "/proc/self/mountinfo";
+
+/// Why the mount table could not be obtained.
+#[derive(Debug)]
+pub enum MountsError {
+    /// Reading the file failed.
+    Read(io::Error),
+    /// Reading the file did not finish in time (the kernel can block it
+    /// while a mount or unmount is stuck).
+    TimedOut(Duration),
+    /// The reader could not be run at all (no runner thread, or it died).
+    Runner(String),
+}
+
+impl fmt::Display for MountsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MountsError::Read(e) => write!(f, "cannot read {MOUNTINFO}: {e}"),
+            MountsError::TimedOut(d) => write!(
+                f,
+                "{MOUNTINFO} did not answer within {}",
+                crate::duration::format(*d)
+            ),
+            MountsError::Runner(e) => write!(f, "cannot read {MOUNTINFO}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MountsError {}
+
+/// Reads the mount points of this process, deduplicated, in mountinfo
+/// order. The read runs in its own runner so that it, too, gives up after
+/// `timeout`.
+pub fn read_mount_points(timeout: Duration) -> Result<Vec<PathBuf>, MountsError> {
+    let runner = Builder::new()
+        .timeout(timeout)
+        .spawn(|_ctx| std::fs::read(MOUNTINFO))
+        .map_err(|e| MountsError::Runner(e.to_string()))?;
+    match runner.wait() {
+        Ok(Ok(text)) => Ok(parse_mountinfo(&text)),
+        Ok(Err(e)) => Err(MountsError::Read(e)),
+        Err(RunError::TimedOut) => Err(MountsError::TimedOut(timeout)),
+        Err(e) => Err(MountsError::Runner(e.to_string())),
+    }
+}
+
+/// Extracts the mount points (field 5, unescaped) from the text of a
+/// mountinfo file, dropping duplicates (stacked mounts) but keeping the
+/// order of first appearance. Lines with fewer than five fields are
+/// skipped.
+pub fn parse_mountinfo(text: &[u8]) -> Vec<PathBuf> {
+    let mut seen = HashSet::new();
+    let mut points = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let Some(field) = line.split(|&b| b == b' ').nth(4) else {
+            if !line.is_empty() {
+                log::debug!(
+                    "skipping malformed mountinfo line: {}",
+                    String::from_utf8_lossy(line)
+                );
+            }
+            continue;
+        };
+        if field.is_empty() {
+            continue;
+        }
+        let point = PathBuf::from(OsString::from_vec(unescape(field)));
+        if seen.insert(point.clone()) {
+            points.push(point);
+        }
+    }
+    points
+}
+
+/// Decodes the kernel's octal escapes (`\` followed by exactly three octal
+/// digits denoting a byte, e.g. `\040` for a space). A backslash not
+/// followed by such a sequence is kept as it is.
+pub fn unescape(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        if field[i] == b'\\' {
+            if let Some(byte) = field.get(i + 1..i + 4).and_then(octal_byte) {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(field[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The byte denoted by three octal digits, if they are octal and at most
+/// `\377`.
+fn octal_byte(digits: &[u8]) -> Option<u8> {
+    digits
+        .iter()
+        .try_fold(0u16, |acc, &d| match d {
+            b'0'..=b'7' => Some(acc * 8 + u16::from(d - b'0')),
+            _ => None,
+        })
+        .and_then(|v| u8::try_from(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    const SAMPLE: &str = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+24 22 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+40 22 0:35 / /mnt/my\\040disk rw,relatime shared:20 - ext4 /dev/sdb1 rw
+41 22 0:36 / /mnt/tab\\011and\\012newline rw shared:21 - tmpfs tmpfs rw
+42 22 0:37 / /mnt/back\\134slash rw shared:22 - tmpfs tmpfs rw
+43 23 0:38 / /proc rw shared:23 - proc proc rw
+";
+
+    fn strings(points: &[PathBuf]) -> Vec<&str> {
+        points.iter().map(|p| p.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn takes_the_fifth_field_decoded_and_deduplicated() {
+        let points = parse_mountinfo(SAMPLE.as_bytes());
+        assert_eq!(
+            strings(&points),
+            [
+                "/",
+                "/proc",
+                "/sys",
+                "/mnt/my disk",
+                "/mnt/tab\tand\nnewline",
+                "/mnt/back\\slash",
+            ]
+        );
+    }
+
+    #[test]
+    fn decodes_the_four_kernel_escapes() {
+        assert_eq!(unescape(br"a\040b"), b"a b");
+        assert_eq!(unescape(br"a\011b"), b"a\tb");
+        assert_eq!(unescape(br"a\012b"), b"a\nb");
+        assert_eq!(unescape(br"a\134b"), b"a\\b");
+        assert_eq!(unescape(br"\040\040"), b"  ");
+        assert_eq!(unescape(br"\134040"), b"\\040");
+    }
+
+    #[test]
+    fn keeps_backslashes_that_are_not_escapes() {
+        assert_eq!(unescape(br"a\b"), br"a\b");
+        assert_eq!(unescape(br"a\04"), br"a\04");
+        assert_eq!(unescape(br"a\"), br"a\");
+        assert_eq!(unescape(br"a\089"), br"a\089");
+        assert_eq!(unescape(br"a\400"), br"a\400");
+        assert_eq!(unescape(b""), b"");
+    }
+
+    #[test]
+    fn keeps_non_utf8_bytes() {
+        let points = parse_mountinfo(b"1 0 0:1 / /mnt/\xff\\377 rw - tmpfs t rw\n");
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0].as_os_str().as_bytes(), b"/mnt/\xff\xff");
+    }
+
+    #[test]
+    fn skips_short_and_empty_lines() {
+        let text = b"\n1 2 3 4\ngarbage\n5 0 0:1 / /ok rw - tmpfs t rw\n\n";
+        assert_eq!(strings(&parse_mountinfo(text)), ["/ok"]);
+        assert!(parse_mountinfo(b"").is_empty());
+    }
+
+    #[test]
+    fn tolerates_a_missing_final_newline() {
+        let text = b"1 0 0:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:2 / /boot rw - ext4 x rw";
+        assert_eq!(strings(&parse_mountinfo(text)), ["/", "/boot"]);
+    }
+
+    #[test]
+    fn reads_this_process_mount_table() {
+        let points = read_mount_points(Duration::from_secs(30)).unwrap();
+        assert!(!points.is_empty());
+        assert!(points.iter().all(|p| p.is_absolute()), "{points:?}");
+    }
+}
