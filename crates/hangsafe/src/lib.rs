@@ -2,11 +2,15 @@
 //! resources or liveness when it times out, is cancelled or dies.
 //!
 //! The crate is built from five mechanisms, each from a public design
-//! discussion; this release provides the first:
+//! discussion; this release provides the first two:
 //!
 //! * [`runner`]: work on a pooled, detached thread with a deadline, whose
 //!   handle can be released at any time without blocking (multipath-tools'
 //!   runner, without its start race).
+//! * [`cancel`]: race-free cancellation of blocking syscalls (the musl /
+//!   glibc 2.41 design): a cancelled runner's blocked `read`, `poll`,
+//!   `accept`… returns `Cancelled` unless it already took effect, and the
+//!   thread goes back to the pool.
 //!
 //! ```
 //! use hangsafe::runner::{Builder, RunError};
@@ -45,7 +49,16 @@ compile_error!(
     "hangsafe is unsupported on this architecture: it supports x86_64 and aarch64 Linux."
 );
 
+#[cfg(not(loom))]
+pub mod cancel;
+#[cfg(loom)]
+mod cancel {
+    //! Under loom only the cancel word is built (it is model-checked).
+    pub(crate) mod word;
+}
 mod error;
+#[cfg(not(loom))]
+mod platform;
 pub mod runner;
 mod sync;
 

@@ -1,12 +1,12 @@
 //! The caller's side: [`spawn`], [`Builder`] and the [`Runner`] handle.
 
-use super::cancel_word::CancelWord;
 use super::ctx::Ctx;
 use super::error::{RunError, SpawnError};
 use super::pool::{Job, Pool};
 use super::shared::{Shared, Waiter};
 use super::state::{CancelReason, Finish, State};
 use super::timer::{self, TimerKind, TimerTarget};
+use crate::cancel::word::CancelWord;
 use crate::sync::{Arc, Weak};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -144,7 +144,7 @@ fn far_future() -> Instant {
 }
 
 /// The body of every job: bind, run (unless already cancelled), publish.
-fn run_job<F, T>(
+fn run_job<F, T: Send + 'static>(
     shared: &Arc<Shared<T>>,
     word: &Arc<CancelWord>,
     f: F,
@@ -153,20 +153,30 @@ fn run_job<F, T>(
 ) where
     F: FnOnce(&Ctx<'_>) -> T,
 {
+    let in_scope = crate::cancel::thread::enter_scope();
+    debug_assert!(in_scope, "a pool thread runs one job at a time");
     let gen = word.begin();
     if shared.bind(word, gen) {
         // Cancelled before the work started (released early, or deadline
         // already past): the work never runs (R1). Drop it, free the key,
         // and end the runner. The thread goes straight back to the pool.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(f)));
+        crate::cancel::thread::end_job(word);
+        crate::cancel::thread::leave_scope();
         drop(key);
         ready();
         let fin = shared.finish_unrun();
         note_finish(shared, fin);
         return;
     }
-    let ctx = Ctx::new(word, gen, shared.deadline());
+    let ctx = Ctx::new(word, gen, shared.deadline(), shared);
     let result = catch_unwind(AssertUnwindSafe(|| f(&ctx))).map_err(|p| panic_message(&*p));
+    // Leave the thread clean for its next job: a new generation (a late
+    // cancel of this job can no longer touch it, R5) and the cancel signal
+    // unblocked, so a stale pending instance is delivered and ignored now
+    // (R18).
+    crate::cancel::thread::end_job(word);
+    crate::cancel::thread::leave_scope();
     // The work has returned: the key is free before the outcome is
     // published, so whoever sees the outcome may reuse the key (R9).
     drop(key);
@@ -223,6 +233,54 @@ fn cancel_runner<T: Send + 'static>(shared: &Arc<Shared<T>>, reason: CancelReaso
     } else {
         log::trace!("hangsafe: runner cancelled in state '{}'", before.state());
         before.state()
+    }
+}
+
+impl<T: Send + 'static> crate::cancel::Target for Shared<T> {
+    fn cancel(&self) -> bool {
+        // `cancel_runner` needs the Arc (to arm the abandonment check);
+        // the token holds one, so this path is only reached through it.
+        self.cancel(CancelReason::Explicit).state() == State::Running
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.word().cancel_reason().is_some()
+    }
+
+    fn bind(&self, binding: crate::cancel::word::Binding) -> bool {
+        self.bind_extra(binding)
+    }
+
+    fn unbind(&self, word: &CancelWord) {
+        self.unbind_extra(word)
+    }
+}
+
+/// The runner's token, as `Ctx::token` hands it out.
+pub(crate) struct RunnerToken<T: Send + 'static>(pub(crate) Arc<Shared<T>>);
+
+impl<T: Send + 'static> crate::cancel::Target for RunnerToken<T> {
+    fn cancel(&self) -> bool {
+        cancel_runner(&self.0, CancelReason::Explicit) == State::Cancelled
+            && self.0.word().cancel_reason() == Some(CancelReason::Explicit)
+    }
+
+    fn is_cancelled(&self) -> bool {
+        crate::cancel::Target::is_cancelled(&*self.0)
+    }
+
+    fn bind(&self, binding: crate::cancel::word::Binding) -> bool {
+        self.0.bind_extra(binding)
+    }
+
+    fn unbind(&self, word: &CancelWord) {
+        self.0.unbind_extra(word)
+    }
+}
+
+impl<T: Send + 'static> super::ctx::TokenSource for Arc<Shared<T>> {
+    fn token(&self) -> crate::cancel::CancelToken {
+        crate::cancel::CancelToken(Arc::new(RunnerToken(Arc::clone(self))))
     }
 }
 

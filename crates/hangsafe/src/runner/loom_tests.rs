@@ -14,10 +14,10 @@
 //! `UnsafeCell` access for data races, and fails on deadlock or leaked
 //! `Arc`s. Test names carry the race IDs of `docs/races.md`.
 
-use super::cancel_word::{CancelWord, Request};
 use super::metrics::Counters;
 use super::shared::{Shared, Waiter};
 use super::state::{CancelReason, Finish, State};
+use crate::cancel::word::{CancelWord, Request};
 use crate::sync::{Arc, AtomicBool, Ordering};
 use loom::thread;
 use std::time::Duration;

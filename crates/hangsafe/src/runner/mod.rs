@@ -55,7 +55,6 @@
 //! assert_eq!(r.wait(), Err(RunError::TimedOut));
 //! ```
 
-mod cancel_word;
 mod ctx;
 mod error;
 #[cfg(not(loom))]

@@ -20,10 +20,10 @@
 //!   with [`SpawnError::TooManyAbandoned`]. An abandoned thread that does
 //!   come back is uncounted and reused.
 
-use super::cancel_word::CancelWord;
 use super::error::SpawnError;
 use super::keys::KeySet;
 use super::metrics::{Counters, Metrics};
+use crate::cancel::word::CancelWord;
 use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use std::sync::OnceLock;
 use std::thread::{self, Thread};
@@ -277,7 +277,9 @@ impl PoolInner {
 
     fn worker_main(self: Arc<Self>, first: Job) {
         let me = Arc::new(Worker {
-            word: Arc::new(CancelWord::new()),
+            // The thread's own word: what the stub and the signal handler
+            // of this thread see (and retired when the thread exits).
+            word: crate::cancel::thread::current(),
             mailbox: Mutex::new(None),
             full: AtomicBool::new(false),
             thread: thread::current(),

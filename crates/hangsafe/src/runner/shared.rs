@@ -16,10 +16,10 @@
 //!   generation) and the handle's waiter. The mutex is held only for a few
 //!   stores, never across user code or a blocking call.
 
-use super::cancel_word::{CancelWord, Gen, Request};
 use super::error::RunError;
 use super::metrics::Counters;
 use super::state::{CancelReason, Finish, State, StateCell, Word};
+use crate::cancel::word::{Binding, CancelWord, Gen, Request};
 use crate::sync::{lock, thread, Arc, Mutex, UnsafeCell};
 use std::time::{Duration, Instant};
 
@@ -38,15 +38,12 @@ impl Waiter {
     }
 }
 
-/// The thread a job runs on, and the generation of the job there.
-pub(crate) struct Binding {
-    pub(crate) word: Arc<CancelWord>,
-    pub(crate) gen: Gen,
-}
-
 #[derive(Default)]
 struct Slots {
+    /// The worker thread running the job.
     binding: Option<Binding>,
+    /// Other threads that entered the runner's scope (`Ctx::token`).
+    extra: Vec<Binding>,
     waiter: Option<Waiter>,
 }
 
@@ -120,6 +117,7 @@ impl<T> Shared<T> {
             });
             self.state.load().state() != State::Running
         };
+        // The worker itself is not blocked anywhere: set the bit, no signal.
         if cancelled && word.request(gen) == Request::Set {
             word.sent();
         }
@@ -196,20 +194,44 @@ impl<T> Shared<T> {
             return before;
         }
         Counters::inc(&self.counters.cancelled);
-        let (binding, waiter) = {
+        let waiter = {
             let mut slots = lock(&self.slots);
-            let b = slots.binding.as_ref().map(|b| (Arc::clone(&b.word), b.gen));
-            (b, slots.waiter.take())
-        };
-        if let Some((word, gen)) = binding {
-            if word.request(gen) == Request::Set {
-                word.sent();
+            // Under the lock, so a binding cannot slip in unseen (R1); a
+            // thread that has moved on makes its CAS fail (R5).
+            if let Some(b) = &slots.binding {
+                b.cancel();
             }
-        }
+            for b in &slots.extra {
+                b.cancel();
+            }
+            slots.waiter.take()
+        };
         if let Some(w) = waiter {
             w.wake();
         }
         before
+    }
+
+    /// Binds another thread to this runner's cancellation (a scope of the
+    /// runner's token). Returns true, having cancelled that thread's scope,
+    /// if the runner is no longer running.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn bind_extra(&self, binding: Binding) -> bool {
+        let mut slots = lock(&self.slots);
+        let cancelled = self.state.load().state() != State::Running;
+        if cancelled {
+            binding.cancel();
+        }
+        slots.extra.push(binding);
+        cancelled
+    }
+
+    /// Unbinds a thread bound with [`bind_extra`](Self::bind_extra).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn unbind_extra(&self, word: &CancelWord) {
+        lock(&self.slots)
+            .extra
+            .retain(|b| !std::ptr::eq(&*b.word, word));
     }
 
     /// Marks a cancelled runner whose work has not returned as abandoned.

@@ -18,13 +18,17 @@
 //! | 3..64  | the generation (61 bits: never wraps in practice)             |
 //!
 //! `SENDING` is what makes "never signal a thread that may have exited"
-//! hold once signals are sent (the cancellation issue): a canceller sets
-//! `CANCEL|SENDING` in one CAS, sends, then clears `SENDING`; a retiring
-//! thread waits for `SENDING` to clear and then sets `RETIRED` in a CAS that
-//! fails while `SENDING` is set. After `RETIRED`, every canceller's CAS
-//! fails, so no signal can be sent to the exiting thread (race R7).
+//! hold: a canceller sets `CANCEL|SENDING` in one CAS, sends the cancel
+//! signal, then clears `SENDING`; a retiring thread waits for `SENDING` to
+//! clear and then sets `RETIRED` in a CAS that fails while `SENDING` is
+//! set. After `RETIRED`, every canceller's CAS fails, so no signal can be
+//! sent to the exiting thread (race R7), and since only the CAS winner
+//! sends, there is at most one signal per cancel (R8, R19).
+//!
+//! Bit 0 is also what the assembly stub tests (`platform`): the word is
+//! read there as a plain little-endian `u64`, so `CANCEL` must stay bit 0.
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicU64, Ordering};
 
 const CANCEL: u64 = 1 << 0;
 const SENDING: u64 = 1 << 1;
@@ -34,9 +38,30 @@ const GEN_SHIFT: u32 = 3;
 /// A job generation on one thread.
 pub(crate) type Gen = u64;
 
-/// One thread's cancel word.
+/// A thread bound to a cancellation target: its word and the generation of
+/// the job or scope there.
 #[derive(Debug)]
-pub(crate) struct CancelWord(AtomicU64);
+pub(crate) struct Binding {
+    pub(crate) word: Arc<CancelWord>,
+    pub(crate) gen: Gen,
+}
+
+impl Binding {
+    /// Cancels the bound job if the thread is still on it: sets the bit
+    /// and, as the CAS winner, sends the one signal (R5, R7, R8).
+    pub(crate) fn cancel(&self) {
+        if self.word.request(self.gen) == Request::Set {
+            self.word.deliver();
+        }
+    }
+}
+
+/// One thread's cancel word, and the thread's kernel TID (for the signal).
+#[derive(Debug)]
+pub(crate) struct CancelWord {
+    word: AtomicU64,
+    tid: i32,
+}
 
 /// What [`CancelWord::request`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,15 +76,38 @@ pub(crate) enum Request {
 }
 
 impl CancelWord {
+    /// A word for a model or test, bound to no thread (never signalled).
+    #[cfg(any(test, loom))]
     pub(crate) fn new() -> Self {
-        CancelWord(AtomicU64::new(0))
+        Self::for_thread(0)
+    }
+
+    /// The word of the thread with kernel TID `tid` (0: never signal).
+    pub(crate) fn for_thread(tid: i32) -> Self {
+        CancelWord {
+            word: AtomicU64::new(0),
+            tid,
+        }
+    }
+
+    /// The address the assembly stub tests bit 0 of.
+    #[cfg(not(loom))]
+    pub(crate) fn as_ptr(&self) -> *const u64 {
+        self.word.as_ptr()
+    }
+
+    /// Whether the current generation's job has a cancel pending. This is
+    /// what the signal handler and the syscall wrappers ask.
+    #[inline]
+    pub(crate) fn pending(&self) -> bool {
+        self.word.load(Ordering::Acquire) & CANCEL != 0
     }
 
     /// Starts a new job on the owning thread and returns its generation.
     /// Any cancel bit of the previous generation is discarded with it.
     /// Only the owning thread calls this.
     pub(crate) fn begin(&self) -> Gen {
-        let mut cur = self.0.load(Ordering::Relaxed);
+        let mut cur = self.word.load(Ordering::Relaxed);
         loop {
             debug_assert!(cur & RETIRED == 0, "begin on a retired thread");
             let gen = (cur >> GEN_SHIFT) + 1;
@@ -67,7 +115,7 @@ impl CancelWord {
             // be between its CAS and its signal; it clears the bit itself.
             let new = (gen << GEN_SHIFT) | (cur & SENDING);
             match self
-                .0
+                .word
                 .compare_exchange_weak(cur, new, Ordering::SeqCst, Ordering::Relaxed)
             {
                 Ok(_) => return gen,
@@ -79,7 +127,7 @@ impl CancelWord {
     /// Sets the cancel bit for `gen`, together with `SENDING`, if and only
     /// if the thread is still on `gen`.
     pub(crate) fn request(&self, gen: Gen) -> Request {
-        let mut cur = self.0.load(Ordering::Acquire);
+        let mut cur = self.word.load(Ordering::Acquire);
         loop {
             if cur & RETIRED != 0 || cur >> GEN_SHIFT != gen {
                 return Request::Stale;
@@ -87,7 +135,7 @@ impl CancelWord {
             if cur & CANCEL != 0 {
                 return Request::AlreadySet;
             }
-            match self.0.compare_exchange_weak(
+            match self.word.compare_exchange_weak(
                 cur,
                 cur | CANCEL | SENDING,
                 Ordering::SeqCst,
@@ -101,13 +149,23 @@ impl CancelWord {
 
     /// Ends the notification a successful [`request`](Self::request) began.
     pub(crate) fn sent(&self) {
-        self.0.fetch_and(!SENDING, Ordering::Release);
+        self.word.fetch_and(!SENDING, Ordering::Release);
+    }
+
+    /// Completes a successful [`request`](Self::request): sends the one
+    /// cancel signal for it (so a syscall blocked in the stub is
+    /// interrupted), then clears `SENDING`. The thread cannot retire in
+    /// between (R7), so the TID still names it.
+    pub(crate) fn deliver(&self) {
+        #[cfg(not(loom))]
+        super::signal::send(self.tid);
+        self.sent();
     }
 
     /// Whether the job of generation `gen` has been cancelled.
     #[inline]
     pub(crate) fn is_cancelled(&self, gen: Gen) -> bool {
-        let cur = self.0.load(Ordering::Acquire);
+        let cur = self.word.load(Ordering::Acquire);
         cur >> GEN_SHIFT == gen && cur & CANCEL != 0
     }
 
@@ -115,14 +173,14 @@ impl CancelWord {
     /// canceller) while a canceller is between its CAS and its signal, then
     /// makes every later `request` fail. Only the owning thread calls this.
     pub(crate) fn retire(&self) {
-        let mut cur = self.0.load(Ordering::Acquire);
+        let mut cur = self.word.load(Ordering::Acquire);
         loop {
             if cur & SENDING != 0 {
                 crate::sync::thread::yield_now();
-                cur = self.0.load(Ordering::Acquire);
+                cur = self.word.load(Ordering::Acquire);
                 continue;
             }
-            match self.0.compare_exchange_weak(
+            match self.word.compare_exchange_weak(
                 cur,
                 cur | RETIRED,
                 Ordering::SeqCst,
@@ -137,7 +195,7 @@ impl CancelWord {
     /// Whether the thread has retired.
     #[cfg(test)]
     pub(crate) fn is_retired(&self) -> bool {
-        self.0.load(Ordering::Acquire) & RETIRED != 0
+        self.word.load(Ordering::Acquire) & RETIRED != 0
     }
 }
 

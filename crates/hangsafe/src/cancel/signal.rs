@@ -1,0 +1,272 @@
+//! The cancel signal: installation, the handler, and sending.
+//!
+//! The handler is async-signal-safe: it allocates nothing, takes no lock,
+//! cannot panic, and saves and restores `errno`. It acts only if the
+//! current thread's current job has a cancel pending:
+//!
+//! * If the interrupted PC is inside the stub's `[begin, end)`, the syscall
+//!   has not taken effect (not entered yet, or entered and rewound for a
+//!   restart): the PC moves to `cancel`, which returns `-ECANCELED` (R12,
+//!   R13, R14).
+//! * Otherwise (ordinary code, a completed syscall, or another signal
+//!   handler that interrupted the stub), it adds the cancel signal to the
+//!   interrupted context's mask and re-raises it to this thread. The
+//!   signal stays pending while that context runs; if it was another
+//!   handler, returning from it restores the stub's mask, the signal is
+//!   delivered again, and this time the PC is back in the stub (R17). If it
+//!   was ordinary code, the next stub call sees the cancel bit before
+//!   trapping, and `end_job` unblocks the signal when the job ends (R18).
+
+use super::thread;
+use crate::platform;
+use std::ffi::{c_int, c_void};
+use std::fmt;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The installed cancel signal, 0 until installed.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+static INSTALL: Mutex<()> = Mutex::new(());
+
+/// Which real-time signal carries cancels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelSignal {
+    /// `SIGRTMIN() + k`.
+    RtMinPlus(i32),
+    /// An explicit signal number (must be a real-time signal).
+    Number(i32),
+}
+
+/// The default: `SIGRTMIN() + 4`, clear of the signals glibc and common
+/// daemons claim. Override with [`install`] before the first runner or
+/// scope, or with the environment variable `HANGSAFE_CANCEL_SIGNAL`
+/// (`RTMIN+k` or a number).
+pub const DEFAULT_SIGNAL: CancelSignal = CancelSignal::RtMinPlus(4);
+
+impl CancelSignal {
+    fn resolve(self) -> Result<c_int, InstallError> {
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        let sig = match self {
+            CancelSignal::RtMinPlus(k) => min.checked_add(k).unwrap_or(c_int::MAX),
+            CancelSignal::Number(n) => n,
+        };
+        if sig < min || sig > max {
+            return Err(InstallError::OutOfRange {
+                signal: sig,
+                min,
+                max,
+            });
+        }
+        Ok(sig)
+    }
+
+    fn from_env() -> Option<CancelSignal> {
+        let v = std::env::var("HANGSAFE_CANCEL_SIGNAL").ok()?;
+        let v = v.trim();
+        if let Some(k) = v
+            .strip_prefix("RTMIN+")
+            .or_else(|| v.strip_prefix("rtmin+"))
+        {
+            return k.parse().ok().map(CancelSignal::RtMinPlus);
+        }
+        v.parse().ok().map(CancelSignal::Number)
+    }
+}
+
+/// Why the cancel signal could not be installed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum InstallError {
+    /// The signal is not between `SIGRTMIN()` and `SIGRTMAX()`.
+    OutOfRange {
+        /// The requested signal.
+        signal: i32,
+        /// `SIGRTMIN()`.
+        min: i32,
+        /// `SIGRTMAX()`.
+        max: i32,
+    },
+    /// The application already has a handler on that signal.
+    Occupied {
+        /// The signal.
+        signal: i32,
+    },
+    /// hangsafe already installed a different signal.
+    AlreadyInstalled {
+        /// The signal in use.
+        signal: i32,
+    },
+    /// `sigaction` failed.
+    Os(std::io::Error),
+}
+
+impl fmt::Display for InstallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InstallError::OutOfRange { signal, min, max } => write!(
+                f,
+                "cancel signal {signal} is not a real-time signal ({min}..={max})"
+            ),
+            InstallError::Occupied { signal } => write!(
+                f,
+                "signal {signal} already has a handler; choose another cancel signal \
+                 (hangsafe::cancel::install or HANGSAFE_CANCEL_SIGNAL)"
+            ),
+            InstallError::AlreadyInstalled { signal } => {
+                write!(f, "hangsafe already uses signal {signal} for cancellation")
+            }
+            InstallError::Os(e) => write!(f, "cannot install the cancel signal handler: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for InstallError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InstallError::Os(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Installs the cancel signal handler on `which`.
+///
+/// Called implicitly (with the environment's choice or
+/// [`DEFAULT_SIGNAL`]) the first time a thread uses cancellation; call it
+/// yourself first to choose the signal or to see the error. Installing the
+/// same signal again is a no-op; a different one fails with
+/// [`InstallError::AlreadyInstalled`]. If the application already handles
+/// the signal, installation is refused ([`InstallError::Occupied`]):
+/// cancellation then stays cooperative (the cancel bit is still checked
+/// before every cancellable syscall, but a blocked call is not
+/// interrupted).
+///
+/// ```
+/// use hangsafe::cancel::{install, signal, DEFAULT_SIGNAL};
+/// let sig = install(DEFAULT_SIGNAL).unwrap();
+/// assert_eq!(signal(), Some(sig));
+/// assert!(sig >= libc::SIGRTMIN() && sig <= libc::SIGRTMAX());
+/// ```
+pub fn install(which: CancelSignal) -> Result<i32, InstallError> {
+    let sig = which.resolve()?;
+    let _g = crate::sync::lock(&INSTALL);
+    let cur = SIGNAL.load(Ordering::Acquire);
+    if cur != 0 {
+        return if cur == sig {
+            Ok(sig)
+        } else {
+            Err(InstallError::AlreadyInstalled { signal: cur })
+        };
+    }
+    // SAFETY: sigaction with a zeroed, then fully initialised struct; the
+    // handler is an `extern "C"` function that only does
+    // async-signal-safe work.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+            return Err(InstallError::Os(std::io::Error::last_os_error()));
+        }
+        if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+            return Err(InstallError::Occupied { signal: sig });
+        }
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+        libc::sigfillset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+            return Err(InstallError::Os(std::io::Error::last_os_error()));
+        }
+    }
+    SIGNAL.store(sig, Ordering::Release);
+    log::debug!("hangsafe: cancel signal {sig} installed");
+    Ok(sig)
+}
+
+/// The installed cancel signal, if any.
+pub fn signal() -> Option<i32> {
+    match SIGNAL.load(Ordering::Acquire) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// Installs the default signal once; logs (once) if that is impossible.
+pub(crate) fn ensure_installed() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        if SIGNAL.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        let which = CancelSignal::from_env().unwrap_or(DEFAULT_SIGNAL);
+        if let Err(e) = install(which) {
+            log::error!("hangsafe: {e}; blocked syscalls will not be interrupted by cancels");
+        }
+    });
+}
+
+/// Unblocks the cancel signal on this thread.
+pub(crate) fn unblock() {
+    let sig = SIGNAL.load(Ordering::Acquire);
+    if sig == 0 {
+        return;
+    }
+    // SAFETY: a local sigset, initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Sends the cancel signal to thread `tid` of this process. Called only by
+/// the winner of the cancel word's CAS, while `SENDING` keeps the thread
+/// from retiring (R7, R8).
+pub(crate) fn send(tid: i32) {
+    let sig = SIGNAL.load(Ordering::Acquire);
+    if sig == 0 || tid <= 0 {
+        return;
+    }
+    // SAFETY: tgkill on our own process; `tid` is a live thread of it
+    // because it cannot retire while SENDING is set.
+    unsafe {
+        libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig);
+    }
+}
+
+extern "C" fn handler(sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void) {
+    // SAFETY: __errno_location is async-signal-safe and returns this
+    // thread's errno slot.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above; a plain read of this thread's errno.
+    let saved = unsafe { *errno };
+    let word = thread::current_for_handler();
+    // SAFETY: a non-null CURRENT points to the word its OWNER keeps alive
+    // for the life of the thread; `pending` is one atomic load.
+    if !word.is_null() && unsafe { (*word).pending() } {
+        let uc = ctx.cast::<libc::ucontext_t>();
+        let range = platform::stub_range();
+        // SAFETY: `ctx` is the ucontext the kernel gave this SA_SIGINFO
+        // handler.
+        let pc = unsafe { platform::context_pc(uc) };
+        if pc >= range.begin && pc < range.end {
+            // SAFETY: inside [begin, end) the stub has not changed the
+            // stack or any callee-saved register since entry, so resuming
+            // at `cancel` (which sets the return value and returns) is a
+            // valid continuation of this register state.
+            unsafe { platform::set_context_pc(uc, range.cancel) };
+        } else {
+            // SAFETY: `uc_sigmask` is the mask restored when this handler
+            // returns; adding our signal there keeps the re-raised instance
+            // pending until that context unblocks it. getpid/gettid/tgkill
+            // are async-signal-safe syscalls.
+            unsafe {
+                libc::sigaddset(&mut (*uc).uc_sigmask, sig);
+                libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig);
+            }
+            thread::note_masked();
+        }
+    }
+    // SAFETY: restoring this thread's errno.
+    unsafe { *errno = saved };
+}

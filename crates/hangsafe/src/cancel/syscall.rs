@@ -1,0 +1,64 @@
+//! The one loop every cancellable wrapper goes through.
+
+use super::error::{Error, Result};
+use super::thread;
+use crate::platform;
+use std::ffi::c_long;
+
+/// What to do when the kernel returns `EINTR` and no cancel is pending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnEintr {
+    /// Make the same call again (calls with no relative timeout).
+    Retry,
+    /// Report `EINTR` (the caller recomputes a timeout, or mirrors libc).
+    Return,
+}
+
+/// Makes syscall `nr` a cancellation point.
+///
+/// * A cancel pending before the call, or arriving before the kernel acted
+///   on it, gives `Err(Cancelled)` and the syscall has no effect.
+/// * A call that completed is reported as completed, even if a cancel
+///   arrived a moment later: its result (bytes, a file descriptor) is never
+///   lost. The cancel shows at the next cancellation point.
+/// * `EINTR` with a cancel pending is `Err(Cancelled)`; without one it is
+///   retried or returned per `on_eintr`.
+///
+/// # Safety
+///
+/// The syscall with these arguments must be memory-safe (pointers valid
+/// for what the kernel reads and writes).
+pub(crate) unsafe fn cp(nr: c_long, args: [c_long; 6], on_eintr: OnEintr) -> Result<c_long> {
+    let word = thread::stub_word();
+    loop {
+        // SAFETY: `word` is valid for the thread's life (stub_word); the
+        // syscall's own contract is the caller's.
+        let r = unsafe { platform::cancellable_syscall(word, nr, args) };
+        // The kernel returns -4095..=-1 for errors.
+        if !(-4095..0).contains(&r) {
+            return Ok(r);
+        }
+        let errno = -r as i32;
+        if (errno == libc::ECANCELED || errno == libc::EINTR) && thread::pending() {
+            return Err(Error::Cancelled);
+        }
+        if errno == libc::EINTR && on_eintr == OnEintr::Retry {
+            continue;
+        }
+        return Err(Error::Os(errno));
+    }
+}
+
+/// A cancellation point without a syscall: `Err(Cancelled)` if this
+/// thread's job or scope has been cancelled.
+///
+/// ```
+/// assert_eq!(hangsafe::cancel::testcancel(), Ok(()));
+/// ```
+pub fn testcancel() -> Result<()> {
+    if thread::pending() {
+        Err(Error::Cancelled)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+//! Each thread's cancel word, as the stub and the signal handler find it.
+//!
+//! `CURRENT` is a `const`-initialised thread-local raw pointer with no
+//! destructor: reading it compiles to a plain TLS load with no lazy
+//! initialisation, which is async-signal-safe. `OWNER` keeps the word alive
+//! and, when the thread exits, clears `CURRENT` and retires the word (R7)
+//! before freeing its reference.
+
+use super::word::CancelWord;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+thread_local! {
+    static CURRENT: Cell<*const CancelWord> = const { Cell::new(std::ptr::null()) };
+    /// Set by the signal handler when it added the cancel signal to the
+    /// interrupted context's mask; cleared when the job ends and the signal
+    /// is unblocked again.
+    static MASKED: Cell<bool> = const { Cell::new(false) };
+    static OWNER: Owner = const { Owner(RefCell::new(None)) };
+    /// Whether the thread is inside a scope or a runner's work.
+    static IN_SCOPE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the thread as inside a scope; false if it already was.
+pub(crate) fn enter_scope() -> bool {
+    !IN_SCOPE.with(|s| s.replace(true))
+}
+
+/// Marks the thread as outside any scope.
+pub(crate) fn leave_scope() {
+    IN_SCOPE.with(|s| s.set(false));
+}
+
+struct Owner(RefCell<Option<Arc<CancelWord>>>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(std::ptr::null()));
+        if let Some(w) = self.0.borrow_mut().take() {
+            w.retire();
+        }
+    }
+}
+
+/// A word that is never cancelled, for threads that never entered a scope.
+static NEVER: AtomicU64 = AtomicU64::new(0);
+
+/// This thread's cancel word, created on first use.
+pub(crate) fn current() -> Arc<CancelWord> {
+    OWNER.with(|o| {
+        let mut slot = o.0.borrow_mut();
+        if let Some(w) = slot.as_ref() {
+            return Arc::clone(w);
+        }
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        let w = Arc::new(CancelWord::for_thread(tid));
+        CURRENT.with(|c| c.set(Arc::as_ptr(&w)));
+        *slot = Some(Arc::clone(&w));
+        drop(slot);
+        super::signal::ensure_installed();
+        super::signal::unblock();
+        w
+    })
+}
+
+/// The address the stub should test: this thread's word, or a word that is
+/// never cancelled. Valid for the rest of the thread's life.
+#[inline]
+pub(crate) fn stub_word() -> *const u64 {
+    let w = CURRENT.with(|c| c.get());
+    if w.is_null() {
+        NEVER.as_ptr()
+    } else {
+        // SAFETY: CURRENT is non-null only while OWNER holds the Arc.
+        unsafe { (*w).as_ptr() }
+    }
+}
+
+/// Whether this thread's current job or scope has a cancel pending.
+#[inline]
+pub(crate) fn pending() -> bool {
+    let w = CURRENT.with(|c| c.get());
+    // SAFETY: as in `stub_word`.
+    !w.is_null() && unsafe { (*w).pending() }
+}
+
+/// For the signal handler: this thread's word, or null. Async-signal-safe.
+#[inline]
+pub(crate) fn current_for_handler() -> *const CancelWord {
+    CURRENT.with(|c| c.get())
+}
+
+/// For the signal handler: note that the cancel signal is now masked in
+/// the interrupted context. Async-signal-safe.
+#[inline]
+pub(crate) fn note_masked() {
+    MASKED.with(|m| m.set(true));
+}
+
+/// Ends a job or scope on this thread: a new generation (dropping any
+/// cancel of the old one), then the signal unblocked if the handler masked
+/// it, so a pending stale instance is delivered now and ignored (R5, R18).
+pub(crate) fn end_job(word: &CancelWord) {
+    word.begin();
+    if MASKED.with(|m| m.replace(false)) {
+        super::signal::unblock();
+    }
+}

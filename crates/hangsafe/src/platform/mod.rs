@@ -1,0 +1,105 @@
+//! Platform code: everything that depends on the CPU architecture lives
+//! behind this module, one file per architecture.
+//!
+//! Each architecture provides:
+//!
+//! * the **cancellable syscall stub** (`syscall_cp`), written in assembly so
+//!   that the instructions between its `begin` and `end` labels are exactly
+//!   "load the cancel word, branch if cancelled, trap into the kernel", with
+//!   no stack or callee-saved register change in between;
+//! * the addresses of its `begin`, `end` and `cancel` labels;
+//! * access to the program counter saved in a signal's `ucontext_t`.
+//!
+//! Symbols carry the crate's major and minor version
+//! (`hangsafe_<major>_<minor>_…`), so two versions of the crate can be
+//! linked into one program, and are hidden from shared-object export
+//! tables.
+
+use std::ffi::c_long;
+
+/// Builds a versioned, crate-specific symbol name.
+macro_rules! hs_symbol {
+    ($name:literal) => {
+        concat!(
+            "hangsafe_",
+            env!("CARGO_PKG_VERSION_MAJOR"),
+            "_",
+            env!("CARGO_PKG_VERSION_MINOR"),
+            "_",
+            $name
+        )
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "x86_64")]
+use x86_64 as arch;
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "aarch64")]
+use aarch64 as arch;
+
+pub(crate) use arch::{context_pc, set_context_pc};
+
+extern "C" {
+    /// The cancellable syscall stub: `syscall(nr, a1..a6)` unless bit 0 of
+    /// `*word` is set when it is tested, in which case it returns
+    /// `-ECANCELED` without entering the kernel. Returns the raw kernel
+    /// result (`-errno` on failure).
+    #[link_name = hs_symbol!("syscall_cp")]
+    fn syscall_cp(
+        word: *const u64,
+        nr: c_long,
+        a1: c_long,
+        a2: c_long,
+        a3: c_long,
+        a4: c_long,
+        a5: c_long,
+        a6: c_long,
+    ) -> c_long;
+
+    #[link_name = hs_symbol!("cp_begin")]
+    static CP_BEGIN: [u8; 0];
+    #[link_name = hs_symbol!("cp_end")]
+    static CP_END: [u8; 0];
+    #[link_name = hs_symbol!("cp_cancel")]
+    static CP_CANCEL: [u8; 0];
+}
+
+/// The stub's labels: `[begin, end)` is the range in which a cancel may
+/// still prevent the syscall; `cancel` is where a cancel redirects to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StubRange {
+    pub(crate) begin: usize,
+    pub(crate) end: usize,
+    pub(crate) cancel: usize,
+}
+
+/// The stub's label addresses.
+#[inline]
+pub(crate) fn stub_range() -> StubRange {
+    // SAFETY: taking the address of a zero-sized extern static never reads
+    // it; the labels are defined by the stub's global_asm.
+    unsafe {
+        StubRange {
+            begin: CP_BEGIN.as_ptr() as usize,
+            end: CP_END.as_ptr() as usize,
+            cancel: CP_CANCEL.as_ptr() as usize,
+        }
+    }
+}
+
+/// Runs syscall `nr` through the stub.
+///
+/// # Safety
+///
+/// `word` must point to a live, 8-byte aligned cancel word for the whole
+/// call, and the syscall with these arguments must be safe to make (the
+/// caller upholds the syscall's own memory contract).
+#[inline]
+pub(crate) unsafe fn cancellable_syscall(word: *const u64, nr: c_long, a: [c_long; 6]) -> c_long {
+    // SAFETY: forwarded to the caller.
+    unsafe { syscall_cp(word, nr, a[0], a[1], a[2], a[3], a[4], a[5]) }
+}
