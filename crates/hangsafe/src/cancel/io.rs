@@ -146,7 +146,7 @@ pub fn writev(fd: impl AsFd, bufs: &[IoSlice<'_>]) -> Result<usize> {
 ///
 /// Once `close` has entered the kernel the descriptor is gone, whatever the
 /// return value, so reporting "cancelled" could only make a caller leak or
-/// double-close it (R15). This call therefore never reports `Cancelled`,
+/// double-close it (R17). This call therefore never reports `Cancelled`,
 /// and treats `EINTR` as success (Linux has released the descriptor).
 pub fn close(fd: OwnedFd) -> Result<()> {
     let raw = fd.into_raw_fd();

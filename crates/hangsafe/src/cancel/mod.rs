@@ -76,7 +76,7 @@ pub use net::{
 };
 pub use process::{wait4, waitid};
 pub use raw::{ioctl, syscall};
-pub use signal::{install, signal, CancelSignal, InstallError, DEFAULT_SIGNAL};
+pub use signal::{install, signal, stats, CancelSignal, InstallError, Stats, DEFAULT_SIGNAL};
 pub use syscall::testcancel;
 pub(crate) use token::Target;
 pub use token::{CancelToken, Scope, ScopeError};

@@ -6,26 +6,65 @@
 //!
 //! * If the interrupted PC is inside the stub's `[begin, end)`, the syscall
 //!   has not taken effect (not entered yet, or entered and rewound for a
-//!   restart): the PC moves to `cancel`, which returns `-ECANCELED` (R12,
-//!   R13, R14).
+//!   restart): the PC moves to `cancel`, which returns `-ECANCELED` (R13,
+//!   R14).
 //! * Otherwise (ordinary code, a completed syscall, or another signal
 //!   handler that interrupted the stub), it adds the cancel signal to the
 //!   interrupted context's mask and re-raises it to this thread. The
 //!   signal stays pending while that context runs; if it was another
 //!   handler, returning from it restores the stub's mask, the signal is
-//!   delivered again, and this time the PC is back in the stub (R17). If it
+//!   delivered again, and this time the PC is back in the stub (R18). If it
 //!   was ordinary code, the next stub call sees the cancel bit before
-//!   trapping, and `end_job` unblocks the signal when the job ends (R18).
+//!   trapping, and `end_job` unblocks the signal when the job ends (R19).
 
 use super::thread;
 use crate::platform;
 use std::ffi::{c_int, c_void};
 use std::fmt;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The installed cancel signal, 0 until installed.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+// Process-wide counters (relaxed atomics: lock-free, so the handler may
+// touch them).
+static SENT: AtomicU64 = AtomicU64::new(0);
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+static REDIRECTED: AtomicU64 = AtomicU64::new(0);
+static DEFERRED: AtomicU64 = AtomicU64::new(0);
+
+/// Process-wide cancellation counters, from [`stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Cancel signals sent: exactly one per cancel that found its target
+    /// thread bound (R21).
+    pub signals_sent: u64,
+    /// Times the cancel handler ran (a deferred signal runs it again).
+    pub handler_runs: u64,
+    /// Syscalls cancelled by moving the PC to the stub's `cancel` label.
+    pub redirected: u64,
+    /// Signals deferred (masked and re-raised) because the thread was
+    /// outside the stub's range: in user code, after a completed syscall,
+    /// or in another signal handler.
+    pub deferred: u64,
+}
+
+/// A snapshot of the process-wide cancellation counters.
+///
+/// ```
+/// let s = hangsafe::cancel::stats();
+/// assert!(s.handler_runs >= s.redirected + s.deferred);
+/// ```
+pub fn stats() -> Stats {
+    Stats {
+        signals_sent: SENT.load(Ordering::Relaxed),
+        handler_runs: HANDLED.load(Ordering::Relaxed),
+        redirected: REDIRECTED.load(Ordering::Relaxed),
+        deferred: DEFERRED.load(Ordering::Relaxed),
+    }
+}
 static INSTALL: Mutex<()> = Mutex::new(());
 
 /// Which real-time signal carries cancels.
@@ -227,6 +266,7 @@ pub(crate) fn send(tid: i32) {
     if sig == 0 || tid <= 0 {
         return;
     }
+    SENT.fetch_add(1, Ordering::Relaxed);
     // SAFETY: tgkill on our own process; `tid` is a live thread of it
     // because it cannot retire while SENDING is set.
     unsafe {
@@ -240,6 +280,7 @@ extern "C" fn handler(sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void)
     let errno = unsafe { libc::__errno_location() };
     // SAFETY: as above; a plain read of this thread's errno.
     let saved = unsafe { *errno };
+    HANDLED.fetch_add(1, Ordering::Relaxed);
     let word = thread::current_for_handler();
     // SAFETY: a non-null CURRENT points to the word its OWNER keeps alive
     // for the life of the thread; `pending` is one atomic load.
@@ -255,6 +296,7 @@ extern "C" fn handler(sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void)
             // at `cancel` (which sets the return value and returns) is a
             // valid continuation of this register state.
             unsafe { platform::set_context_pc(uc, range.cancel) };
+            REDIRECTED.fetch_add(1, Ordering::Relaxed);
         } else {
             // SAFETY: `uc_sigmask` is the mask restored when this handler
             // returns; adding our signal there keeps the re-raised instance
@@ -265,6 +307,7 @@ extern "C" fn handler(sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void)
                 libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig);
             }
             thread::note_masked();
+            DEFERRED.fetch_add(1, Ordering::Relaxed);
         }
     }
     // SAFETY: restoring this thread's errno.

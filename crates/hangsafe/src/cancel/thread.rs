@@ -101,7 +101,7 @@ pub(crate) fn note_masked() {
 
 /// Ends a job or scope on this thread: a new generation (dropping any
 /// cancel of the old one), then the signal unblocked if the handler masked
-/// it, so a pending stale instance is delivered now and ignored (R5, R18).
+/// it, so a pending stale instance is delivered now and ignored (R5, R19).
 pub(crate) fn end_job(word: &CancelWord) {
     word.begin();
     if MASKED.with(|m| m.replace(false)) {

@@ -1,5 +1,5 @@
 //! Waiting: poll, ppoll, epoll_wait and sleep. These are the calls the
-//! kernel never restarts after a signal (R14): an interrupted wait returns
+//! kernel never restarts after a signal (R15): an interrupted wait returns
 //! `EINTR`, which is `Cancelled` when a cancel is pending and otherwise
 //! retried with the time that remains.
 
@@ -132,7 +132,9 @@ fn monotonic_now() -> libc::timespec {
 pub fn sleep(d: Duration) -> Result<()> {
     let now = monotonic_now();
     // time_t and c_long are i64 on both supported (64-bit) targets.
-    let mut sec = now.tv_sec.saturating_add(d.as_secs().min(i64::MAX as u64) as i64);
+    let mut sec = now
+        .tv_sec
+        .saturating_add(d.as_secs().min(i64::MAX as u64) as i64);
     let mut nsec = now.tv_nsec + i64::from(d.subsec_nanos());
     if nsec >= 1_000_000_000 {
         nsec -= 1_000_000_000;

@@ -23,7 +23,7 @@
 //! clear and then sets `RETIRED` in a CAS that fails while `SENDING` is
 //! set. After `RETIRED`, every canceller's CAS fails, so no signal can be
 //! sent to the exiting thread (race R7), and since only the CAS winner
-//! sends, there is at most one signal per cancel (R8, R19).
+//! sends, there is at most one signal per cancel (R8, R21).
 //!
 //! Bit 0 is also what the assembly stub tests (`platform`): the word is
 //! read there as a plain little-endian `u64`, so `CANCEL` must stay bit 0.

@@ -174,7 +174,7 @@ fn run_job<F, T: Send + 'static>(
     // Leave the thread clean for its next job: a new generation (a late
     // cancel of this job can no longer touch it, R5) and the cancel signal
     // unblocked, so a stale pending instance is delivered and ignored now
-    // (R18).
+    // (R19).
     crate::cancel::thread::end_job(word);
     crate::cancel::thread::leave_scope();
     // The work has returned: the key is free before the outcome is
