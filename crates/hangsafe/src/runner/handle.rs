@@ -219,7 +219,21 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Cancels `shared` for `reason`, and on effect arms the abandonment check.
+/// Returns the resulting state.
 fn cancel_runner<T: Send + 'static>(shared: &Arc<Shared<T>>, reason: CancelReason) -> State {
+    let (state, _) = cancel_and_report(shared, reason);
+    state
+}
+
+/// Whether this very call's cancel took effect.
+fn cancel_took_effect<T: Send + 'static>(shared: &Arc<Shared<T>>, reason: CancelReason) -> bool {
+    cancel_and_report(shared, reason).1
+}
+
+fn cancel_and_report<T: Send + 'static>(
+    shared: &Arc<Shared<T>>,
+    reason: CancelReason,
+) -> (State, bool) {
     let before = shared.cancel(reason);
     if before.state() == State::Running {
         log::debug!("hangsafe: runner cancelled in state 'running' ({reason:?})");
@@ -229,30 +243,10 @@ fn cancel_runner<T: Send + 'static>(shared: &Arc<Shared<T>>, reason: CancelReaso
             TimerKind::AbandonCheck,
             weak,
         );
-        State::Cancelled
+        (State::Cancelled, true)
     } else {
         log::trace!("hangsafe: runner cancelled in state '{}'", before.state());
-        before.state()
-    }
-}
-
-impl<T: Send + 'static> crate::cancel::Target for Shared<T> {
-    fn cancel(&self) -> bool {
-        // `cancel_runner` needs the Arc (to arm the abandonment check);
-        // the token holds one, so this path is only reached through it.
-        self.cancel(CancelReason::Explicit).state() == State::Running
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.word().cancel_reason().is_some()
-    }
-
-    fn bind(&self, binding: crate::cancel::word::Binding) -> bool {
-        self.bind_extra(binding)
-    }
-
-    fn unbind(&self, word: &CancelWord) {
-        self.unbind_extra(word)
+        (before.state(), false)
     }
 }
 
@@ -261,12 +255,11 @@ pub(crate) struct RunnerToken<T: Send + 'static>(pub(crate) Arc<Shared<T>>);
 
 impl<T: Send + 'static> crate::cancel::Target for RunnerToken<T> {
     fn cancel(&self) -> bool {
-        cancel_runner(&self.0, CancelReason::Explicit) == State::Cancelled
-            && self.0.word().cancel_reason() == Some(CancelReason::Explicit)
+        cancel_took_effect(&self.0, CancelReason::Explicit)
     }
 
     fn is_cancelled(&self) -> bool {
-        crate::cancel::Target::is_cancelled(&*self.0)
+        self.0.word().cancel_reason().is_some()
     }
 
     fn bind(&self, binding: crate::cancel::word::Binding) -> bool {
