@@ -1,1 +1,39 @@
-//! x
+//! The C ABI of hangsafe: `libhangsafe.so` and `libhangsafe.a`.
+//!
+//! Two headers describe it (in `include/`):
+//!
+//! * `runner.h` is a drop-in replacement for multipath-tools 0.15.0's
+//!   `libmpathutil/runner.h`: [`get_runner`], [`check_runner`],
+//!   [`release_runner`] and [`runner_state_name`], backed by
+//!   [`hangsafe::runner`](hangsafe_core::runner).
+//! * `hangsafe.h` is hangsafe's own C API (prefix `hs_`): [`hs_version`]
+//!   and [`hs_runner_metrics`] for now. It includes `runner.h`.
+//!
+//! Rules every exported function follows:
+//!
+//! * Bad arguments are reported (return value plus `errno`, and a log line
+//!   at error level); they never crash the process.
+//! * No Rust panic crosses the boundary: the code paths are written not to
+//!   panic, and each entry point that does more than return a constant
+//!   also runs behind a panic barrier (module `barrier`) that turns a panic
+//!   into an error return.
+//! * The first call installs a small stderr logger unless the process
+//!   already has a `log` logger (module `logger`).
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod barrier;
+mod buffer;
+mod errno;
+mod logger;
+mod metrics;
+mod runner;
+mod version;
+
+pub use metrics::{hs_runner_metrics, HsRunnerMetrics};
+pub use runner::{
+    check_runner, get_runner, release_runner, runner_state_name, RunnerContext, RunnerFunc,
+    RUNNER_CANCELLED, RUNNER_DEAD, RUNNER_DONE, RUNNER_IDLE, RUNNER_RUNNING,
+};
+pub use version::hs_version;

@@ -8,14 +8,25 @@
 //!   has not taken effect (not entered yet, or entered and rewound for a
 //!   restart): the PC moves to `cancel`, which returns `-ECANCELED` (R13,
 //!   R14).
-//! * Otherwise (ordinary code, a completed syscall, or another signal
-//!   handler that interrupted the stub), it adds the cancel signal to the
-//!   interrupted context's mask and re-raises it to this thread. The
-//!   signal stays pending while that context runs; if it was another
-//!   handler, returning from it restores the stub's mask, the signal is
-//!   delivered again, and this time the PC is back in the stub (R18). If it
-//!   was ordinary code, the next stub call sees the cancel bit before
-//!   trapping, and `end_job` unblocks the signal when the job ends (R19).
+//! * If the PC is elsewhere in the stub (before `begin`, or at `end` and
+//!   after: the syscall completed or returned `EINTR`), nothing: the next
+//!   stub call tests the cancel bit before trapping, and a completed call's
+//!   result is kept (R16).
+//! * If the PC is outside the stub but the thread is inside a cancellable
+//!   call (the stub's in-call depth, kept next to the cancel word, is
+//!   non-zero), another signal handler has interrupted that call: the
+//!   handler adds the cancel signal to the interrupted context's mask and
+//!   re-raises it to this thread. It stays pending while that handler runs;
+//!   returning from it restores the stub's mask, the signal is delivered
+//!   again, and this time the PC is back in the stub (R18). `end_job`
+//!   unblocks the signal when the job ends, in case that handler never
+//!   returned normally (R19).
+//! * Otherwise the thread is in ordinary code: nothing. The cancel bit is
+//!   set, and the next cancellable call sees it before trapping.
+//!
+//! Deferring only for a nested handler (and not for ordinary code) keeps
+//! signal traffic minimal and makes hangsafe usable under valgrind, which
+//! ignores a handler's change to `uc_sigmask`.
 
 use super::thread;
 use crate::platform;
@@ -79,7 +90,9 @@ pub enum CancelSignal {
 /// The default: `SIGRTMIN() + 4`, clear of the signals glibc and common
 /// daemons claim. Override with [`install`] before the first runner or
 /// scope, or with the environment variable `HANGSAFE_CANCEL_SIGNAL`
-/// (`RTMIN+k` or a number).
+/// (`RTMIN+k`, a number, or `off` for cooperative cancellation only: the
+/// cancel bit is still checked before every cancellable syscall, but a
+/// blocked one is not interrupted).
 pub const DEFAULT_SIGNAL: CancelSignal = CancelSignal::RtMinPlus(4);
 
 impl CancelSignal {
@@ -99,9 +112,19 @@ impl CancelSignal {
         Ok(sig)
     }
 
-    fn from_env() -> Option<CancelSignal> {
-        let v = std::env::var("HANGSAFE_CANCEL_SIGNAL").ok()?;
+    /// `Err(())` when the environment switches the signal off.
+    fn from_env() -> Result<Option<CancelSignal>, ()> {
+        let Ok(v) = std::env::var("HANGSAFE_CANCEL_SIGNAL") else {
+            return Ok(None);
+        };
         let v = v.trim();
+        if v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("none") {
+            return Err(());
+        }
+        Ok(Self::parse(v))
+    }
+
+    fn parse(v: &str) -> Option<CancelSignal> {
         if let Some(k) = v
             .strip_prefix("RTMIN+")
             .or_else(|| v.strip_prefix("rtmin+"))
@@ -236,7 +259,13 @@ pub(crate) fn ensure_installed() {
         if SIGNAL.load(Ordering::Acquire) != 0 {
             return;
         }
-        let which = CancelSignal::from_env().unwrap_or(DEFAULT_SIGNAL);
+        let which = match CancelSignal::from_env() {
+            Ok(which) => which.unwrap_or(DEFAULT_SIGNAL),
+            Err(()) => {
+                log::info!("hangsafe: cancel signal off (HANGSAFE_CANCEL_SIGNAL); cancellation is cooperative");
+                return;
+            }
+        };
         if let Err(e) = install(which) {
             log::error!("hangsafe: {e}; blocked syscalls will not be interrupted by cancels");
         }
@@ -290,14 +319,18 @@ extern "C" fn handler(sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void)
         // SAFETY: `ctx` is the ucontext the kernel gave this SA_SIGINFO
         // handler.
         let pc = unsafe { platform::context_pc(uc) };
+        let in_stub = pc >= range.fn_start && pc < range.fn_end;
+        // SAFETY: a non-null CURRENT word is live (see above); the depth is
+        // written only by this thread's stub.
+        let in_call = unsafe { (*word).in_call() } > 0;
         if pc >= range.begin && pc < range.end {
             // SAFETY: inside [begin, end) the stub has not changed the
-            // stack or any callee-saved register since entry, so resuming
-            // at `cancel` (which sets the return value and returns) is a
-            // valid continuation of this register state.
+            // stack or any callee-saved register since `begin`, so resuming
+            // at `cancel` (which undoes the prologue, sets the return value
+            // and returns) is a valid continuation of this register state.
             unsafe { platform::set_context_pc(uc, range.cancel) };
             REDIRECTED.fetch_add(1, Ordering::Relaxed);
-        } else {
+        } else if !in_stub && in_call {
             // SAFETY: `uc_sigmask` is the mask restored when this handler
             // returns; adding our signal there keeps the re-raised instance
             // pending until that context unblocks it. getpid/gettid/tgkill

@@ -31,9 +31,13 @@ pub(crate) enum OnEintr {
 pub(crate) unsafe fn cp(nr: c_long, args: [c_long; 6], on_eintr: OnEintr) -> Result<c_long> {
     let word = thread::stub_word();
     loop {
-        // SAFETY: `word` is valid for the thread's life (stub_word); the
-        // syscall's own contract is the caller's.
-        let r = unsafe { platform::cancellable_syscall(word, nr, args) };
+        let r = match word {
+            // SAFETY: CURRENT's word lives as long as the thread, and is
+            // this thread's; the syscall's own contract is the caller's.
+            Some(w) => unsafe { platform::cancellable_syscall(w, nr, args) },
+            // SAFETY: as above, without the stub.
+            None => unsafe { plain(nr, args) },
+        };
         // The kernel returns -4095..=-1 for errors.
         if !(-4095..0).contains(&r) {
             return Ok(r);
@@ -46,6 +50,20 @@ pub(crate) unsafe fn cp(nr: c_long, args: [c_long; 6], on_eintr: OnEintr) -> Res
             continue;
         }
         return Err(Error::Os(errno));
+    }
+}
+
+/// A syscall for a thread that cannot be cancelled, in the kernel's
+/// convention (`-errno` on failure).
+unsafe fn plain(nr: c_long, a: [c_long; 6]) -> c_long {
+    // SAFETY: forwarded to the caller.
+    let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
+    if r == -1 {
+        -(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO) as c_long)
+    } else {
+        r
     }
 }
 

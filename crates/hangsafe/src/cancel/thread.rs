@@ -8,7 +8,6 @@
 
 use super::word::CancelWord;
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 thread_local! {
@@ -43,9 +42,6 @@ impl Drop for Owner {
     }
 }
 
-/// A word that is never cancelled, for threads that never entered a scope.
-static NEVER: AtomicU64 = AtomicU64::new(0);
-
 /// This thread's cancel word, created on first use.
 pub(crate) fn current() -> Arc<CancelWord> {
     OWNER.with(|o| {
@@ -65,17 +61,14 @@ pub(crate) fn current() -> Arc<CancelWord> {
     })
 }
 
-/// The address the stub should test: this thread's word, or a word that is
-/// never cancelled. Valid for the rest of the thread's life.
+/// The word the stub should use: this thread's, if it has one. A thread
+/// without one has never been in a scope or a runner job, so nothing can
+/// cancel it, and its calls are plain syscalls. (Creating one here could
+/// allocate inside a signal handler.)
 #[inline]
-pub(crate) fn stub_word() -> *const u64 {
+pub(crate) fn stub_word() -> Option<*const CancelWord> {
     let w = CURRENT.with(|c| c.get());
-    if w.is_null() {
-        NEVER.as_ptr()
-    } else {
-        // SAFETY: CURRENT is non-null only while OWNER holds the Arc.
-        unsafe { (*w).as_ptr() }
-    }
+    (!w.is_null()).then_some(w)
 }
 
 /// Whether this thread's current job or scope has a cancel pending.

@@ -56,10 +56,21 @@ impl Binding {
     }
 }
 
-/// One thread's cancel word, and the thread's kernel TID (for the signal).
+/// One thread's cancel word, its in-call depth, and the thread's kernel
+/// TID (for the signal).
+///
+/// `repr(C)` because the assembly stub addresses the fields: it tests bit 0
+/// of the `u64` at offset 0 and increments/decrements the `u32` at offset 8
+/// around the syscall.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct CancelWord {
     word: AtomicU64,
+    /// How many cancellable calls of the owning thread are in progress
+    /// (more than one only when a signal handler makes one while another
+    /// is interrupted). Written only by the stub, on the owning thread;
+    /// read by that thread's signal handler.
+    in_call: std::sync::atomic::AtomicU32,
     tid: i32,
 }
 
@@ -86,14 +97,17 @@ impl CancelWord {
     pub(crate) fn for_thread(tid: i32) -> Self {
         CancelWord {
             word: AtomicU64::new(0),
+            in_call: std::sync::atomic::AtomicU32::new(0),
             tid,
         }
     }
 
-    /// The address the assembly stub tests bit 0 of.
+    /// How many cancellable calls the owning thread is inside. For the
+    /// owning thread (its signal handler) only.
     #[cfg(not(loom))]
-    pub(crate) fn as_ptr(&self) -> *const u64 {
-        self.word.as_ptr()
+    #[inline]
+    pub(crate) fn in_call(&self) -> u32 {
+        self.in_call.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the current generation's job has a cancel pending. This is

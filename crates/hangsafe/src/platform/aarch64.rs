@@ -1,10 +1,16 @@
 //! aarch64: the cancellable syscall stub and `ucontext_t` access.
 //!
 //! AAPCS64: `word` in x0, `nr` in x1, `a1..a6` in x2..x7. The Linux syscall
-//! convention wants `nr` in x8 and the arguments in x0..x5. All shuffling
-//! happens before `begin`; inside `[begin, end)` only the scratch registers
-//! x9/x10 and the trap are used, and neither sp nor the link register
-//! changes, so `cancel` can simply `ret`.
+//! convention wants `nr` in x8 and the arguments in x0..x5; `svc` preserves
+//! every register but x0. The word pointer lives in the scratch register
+//! x9; inside `[begin, end)` only x10 (scratch) changes, and neither sp nor
+//! the link register, so `cancel` can simply `ret`.
+//!
+//! Before `begin` the stub increments the thread's in-call depth (the `u32`
+//! at `word + 8`), and `end` and `cancel` decrement it, so the signal
+//! handler knows exactly whether the thread is inside a cancellable call.
+//! The load/add/store is not one instruction, but only this thread (and
+//! its own signal handlers, which nest and restore the value) touch it.
 //!
 //! When the kernel restarts an interrupted syscall it rewinds pc by 4 to
 //! the `svc` (inside the range) and restores x0; a completed call or one
@@ -17,6 +23,7 @@ core::arch::global_asm!(
     concat!(".hidden ", hs_symbol!("syscall_cp")),
     concat!(".type ", hs_symbol!("syscall_cp"), ",%function"),
     concat!(hs_symbol!("syscall_cp"), ":"),
+    ".cfi_startproc",
     "mov x9, x0",
     "mov x8, x1",
     "mov x0, x2",
@@ -25,6 +32,9 @@ core::arch::global_asm!(
     "mov x3, x5",
     "mov x4, x6",
     "mov x5, x7",
+    "ldr w10, [x9, #8]",
+    "add w10, w10, #1",
+    "str w10, [x9, #8]",
     concat!(".globl ", hs_symbol!("cp_begin")),
     concat!(".hidden ", hs_symbol!("cp_begin")),
     concat!(hs_symbol!("cp_begin"), ":"),
@@ -35,12 +45,22 @@ core::arch::global_asm!(
     concat!(".globl ", hs_symbol!("cp_end")),
     concat!(".hidden ", hs_symbol!("cp_end")),
     concat!(hs_symbol!("cp_end"), ":"),
+    "ldr w10, [x9, #8]",
+    "sub w10, w10, #1",
+    "str w10, [x9, #8]",
     "ret",
     concat!(".globl ", hs_symbol!("cp_cancel")),
     concat!(".hidden ", hs_symbol!("cp_cancel")),
     concat!(hs_symbol!("cp_cancel"), ":"),
+    "ldr w10, [x9, #8]",
+    "sub w10, w10, #1",
+    "str w10, [x9, #8]",
     "mov x0, #-125", // -ECANCELED
     "ret",
+    ".cfi_endproc",
+    concat!(".globl ", hs_symbol!("cp_fn_end")),
+    concat!(".hidden ", hs_symbol!("cp_fn_end")),
+    concat!(hs_symbol!("cp_fn_end"), ":"),
     concat!(
         ".size ",
         hs_symbol!("syscall_cp"),

@@ -15,6 +15,7 @@
 //! linked into one program, and are hidden from shared-object export
 //! tables.
 
+use crate::cancel::word::CancelWord;
 use std::ffi::c_long;
 
 /// Builds a versioned, crate-specific symbol name.
@@ -50,7 +51,7 @@ extern "C" {
     /// result (`-errno` on failure).
     #[link_name = hs_symbol!("syscall_cp")]
     fn syscall_cp(
-        word: *const u64,
+        word: *const CancelWord,
         nr: c_long,
         a1: c_long,
         a2: c_long,
@@ -66,15 +67,20 @@ extern "C" {
     static CP_END: [u8; 0];
     #[link_name = hs_symbol!("cp_cancel")]
     static CP_CANCEL: [u8; 0];
+    #[link_name = hs_symbol!("cp_fn_end")]
+    static CP_FN_END: [u8; 0];
 }
 
 /// The stub's labels: `[begin, end)` is the range in which a cancel may
-/// still prevent the syscall; `cancel` is where a cancel redirects to.
+/// still prevent the syscall; `cancel` is where a cancel redirects to;
+/// `[fn_start, fn_end)` is the whole stub.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StubRange {
+    pub(crate) fn_start: usize,
     pub(crate) begin: usize,
     pub(crate) end: usize,
     pub(crate) cancel: usize,
+    pub(crate) fn_end: usize,
 }
 
 /// The stub's label addresses.
@@ -84,6 +90,8 @@ pub(crate) fn stub_range() -> StubRange {
     // it; the labels are defined by the stub's global_asm.
     unsafe {
         StubRange {
+            fn_start: syscall_cp as *const () as usize,
+            fn_end: CP_FN_END.as_ptr() as usize,
             begin: CP_BEGIN.as_ptr() as usize,
             end: CP_END.as_ptr() as usize,
             cancel: CP_CANCEL.as_ptr() as usize,
@@ -95,11 +103,17 @@ pub(crate) fn stub_range() -> StubRange {
 ///
 /// # Safety
 ///
-/// `word` must point to a live, 8-byte aligned cancel word for the whole
-/// call, and the syscall with these arguments must be safe to make (the
-/// caller upholds the syscall's own memory contract).
+/// `word` must point to a live [`CancelWord`](crate::cancel::word::CancelWord)
+/// of the calling thread for the whole call (the stub tests bit 0 of the
+/// `u64` at `word` and increments/decrements the `u32` at `word + 8`), and
+/// the syscall with these arguments must be safe to make (the caller
+/// upholds the syscall's own memory contract).
 #[inline]
-pub(crate) unsafe fn cancellable_syscall(word: *const u64, nr: c_long, a: [c_long; 6]) -> c_long {
+pub(crate) unsafe fn cancellable_syscall(
+    word: *const CancelWord,
+    nr: c_long,
+    a: [c_long; 6],
+) -> c_long {
     // SAFETY: forwarded to the caller.
     unsafe { syscall_cp(word, nr, a[0], a[1], a[2], a[3], a[4], a[5]) }
 }

@@ -1,12 +1,17 @@
 //! x86_64: the cancellable syscall stub and `ucontext_t` access.
 //!
 //! System V calling convention: `word` in rdi, `nr` in rsi, `a1..a4` in
-//! rdx, rcx, r8, r9, `a5`/`a6` on the stack at `[rsp+8]`/`[rsp+16]` on
-//! entry. The Linux syscall convention wants `nr` in rax and the arguments
-//! in rdi, rsi, rdx, r10, r8, r9. All shuffling happens *before* `begin`;
-//! inside `[begin, end)` only rax-free flags and the trap happen, and the
-//! stack pointer still points at the return address, so `cancel` can
-//! simply `ret`.
+//! rdx, rcx, r8, r9, `a5`/`a6` on the stack. The Linux syscall convention
+//! wants `nr` in rax and the arguments in rdi, rsi, rdx, r10, r8, r9, and
+//! `syscall` itself clobbers rcx and r11. The word pointer therefore lives
+//! in rbx, which the prologue saves and the epilogues restore: all stack
+//! and callee-saved register changes happen *outside* `[begin, end)`.
+//!
+//! Before `begin` the stub increments the thread's in-call depth (the
+//! `u32` at `word + 8`), and `end` and `cancel` decrement it, so the signal
+//! handler knows exactly whether the thread is inside a cancellable call
+//! (see `cancel::signal`). `inc`/`dec` on memory are single instructions:
+//! a signal cannot split them.
 //!
 //! When the kernel interrupts a blocked syscall for a signal handler with
 //! `SA_RESTART` and the call is restartable, it rewinds rip by 2 to the
@@ -21,31 +26,50 @@ core::arch::global_asm!(
     concat!(".hidden ", hs_symbol!("syscall_cp")),
     concat!(".type ", hs_symbol!("syscall_cp"), ",@function"),
     concat!(hs_symbol!("syscall_cp"), ":"),
+    ".cfi_startproc",
     "endbr64",
-    "mov r11, rdi",
+    "push rbx",
+    ".cfi_adjust_cfa_offset 8",
+    ".cfi_offset rbx, -16",
+    "mov rbx, rdi",
     "mov rax, rsi",
     "mov rdi, rdx",
     "mov rsi, rcx",
     "mov rdx, r8",
     "mov r10, r9",
-    "mov r8, [rsp + 8]",
-    "mov r9, [rsp + 16]",
+    "mov r8, [rsp + 16]",
+    "mov r9, [rsp + 24]",
+    "inc dword ptr [rbx + 8]",
     concat!(".globl ", hs_symbol!("cp_begin")),
     concat!(".hidden ", hs_symbol!("cp_begin")),
     concat!(hs_symbol!("cp_begin"), ":"),
     // Bit 0 of the cancel word: a cancel is pending for this thread's job.
-    "test byte ptr [r11], 1",
+    "test byte ptr [rbx], 1",
     concat!("jnz ", hs_symbol!("cp_cancel")),
     "syscall",
     concat!(".globl ", hs_symbol!("cp_end")),
     concat!(".hidden ", hs_symbol!("cp_end")),
     concat!(hs_symbol!("cp_end"), ":"),
+    "dec dword ptr [rbx + 8]",
+    ".cfi_remember_state",
+    "pop rbx",
+    ".cfi_adjust_cfa_offset -8",
+    ".cfi_restore rbx",
     "ret",
+    ".cfi_restore_state",
     concat!(".globl ", hs_symbol!("cp_cancel")),
     concat!(".hidden ", hs_symbol!("cp_cancel")),
     concat!(hs_symbol!("cp_cancel"), ":"),
+    "dec dword ptr [rbx + 8]",
     "mov rax, -125", // -ECANCELED
+    "pop rbx",
+    ".cfi_adjust_cfa_offset -8",
+    ".cfi_restore rbx",
     "ret",
+    ".cfi_endproc",
+    concat!(".globl ", hs_symbol!("cp_fn_end")),
+    concat!(".hidden ", hs_symbol!("cp_fn_end")),
+    concat!(hs_symbol!("cp_fn_end"), ":"),
     concat!(
         ".size ",
         hs_symbol!("syscall_cp"),
