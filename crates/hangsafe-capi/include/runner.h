@@ -27,8 +27,11 @@
  *    its cancel leaves its thread "abandoned", and later runners get other
  *    threads. hangsafe may signal the thread of a cancelled runner, so a
  *    blocking call that the kernel does not restart by itself (poll,
- *    nanosleep, ...) can fail with EINTR: handle EINTR as usual. A later
- *    release adds cancellable system calls for C work.
+ *    nanosleep, ...) can fail with EINTR: handle EINTR as usual. Blocking
+ *    calls made through the hs_ functions of hangsafe.h (hs_read(),
+ *    hs_poll(), hs_openat(), ...) instead fail with ECANCELED once the
+ *    runner is cancelled, even if already blocked, so work that uses them
+ *    can return promptly.
  *  - The work function must return normally. It must not call
  *    pthread_exit(), longjmp() out of itself, or let a C++ exception
  *    escape: any of these would tear down a pool thread that the library

@@ -14,11 +14,19 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// `AssertUnwindSafe` is sound here: after a panic nothing the closure
 /// touched is used again by the caller, which only receives `on_panic`.
 pub(crate) fn run<R>(what: &str, on_panic: R, body: impl FnOnce() -> R) -> R {
-    let guarded = || {
+    run_signal_safe(what, on_panic, || {
         crate::logger::ensure_installed();
         body()
-    };
-    match catch_unwind(AssertUnwindSafe(guarded)) {
+    })
+}
+
+/// Like [`run`], but does not install the logger first, so that an entry
+/// point which is otherwise async-signal-safe stays so: on the path where
+/// nothing panics this adds only a landing pad, no allocation, lock or
+/// syscall. (Reaching the panic path is a bug; there, logging happens only
+/// if some earlier call installed the logger.)
+pub(crate) fn run_signal_safe<R>(what: &str, on_panic: R, body: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => r,
         Err(_) => {
             log::error!("{what}: internal error (a panic was caught at the C boundary)");

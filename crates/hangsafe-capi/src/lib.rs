@@ -7,7 +7,9 @@
 //!   [`release_runner`] and [`runner_state_name`], backed by
 //!   [`hangsafe::runner`](hangsafe_core::runner).
 //! * `hangsafe.h` is hangsafe's own C API (prefix `hs_`): [`hs_version`]
-//!   and [`hs_runner_metrics`] for now. It includes `runner.h`.
+//!   and [`hs_runner_metrics`], and cancellable versions of the common
+//!   blocking calls ([`hs_read`], [`hs_poll`], [`hs_openat4`], ...; module
+//!   `cancel`) for C work running on a runner. It includes `runner.h`.
 //!
 //! Rules every exported function follows:
 //!
@@ -25,12 +27,17 @@
 
 mod barrier;
 mod buffer;
+mod cancel;
 mod errno;
 mod logger;
 mod metrics;
 mod runner;
 mod version;
 
+pub use cancel::{
+    hs_accept4, hs_connect, hs_ioctl3, hs_nanosleep, hs_openat4, hs_poll, hs_read, hs_testcancel,
+    hs_write,
+};
 pub use metrics::{hs_runner_metrics, HsRunnerMetrics};
 pub use runner::{
     check_runner, get_runner, release_runner, runner_state_name, RunnerContext, RunnerFunc,

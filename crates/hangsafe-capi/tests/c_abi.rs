@@ -1,5 +1,9 @@
-//! Builds `tests/c/runner_test.c` against the freshly built C libraries and
-//! runs it: linked statically, linked dynamically, and under valgrind.
+//! Builds the C test programs in `tests/c/` against the freshly built C
+//! libraries and runs each of them three ways: linked statically, linked
+//! dynamically, and (linked statically) under valgrind.
+//!
+//! * `runner_test.c`: `runner.h` and the metrics of `hangsafe.h`.
+//! * `cancel_test.c`: the cancellable system calls of `hangsafe.h`.
 //!
 //! The libraries are `libhangsafe.a` and `libhangsafe.so` in the profile
 //! directory that holds this test binary's `deps/` directory. Cargo does
@@ -138,31 +142,58 @@ fn show(what: &str, out: &Output) {
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Compiles `runner_test.c` with the given link arguments into `exe`.
-fn compile(exe: &Path, link: &[String]) {
+/// Compiles `tests/c/<program>.c` with the given link arguments into `exe`.
+fn compile(program: &str, exe: &Path, link: &[String]) {
     let dir = manifest_dir();
+    let source = format!("tests/c/{program}.c");
     let out = Command::new("cc")
         .current_dir(&dir)
         .args(CFLAGS)
         .arg("-I")
         .arg("include")
-        .arg("tests/c/runner_test.c")
+        .arg(&source)
         .arg("-o")
         .arg(exe)
         .args(link)
         .output()
         .expect("cannot run cc");
     show("cc", &out);
-    assert!(out.status.success(), "compiling runner_test.c failed");
+    assert!(out.status.success(), "compiling {source} failed");
 }
 
-/// Builds the test program linked statically against libhangsafe.a.
-fn build_static(name: &str) -> PathBuf {
+/// Builds `program` linked statically against libhangsafe.a, as `name`.
+fn build_static(program: &str, name: &str) -> PathBuf {
     let lib = library("libhangsafe.a");
     let exe = out_path(name);
     let mut link = vec![lib.display().to_string()];
     link.extend(STATIC_DEPS.iter().map(|s| (*s).to_owned()));
-    compile(&exe, &link);
+    compile(program, &exe, &link);
+    exe
+}
+
+/// Builds `program` linked dynamically against libhangsafe.so, as `name`,
+/// and makes sure it loads the library just built.
+fn build_shared(program: &str, name: &str) -> PathBuf {
+    let lib = library("libhangsafe.so");
+    let dir = lib.parent().expect("library has no directory");
+    let exe = out_path(name);
+    let link = vec![
+        format!("-L{}", dir.display()),
+        format!("-Wl,-rpath,{}", dir.display()),
+        "-lhangsafe".to_string(),
+        "-lpthread".to_string(),
+    ];
+    compile(program, &exe, &link);
+    let ldd = Command::new("ldd").arg(&exe).output();
+    if let Ok(ldd) = ldd {
+        let text = String::from_utf8_lossy(&ldd.stdout);
+        println!("{text}");
+        assert!(
+            text.contains(&lib.display().to_string()),
+            "{name} does not load {}",
+            lib.display()
+        );
+    }
     exe
 }
 
@@ -230,36 +261,24 @@ fn run(cmd: Command, what: &str, limit: Duration) {
     );
 }
 
-#[test]
-fn c_test_static() {
-    let exe = build_static("runner_test_static");
-    run(Command::new(&exe), "runner_test (static)", NATIVE_LIMIT);
+/// Runs `program` linked statically.
+fn run_static(program: &str) {
+    let exe = build_static(program, &format!("{program}_static"));
+    run(
+        Command::new(&exe),
+        &format!("{program} (static)"),
+        NATIVE_LIMIT,
+    );
 }
 
-#[test]
-fn c_test_shared() {
-    let lib = library("libhangsafe.so");
-    let dir = lib.parent().expect("library has no directory");
-    let exe = out_path("runner_test_shared");
-    let link = vec![
-        format!("-L{}", dir.display()),
-        format!("-Wl,-rpath,{}", dir.display()),
-        "-lhangsafe".to_string(),
-        "-lpthread".to_string(),
-    ];
-    compile(&exe, &link);
-    // Make sure the program really uses the shared library just built.
-    let ldd = Command::new("ldd").arg(&exe).output();
-    if let Ok(ldd) = ldd {
-        let text = String::from_utf8_lossy(&ldd.stdout);
-        println!("{text}");
-        assert!(
-            text.contains(&lib.display().to_string()),
-            "runner_test_shared does not load {}",
-            lib.display()
-        );
-    }
-    run(Command::new(&exe), "runner_test (shared)", NATIVE_LIMIT);
+/// Runs `program` linked dynamically.
+fn run_shared(program: &str) {
+    let exe = build_shared(program, &format!("{program}_shared"));
+    run(
+        Command::new(&exe),
+        &format!("{program} (shared)"),
+        NATIVE_LIMIT,
+    );
 }
 
 fn on_path(program: &str) -> bool {
@@ -267,14 +286,15 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
-#[test]
-fn c_test_valgrind() {
+/// Runs `program` (linked statically) under valgrind's memcheck: any error
+/// or definite leak fails it. Skipped without valgrind, except on CI.
+fn run_valgrind(program: &str) {
     if !on_path("valgrind") {
         assert!(std::env::var_os("CI").is_none(), "CI must install valgrind");
         println!("skipped: valgrind is not on PATH (set CI to make this an error)");
         return;
     }
-    let exe = build_static("runner_test_valgrind");
+    let exe = build_static(program, &format!("{program}_valgrind"));
     let mut cmd = Command::new("valgrind");
     // The cancel signal stays installed: its handler defers (masks and
     // re-raises) only when a cancel lands in another signal handler that
@@ -286,6 +306,40 @@ fn c_test_valgrind() {
         "--errors-for-leak-kinds=definite",
         "--show-leak-kinds=definite",
     ])
-    .arg(&exe);
-    run(cmd, "runner_test (valgrind)", VALGRIND_LIMIT);
+    .arg(&exe)
+    // Tells the C tests to skip the checks that hand deliberately bad
+    // pointers to the kernel: memcheck reports those as errors before the
+    // kernel can answer EFAULT.
+    .env("HANGSAFE_TEST_VALGRIND", "1");
+    run(cmd, &format!("{program} (valgrind)"), VALGRIND_LIMIT);
+}
+
+#[test]
+fn c_test_static() {
+    run_static("runner_test");
+}
+
+#[test]
+fn c_test_shared() {
+    run_shared("runner_test");
+}
+
+#[test]
+fn c_test_valgrind() {
+    run_valgrind("runner_test");
+}
+
+#[test]
+fn c_cancel_test_static() {
+    run_static("cancel_test");
+}
+
+#[test]
+fn c_cancel_test_shared() {
+    run_shared("cancel_test");
+}
+
+#[test]
+fn c_cancel_test_valgrind() {
+    run_valgrind("cancel_test");
 }
