@@ -349,7 +349,7 @@ impl Worker {
                 std::hint::spin_loop();
             }
             i += 1;
-            if i % 8 == 0 {
+            if i.is_multiple_of(8) {
                 thread::yield_now();
             }
         }
