@@ -127,9 +127,9 @@ pub fn format(d: Duration) -> String {
     let nanos = d.as_nanos();
     if nanos == 0 {
         "0s".to_owned()
-    } else if nanos % NANOS_PER_H == 0 {
+    } else if nanos.is_multiple_of(NANOS_PER_H) {
         format!("{}h", nanos / NANOS_PER_H)
-    } else if nanos % NANOS_PER_M == 0 {
+    } else if nanos.is_multiple_of(NANOS_PER_M) {
         format!("{}m", nanos / NANOS_PER_M)
     } else if nanos >= NANOS_PER_S {
         format!("{}s", decimal(nanos, NANOS_PER_S, 9))
