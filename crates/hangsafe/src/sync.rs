@@ -63,6 +63,21 @@ impl<T> UnsafeCell<T> {
     }
 }
 
+/// Aligns `T` to its own cache-line pair (128 bytes: x86_64 prefetches
+/// lines in pairs, and several aarch64 cores have 128-byte lines), so that
+/// writes to neighbouring data do not bounce the line `T` is read from.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Locks a mutex, ignoring poisoning.
 ///
 /// hangsafe never runs user code while holding one of its own locks, so a

@@ -1,22 +1,26 @@
 //! Pool and runner counters, and the cheap [`Metrics`] snapshot.
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, CachePadded, Ordering};
 
-/// Live counters of one pool. Each is a relaxed atomic: a snapshot is a set
-/// of individually exact values, not one instant's consistent cut.
+/// Live counters of one pool. Each is a relaxed atomic on its own cache
+/// line (the caller's and the worker's counters must not share one: a
+/// runner round trip is a handful of line transfers between two cores, and
+/// false sharing would double them). A snapshot is a set of individually
+/// exact values, not one instant's consistent cut.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) threads_alive: AtomicU64,
-    pub(crate) threads_idle: AtomicU64,
-    pub(crate) threads_running: AtomicU64,
-    pub(crate) abandoned_now: AtomicU64,
-    pub(crate) abandoned_total: AtomicU64,
-    pub(crate) spawned: AtomicU64,
-    pub(crate) done: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
-    pub(crate) dead: AtomicU64,
-    pub(crate) panicked: AtomicU64,
-    pub(crate) live_contexts: AtomicU64,
+    pub(crate) threads_alive: CachePadded<AtomicU64>,
+    /// Written (a plain store of the idle stack's length) under the pool's
+    /// idle lock, so it costs no extra line transfer.
+    pub(crate) threads_idle: CachePadded<AtomicU64>,
+    pub(crate) abandoned_now: CachePadded<AtomicU64>,
+    pub(crate) abandoned_total: CachePadded<AtomicU64>,
+    pub(crate) spawned: CachePadded<AtomicU64>,
+    pub(crate) done: CachePadded<AtomicU64>,
+    pub(crate) cancelled: CachePadded<AtomicU64>,
+    pub(crate) dead: CachePadded<AtomicU64>,
+    pub(crate) panicked: CachePadded<AtomicU64>,
+    pub(crate) live_contexts: CachePadded<AtomicU64>,
 }
 
 impl Counters {
@@ -32,10 +36,12 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> Metrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let alive = get(&self.threads_alive);
+        let idle = get(&self.threads_idle).min(alive);
         Metrics {
-            threads_alive: get(&self.threads_alive),
-            threads_idle: get(&self.threads_idle),
-            threads_running: get(&self.threads_running),
+            threads_alive: alive,
+            threads_idle: idle,
+            threads_running: alive - idle,
             threads_abandoned: get(&self.abandoned_now),
             abandoned_total: get(&self.abandoned_total),
             runners_spawned: get(&self.spawned),
@@ -68,7 +74,8 @@ pub struct Metrics {
     pub threads_alive: u64,
     /// Threads parked, waiting for work.
     pub threads_idle: u64,
-    /// Threads running a runner's work (including abandoned ones).
+    /// Threads not idle: running a runner's work (abandoned ones included),
+    /// or between jobs (`threads_alive - threads_idle`).
     pub threads_running: u64,
     /// Threads whose work outlived its cancel by the grace period and that
     /// have not come back yet. Spawning fails while this is at the cap.

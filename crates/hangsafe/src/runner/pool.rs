@@ -132,7 +132,9 @@ impl PoolBuilder {
             cfg: self.0,
             counters: Arc::new(Counters::default()),
             keys: Arc::new(KeySet::default()),
-            idle: Mutex::new(Vec::new()),
+            idle: Idle {
+                list: Mutex::new(Vec::new()),
+            },
             shutdown: AtomicBool::new(false),
             next_id: AtomicUsize::new(0),
         });
@@ -170,7 +172,7 @@ struct Owner(Arc<PoolInner>);
 impl Drop for Owner {
     fn drop(&mut self) {
         self.0.shutdown.store(true, Ordering::SeqCst);
-        for w in lock(&self.0.idle).iter() {
+        for w in lock(&self.0.idle.list).iter() {
             w.thread.unpark();
         }
     }
@@ -180,9 +182,49 @@ pub(crate) struct PoolInner {
     pub(crate) cfg: Config,
     pub(crate) counters: Arc<Counters>,
     pub(crate) keys: Arc<KeySet>,
-    idle: Mutex<Vec<Arc<Worker>>>,
+    idle: Idle,
     shutdown: AtomicBool,
     next_id: AtomicUsize,
+}
+
+/// The idle stack. Its length is mirrored into `threads_idle` with a plain
+/// store under the lock, so metrics cost the hot path no read-modify-write.
+struct Idle {
+    list: Mutex<Vec<Arc<Worker>>>,
+}
+
+impl Idle {
+    fn push(&self, w: Arc<Worker>, counters: &Counters) {
+        let mut l = lock(&self.list);
+        l.push(w);
+        counters
+            .threads_idle
+            .store(l.len() as u64, Ordering::Relaxed);
+    }
+
+    fn pop(&self, counters: &Counters) -> Option<Arc<Worker>> {
+        let mut l = lock(&self.list);
+        let w = l.pop();
+        counters
+            .threads_idle
+            .store(l.len() as u64, Ordering::Relaxed);
+        w
+    }
+
+    /// Removes `me`; false if it is no longer on the stack.
+    fn remove(&self, me: &Arc<Worker>, counters: &Counters) -> bool {
+        let mut l = lock(&self.list);
+        match l.iter().position(|w| Arc::ptr_eq(w, me)) {
+            Some(pos) => {
+                l.remove(pos);
+                counters
+                    .threads_idle
+                    .store(l.len() as u64, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// One pool thread, as seen from the pool.
@@ -246,9 +288,7 @@ impl PoolInner {
 
     /// Hands `job` to an idle thread, or to a new one.
     pub(crate) fn dispatch(self: &Arc<Self>, job: Job) -> Result<(), SpawnError> {
-        let idle = lock(&self.idle).pop();
-        if let Some(w) = idle {
-            Counters::dec(&self.counters.threads_idle);
+        if let Some(w) = self.idle.pop(&self.counters) {
             w.give(job);
             return Ok(());
         }
@@ -287,18 +327,14 @@ impl PoolInner {
         log::debug!("hangsafe: runner thread started");
         let mut job = Some(first);
         while let Some(j) = job.take() {
-            Counters::inc(&self.counters.threads_running);
             let mut idle = false;
             j(&me.word, &mut || {
                 if !self.shutdown.load(Ordering::SeqCst) {
-                    Counters::dec(&self.counters.threads_running);
-                    Counters::inc(&self.counters.threads_idle);
-                    lock(&self.idle).push(Arc::clone(&me));
+                    self.idle.push(Arc::clone(&me), &self.counters);
                     idle = true;
                 }
             });
             if !idle {
-                Counters::dec(&self.counters.threads_running);
                 break;
             }
             job = me.wait_for_job(&self);
@@ -312,15 +348,7 @@ impl PoolInner {
     /// Removes `me` from the idle stack. False if a spawner popped it first
     /// (and therefore a job is on its way).
     fn leave_idle(&self, me: &Arc<Worker>) -> bool {
-        let mut idle = lock(&self.idle);
-        match idle.iter().position(|w| Arc::ptr_eq(w, me)) {
-            Some(pos) => {
-                idle.remove(pos);
-                Counters::dec(&self.counters.threads_idle);
-                true
-            }
-            None => false,
-        }
+        self.idle.remove(me, &self.counters)
     }
 }
 

@@ -20,7 +20,7 @@ use super::error::RunError;
 use super::metrics::Counters;
 use super::state::{CancelReason, Finish, State, StateCell, Word};
 use crate::cancel::word::{Binding, CancelWord, Gen, Request};
-use crate::sync::{lock, thread, Arc, Mutex, UnsafeCell};
+use crate::sync::{lock, thread, Arc, CachePadded, Mutex, UnsafeCell};
 use std::time::{Duration, Instant};
 
 /// Who to wake when the outcome is decided.
@@ -48,7 +48,9 @@ struct Slots {
 }
 
 pub(crate) struct Shared<T> {
-    state: StateCell,
+    /// On its own cache line: a waiting handle spins on it, and the
+    /// worker's other writes (slots, result) must not bounce that line.
+    state: CachePadded<StateCell>,
     result: UnsafeCell<Option<Result<T, String>>>,
     slots: Mutex<Slots>,
     counters: Arc<Counters>,
@@ -69,7 +71,7 @@ impl<T> Shared<T> {
     pub(crate) fn new(counters: Arc<Counters>, deadline: Option<Instant>, grace: Duration) -> Self {
         Counters::inc(&counters.live_contexts);
         Shared {
-            state: StateCell::new(),
+            state: CachePadded(StateCell::new()),
             result: UnsafeCell::new(None),
             slots: Mutex::new(Slots::default()),
             counters,
