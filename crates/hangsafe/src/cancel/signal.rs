@@ -9,18 +9,19 @@
 //!   restart): the PC moves to `cancel`, which returns `-ECANCELED` (R13,
 //!   R14).
 //! * If the PC is elsewhere in the stub (before `begin`, or at `end` and
-//!   after: the syscall completed or returned `EINTR`), nothing: the next
-//!   stub call tests the cancel bit before trapping, and a completed call's
-//!   result is kept (R16).
-//! * If the PC is outside the stub but the thread is inside a cancellable
-//!   call (the stub's in-call depth, kept next to the cancel word, is
-//!   non-zero), another signal handler has interrupted that call: the
-//!   handler adds the cancel signal to the interrupted context's mask and
-//!   re-raises it to this thread. It stays pending while that handler runs;
-//!   returning from it restores the stub's mask, the signal is delivered
-//!   again, and this time the PC is back in the stub (R18). `end_job`
-//!   unblocks the signal when the job ends, in case that handler never
-//!   returned normally (R19).
+//!   after: the syscall completed or returned `EINTR`), nothing for that
+//!   call: the next stub call tests the cancel bit before trapping, and a
+//!   completed call's result is kept (R16).
+//! * In addition, if a signal handler has interrupted an *outer*
+//!   cancellable call (the in-call depth the stub keeps next to the cancel
+//!   word counts more calls than the one the PC is in), the handler adds
+//!   the cancel signal to the interrupted context's mask and re-raises it
+//!   to this thread. It stays pending while that signal handler runs;
+//!   returning from it restores the outer call's mask, the signal is
+//!   delivered again, and this time the PC is back in the outer stub
+//!   (R18). This also covers a handler that makes its own cancellable call
+//!   which consumes the first signal. `end_job` unblocks the signal when
+//!   the job ends, in case that handler never returned normally (R19).
 //! * Otherwise the thread is in ordinary code: nothing. The cancel bit is
 //!   set, and the next cancellable call sees it before trapping.
 //!
@@ -56,9 +57,8 @@ pub struct Stats {
     pub handler_runs: u64,
     /// Syscalls cancelled by moving the PC to the stub's `cancel` label.
     pub redirected: u64,
-    /// Signals deferred (masked and re-raised) because the thread was
-    /// outside the stub's range: in user code, after a completed syscall,
-    /// or in another signal handler.
+    /// Signals deferred (masked and re-raised) because a signal handler
+    /// had interrupted an outer cancellable call (R18).
     pub deferred: u64,
 }
 
@@ -319,10 +319,12 @@ extern "C" fn handler(sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void)
         // SAFETY: `ctx` is the ucontext the kernel gave this SA_SIGINFO
         // handler.
         let pc = unsafe { platform::context_pc(uc) };
-        let in_stub = pc >= range.fn_start && pc < range.fn_end;
         // SAFETY: a non-null CURRENT word is live (see above); the depth is
         // written only by this thread's stub.
-        let in_call = unsafe { (*word).in_call() } > 0;
+        let depth = unsafe { (*word).in_call() };
+        // Cancellable calls interrupted by a signal handler that is still
+        // running (the innermost call, if the PC is in it, is not one).
+        let outer = depth.saturating_sub(u32::from(range.counts(pc)));
         if pc >= range.begin && pc < range.end {
             // SAFETY: inside [begin, end) the stub has not changed the
             // stack or any callee-saved register since `begin`, so resuming
@@ -330,11 +332,16 @@ extern "C" fn handler(sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void)
             // and returns) is a valid continuation of this register state.
             unsafe { platform::set_context_pc(uc, range.cancel) };
             REDIRECTED.fetch_add(1, Ordering::Relaxed);
-        } else if !in_stub && in_call {
+        }
+        if outer > 0 {
+            // A signal handler interrupted an outer cancellable call (and,
+            // if it makes its own call, this signal may just have been
+            // spent on that one): keep the signal for the outer call.
             // SAFETY: `uc_sigmask` is the mask restored when this handler
             // returns; adding our signal there keeps the re-raised instance
-            // pending until that context unblocks it. getpid/gettid/tgkill
-            // are async-signal-safe syscalls.
+            // pending until the interrupted handler returns and the outer
+            // call's context unblocks it. getpid/gettid/tgkill are
+            // async-signal-safe syscalls.
             unsafe {
                 libc::sigaddset(&mut (*uc).uc_sigmask, sig);
                 libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig);

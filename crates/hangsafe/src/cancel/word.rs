@@ -120,10 +120,16 @@ impl CancelWord {
     /// Starts a new job on the owning thread and returns its generation.
     /// Any cancel bit of the previous generation is discarded with it.
     /// Only the owning thread calls this.
+    ///
+    /// A retired word is left alone (R20): that happens when a scope ends
+    /// in a thread-local destructor that runs after the word's own, and
+    /// clearing `RETIRED` would let a canceller target the exiting thread.
     pub(crate) fn begin(&self) -> Gen {
         let mut cur = self.word.load(Ordering::Relaxed);
         loop {
-            debug_assert!(cur & RETIRED == 0, "begin on a retired thread");
+            if cur & RETIRED != 0 {
+                return cur >> GEN_SHIFT;
+            }
             let gen = (cur >> GEN_SHIFT) + 1;
             // Keep SENDING: a canceller of the previous generation may still
             // be between its CAS and its signal; it clears the bit itself.

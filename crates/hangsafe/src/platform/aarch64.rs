@@ -6,11 +6,14 @@
 //! x9; inside `[begin, end)` only x10 (scratch) changes, and neither sp nor
 //! the link register, so `cancel` can simply `ret`.
 //!
-//! Before `begin` the stub increments the thread's in-call depth (the `u32`
-//! at `word + 8`), and `end` and `cancel` decrement it, so the signal
-//! handler knows exactly whether the thread is inside a cancellable call.
-//! The load/add/store is not one instruction, but only this thread (and
-//! its own signal handlers, which nest and restore the value) touch it.
+//! Right before `begin` the stub increments the thread's in-call depth
+//! (the `u32` at `word + 8`); the sequences at `end` and `cancel` decrement
+//! it, and the labels `end_done`/`cancel_done` follow the decrements, so
+//! the PC tells the signal handler whether the innermost call is counted.
+//! The load/add/store is not one instruction, but the count changes only
+//! at its store, which lies before `begin` (increment) or before the
+//! `_done` label (decrement), and only this thread (and its own signal
+//! handlers, which nest and restore the value) touch it.
 //!
 //! When the kernel restarts an interrupted syscall it rewinds pc by 4 to
 //! the `svc` (inside the range) and restores x0; a completed call or one
@@ -48,6 +51,9 @@ core::arch::global_asm!(
     "ldr w10, [x9, #8]",
     "sub w10, w10, #1",
     "str w10, [x9, #8]",
+    concat!(".globl ", hs_symbol!("cp_end_done")),
+    concat!(".hidden ", hs_symbol!("cp_end_done")),
+    concat!(hs_symbol!("cp_end_done"), ":"),
     "ret",
     concat!(".globl ", hs_symbol!("cp_cancel")),
     concat!(".hidden ", hs_symbol!("cp_cancel")),
@@ -55,6 +61,9 @@ core::arch::global_asm!(
     "ldr w10, [x9, #8]",
     "sub w10, w10, #1",
     "str w10, [x9, #8]",
+    concat!(".globl ", hs_symbol!("cp_cancel_done")),
+    concat!(".hidden ", hs_symbol!("cp_cancel_done")),
+    concat!(hs_symbol!("cp_cancel_done"), ":"),
     "mov x0, #-125", // -ECANCELED
     "ret",
     ".cfi_endproc",

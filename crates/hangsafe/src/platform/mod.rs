@@ -67,20 +67,32 @@ extern "C" {
     static CP_END: [u8; 0];
     #[link_name = hs_symbol!("cp_cancel")]
     static CP_CANCEL: [u8; 0];
-    #[link_name = hs_symbol!("cp_fn_end")]
-    static CP_FN_END: [u8; 0];
+    #[link_name = hs_symbol!("cp_end_done")]
+    static CP_END_DONE: [u8; 0];
+    #[link_name = hs_symbol!("cp_cancel_done")]
+    static CP_CANCEL_DONE: [u8; 0];
 }
 
 /// The stub's labels: `[begin, end)` is the range in which a cancel may
 /// still prevent the syscall; `cancel` is where a cancel redirects to;
-/// `[fn_start, fn_end)` is the whole stub.
+/// `[begin, end_done)` and `[cancel, cancel_done)` are where the call is
+/// counted in the thread's in-call depth.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StubRange {
-    pub(crate) fn_start: usize,
     pub(crate) begin: usize,
     pub(crate) end: usize,
+    pub(crate) end_done: usize,
     pub(crate) cancel: usize,
-    pub(crate) fn_end: usize,
+    pub(crate) cancel_done: usize,
+}
+
+impl StubRange {
+    /// Whether a PC is inside a call's counted region, i.e. whether the
+    /// innermost call the thread is in is included in its in-call depth.
+    #[inline]
+    pub(crate) fn counts(&self, pc: usize) -> bool {
+        (pc >= self.begin && pc < self.end_done) || (pc >= self.cancel && pc < self.cancel_done)
+    }
 }
 
 /// The stub's label addresses.
@@ -90,11 +102,11 @@ pub(crate) fn stub_range() -> StubRange {
     // it; the labels are defined by the stub's global_asm.
     unsafe {
         StubRange {
-            fn_start: syscall_cp as *const () as usize,
-            fn_end: CP_FN_END.as_ptr() as usize,
             begin: CP_BEGIN.as_ptr() as usize,
             end: CP_END.as_ptr() as usize,
+            end_done: CP_END_DONE.as_ptr() as usize,
             cancel: CP_CANCEL.as_ptr() as usize,
+            cancel_done: CP_CANCEL_DONE.as_ptr() as usize,
         }
     }
 }

@@ -7,11 +7,15 @@
 //! in rbx, which the prologue saves and the epilogues restore: all stack
 //! and callee-saved register changes happen *outside* `[begin, end)`.
 //!
-//! Before `begin` the stub increments the thread's in-call depth (the
-//! `u32` at `word + 8`), and `end` and `cancel` decrement it, so the signal
-//! handler knows exactly whether the thread is inside a cancellable call
-//! (see `cancel::signal`). `inc`/`dec` on memory are single instructions:
-//! a signal cannot split them.
+//! Right before `begin` the stub increments the thread's in-call depth
+//! (the `u32` at `word + 8`); the first instruction at `end` and at
+//! `cancel` decrements it, and the labels `end_done`/`cancel_done` follow
+//! the decrements. So the PC tells the signal handler exactly whether the
+//! innermost call is counted (`[begin, end_done)` or
+//! `[cancel, cancel_done)`), and the depth tells it how many *outer*
+//! cancellable calls a signal handler has interrupted (see
+//! `cancel::signal`). `inc`/`dec` on memory are single instructions: a
+//! signal cannot split them.
 //!
 //! When the kernel interrupts a blocked syscall for a signal handler with
 //! `SA_RESTART` and the call is restartable, it rewinds rip by 2 to the
@@ -51,6 +55,9 @@ core::arch::global_asm!(
     concat!(".hidden ", hs_symbol!("cp_end")),
     concat!(hs_symbol!("cp_end"), ":"),
     "dec dword ptr [rbx + 8]",
+    concat!(".globl ", hs_symbol!("cp_end_done")),
+    concat!(".hidden ", hs_symbol!("cp_end_done")),
+    concat!(hs_symbol!("cp_end_done"), ":"),
     ".cfi_remember_state",
     "pop rbx",
     ".cfi_adjust_cfa_offset -8",
@@ -61,6 +68,9 @@ core::arch::global_asm!(
     concat!(".hidden ", hs_symbol!("cp_cancel")),
     concat!(hs_symbol!("cp_cancel"), ":"),
     "dec dword ptr [rbx + 8]",
+    concat!(".globl ", hs_symbol!("cp_cancel_done")),
+    concat!(".hidden ", hs_symbol!("cp_cancel_done")),
+    concat!(hs_symbol!("cp_cancel_done"), ":"),
     "mov rax, -125", // -ECANCELED
     "pop rbx",
     ".cfi_adjust_cfa_offset -8",

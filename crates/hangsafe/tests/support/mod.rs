@@ -85,3 +85,128 @@ pub fn process_cpu() -> Duration {
 pub fn show(m: &Metrics) -> String {
     format!("{m:?}")
 }
+
+// ---- Helpers of the cancellation tests (tests/cancel_*.rs) ----
+
+/// The calling thread's kernel thread ID.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// The syscall number thread `tid` of this process is blocked in, read from
+/// `/proc/self/task/<tid>/syscall`: `None` while the thread runs (or after
+/// it exited), `Some(-1)` if it is blocked outside a syscall.
+pub fn blocked_syscall(tid: i32) -> Option<i64> {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Waits until thread `tid` sleeps in syscall `nr`; panics after `limit`.
+pub fn await_blocked_in(tid: i32, nr: i64, limit: Duration) {
+    let ok = eventually(limit, || blocked_syscall(tid) == Some(nr));
+    assert!(
+        ok,
+        "thread {tid} did not block in syscall {nr} within {limit:?} (now: {:?})",
+        blocked_syscall(tid)
+    );
+}
+
+/// Busy-waits for `d` (for random sub-millisecond delays).
+pub fn spin_for(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// A pipe as (read end, write end), both close-on-exec.
+pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are new and owned by nobody else.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+/// Bytes waiting to be read from a pipe or socket (`FIONREAD`).
+pub fn readable_bytes(fd: impl std::os::fd::AsFd) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let rc = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+    n as usize
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`'s open file description.
+pub fn set_nonblocking(fd: impl std::os::fd::AsFd, on: bool) {
+    use std::os::fd::AsRawFd;
+    let fd = fd.as_fd().as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor the caller owns.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        assert!(fl >= 0);
+        let fl = if on {
+            fl | libc::O_NONBLOCK
+        } else {
+            fl & !libc::O_NONBLOCK
+        };
+        assert_eq!(libc::fcntl(fd, libc::F_SETFL, fl), 0);
+    }
+}
+
+/// Entries in `/proc/self/fd` (the directory's own descriptor included, so
+/// only differences between two calls mean anything).
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A fresh path in the temporary directory (nothing is created there).
+pub fn temp_path(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!(
+        "hangsafe-{tag}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Removes the file at the path when dropped.
+pub struct RemoveOnDrop(pub std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Creates a FIFO at a fresh temporary path.
+pub fn mkfifo(tag: &str) -> RemoveOnDrop {
+    use std::os::unix::ffi::OsStrExt;
+    let path = temp_path(tag);
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
+    RemoveOnDrop(path)
+}
+
+/// Sends `sig` to thread `tid` of this process.
+pub fn tgkill(tid: i32, sig: libc::c_int) {
+    // SAFETY: tgkill to a thread of our own process.
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
+    assert_eq!(rc, 0, "tgkill: {}", std::io::Error::last_os_error());
+}
