@@ -125,9 +125,18 @@ fn check_target(ratios: &[common::Ratio], peer: &str, min: f64, claim: &str) {
 
 fn main() {
     common::mark_start();
+    let load_before = common::system_load();
     let mut c = common::criterion().configure_from_args();
     round_trip(&mut c);
     c.final_summary();
+    if [HANGSAFE, HANGSAFE_DEADLINE]
+        .iter()
+        .any(|b| common::read_estimate(GROUP, b).is_ok())
+    {
+        println!();
+        println!("system before: {load_before}");
+        println!("system after:  {}", common::system_load());
+    }
 
     let peers = [THREAD_PER_RUNNER, STD_THREAD, TOKIO];
     let mut all = vec![HANGSAFE_DEADLINE];

@@ -213,17 +213,11 @@ extern "C" fn reading_handler(_sig: c_int) {
 /// the handler returns, the interrupted outer `read` must end `Cancelled`
 /// too: its scope is cancelled.
 ///
-/// FAILS at the time of writing (1fab290): the kernel rewound the outer
-/// read to its `syscall` instruction for the SA_RESTART restart before
-/// running the handler, so after the handler the read is re-entered
-/// *without* the stub testing the cancel bit again, and no signal is left
-/// to interrupt it: the outer read blocks until data arrives (the test
-/// then writes a byte to release it). `cancel/signal.rs`'s handler acts
-/// on the inner call (redirect, or nothing when the inner call is at/after
-/// `end`) without re-arming anything for the outer call although the
-/// stub's in-call depth is 2; re-raising the signal masked in the
-/// interrupted context whenever the depth is > 1 (as the deferral branch
-/// does) would make it reach the outer call after the handler returns.
+/// Regression test: the handler once spent the single cancel signal on the
+/// inner call and left nothing for the outer one, which had been rewound
+/// to its trap for the `SA_RESTART` restart. The handler now also defers
+/// (masks and re-raises) whenever the stub's in-call depth shows an outer
+/// call interrupted by a signal handler.
 #[test]
 fn r18_cancel_taken_by_a_call_inside_the_foreign_handler_still_cancels_the_outer_call() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());

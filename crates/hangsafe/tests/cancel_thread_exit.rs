@@ -284,14 +284,9 @@ const CHILD_ENV: &str = "HANGSAFE_R20_TLS_CHILD";
 /// Runs in a child process (re-executing this test binary), because the
 /// failure is an abort of the whole process.
 ///
-/// FAILS at the time of writing: `Scope::drop` calls `thread::end_job`,
-/// whose `CancelWord::begin` (`src/cancel/word.rs`) has
-/// `debug_assert!(cur & RETIRED == 0, "begin on a retired thread")`: the
-/// assertion panics inside a thread-local destructor, which aborts the
-/// process ("thread local panicked on drop"). In release builds `begin`
-/// instead computes `(gen << GEN_SHIFT) | (cur & SENDING)` and so clears
-/// `RETIRED` of an exiting thread, breaking R7's "after RETIRED nothing can
-/// target the thread" invariant.
+/// Regression test: `CancelWord::begin` once asserted on a retired word
+/// (aborting the process from a thread-local destructor) and, in release
+/// builds, cleared `RETIRED`. It now leaves a retired word alone.
 #[test]
 fn r20_scope_ended_by_a_thread_local_destructor_after_retire() {
     if std::env::var_os(CHILD_ENV).is_some() {
@@ -310,6 +305,14 @@ fn r20_scope_ended_by_a_thread_local_destructor_after_retire() {
             before,
             "a cancel signal was sent to an exited thread"
         );
+        return;
+    }
+    if support::under_emulation() {
+        // The child is this test binary, re-executed; under qemu-user it is
+        // a foreign ELF the host cannot exec directly. The logic under test
+        // (thread-local destructor order) does not depend on the
+        // architecture, and runs natively on x86_64.
+        eprintln!("skipped under emulation: cannot re-execute the test binary");
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())

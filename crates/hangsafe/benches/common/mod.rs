@@ -148,6 +148,20 @@ pub fn read_estimate(group: &str, bench: &str) -> Result<Estimate, String> {
     })
 }
 
+/// One line describing how busy the machine is: CPUs available to this
+/// process and the load averages. Round trips that hand work between
+/// spinning threads are very sensitive to other CPU load (a spinning waiter
+/// can hold the only free CPU the worker needs), so benches print it before
+/// and after measuring.
+pub fn system_load() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| String::from("unknown"));
+    format!("{cpus} CPUs, load average (1/5/15 min) {load}")
+}
+
 /// Formats nanoseconds with a readable unit.
 pub fn fmt_ns(ns: f64) -> String {
     if ns < 1e3 {
@@ -185,7 +199,9 @@ pub struct Ratio {
 }
 
 fn verdict(subject: &str, peer: &str, r: f64) -> String {
-    if r >= 1.0 {
+    if (0.95..1.05).contains(&r) {
+        format!("{subject} is about as fast as {peer} ({r:.2}x)")
+    } else if r >= 1.0 {
         format!("{subject} is {r:.1}x faster than {peer}")
     } else {
         format!("{subject} is {:.1}x slower than {peer}", 1.0 / r)

@@ -82,7 +82,7 @@ struct Context {
 /// returns memory aligned for any fundamental type, and the header's size
 /// is a multiple of its alignment, so the buffer is 8-byte aligned.
 const DATA_OFFSET: usize = size_of::<Context>();
-const _: () = assert!(DATA_OFFSET % align_of::<Context>() == 0);
+const _: () = assert!(DATA_OFFSET.is_multiple_of(align_of::<Context>()));
 
 /// The caller's reference to a runner. Dropping it releases the runner:
 /// cancels it if it still runs, then drops the caller's reference.

@@ -24,21 +24,49 @@ pub(crate) enum OnEintr {
 /// * `EINTR` with a cancel pending is `Err(Cancelled)`; without one it is
 ///   retried or returned per `on_eintr`.
 ///
+/// The successful first attempt is straight-line code inlined into each
+/// wrapper (the arguments stay in registers); errors, retries and
+/// cancellation go through the cold [`cp_slow`]. This keeps the wrapper
+/// within a few nanoseconds of the raw syscall.
+///
 /// # Safety
 ///
 /// The syscall with these arguments must be memory-safe (pointers valid
 /// for what the kernel reads and writes).
+#[inline(always)]
 pub(crate) unsafe fn cp(nr: c_long, args: [c_long; 6], on_eintr: OnEintr) -> Result<c_long> {
-    let word = thread::stub_word();
+    // SAFETY: forwarded to the caller.
+    let r = unsafe { once(nr, args) };
+    // The kernel returns -4095..=-1 for errors.
+    if !(-4095..0).contains(&r) {
+        return Ok(r);
+    }
+    // SAFETY: forwarded to the caller.
+    unsafe { cp_slow(r, nr, args, on_eintr) }
+}
+
+/// One attempt: through the stub if this thread has a cancel word.
+#[inline(always)]
+unsafe fn once(nr: c_long, a: [c_long; 6]) -> c_long {
+    match thread::stub_word() {
+        // SAFETY: CURRENT's word lives as long as the thread, and is this
+        // thread's; the syscall's own contract is the caller's.
+        Some(w) => unsafe { platform::cancellable_syscall(w, nr, a) },
+        // SAFETY: as above, without the stub.
+        None => unsafe { plain(nr, a) },
+    }
+}
+
+/// The error path of [`cp`]: classify `r`, retry on a foreign `EINTR`.
+#[cold]
+#[inline(never)]
+unsafe fn cp_slow(
+    mut r: c_long,
+    nr: c_long,
+    args: [c_long; 6],
+    on_eintr: OnEintr,
+) -> Result<c_long> {
     loop {
-        let r = match word {
-            // SAFETY: CURRENT's word lives as long as the thread, and is
-            // this thread's; the syscall's own contract is the caller's.
-            Some(w) => unsafe { platform::cancellable_syscall(w, nr, args) },
-            // SAFETY: as above, without the stub.
-            None => unsafe { plain(nr, args) },
-        };
-        // The kernel returns -4095..=-1 for errors.
         if !(-4095..0).contains(&r) {
             return Ok(r);
         }
@@ -47,6 +75,8 @@ pub(crate) unsafe fn cp(nr: c_long, args: [c_long; 6], on_eintr: OnEintr) -> Res
             return Err(Error::Cancelled);
         }
         if errno == libc::EINTR && on_eintr == OnEintr::Retry {
+            // SAFETY: forwarded to the caller.
+            r = unsafe { once(nr, args) };
             continue;
         }
         return Err(Error::Os(errno));

@@ -65,7 +65,7 @@ pub(crate) fn current() -> Arc<CancelWord> {
 /// without one has never been in a scope or a runner job, so nothing can
 /// cancel it, and its calls are plain syscalls. (Creating one here could
 /// allocate inside a signal handler.)
-#[inline]
+#[inline(always)]
 pub(crate) fn stub_word() -> Option<*const CancelWord> {
     let w = CURRENT.with(|c| c.get());
     (!w.is_null()).then_some(w)

@@ -1,10 +1,12 @@
 //! aarch64: the cancellable syscall stub and `ucontext_t` access.
 //!
-//! AAPCS64: `word` in x0, `nr` in x1, `a1..a6` in x2..x7. The Linux syscall
-//! convention wants `nr` in x8 and the arguments in x0..x5; `svc` preserves
-//! every register but x0. The word pointer lives in the scratch register
-//! x9; inside `[begin, end)` only x10 (scratch) changes, and neither sp nor
-//! the link register, so `cancel` can simply `ret`.
+//! The stub has its own calling convention, used only by
+//! [`cancellable_syscall`] below, which calls it (`bl`) from inline
+//! assembly with the syscall's registers already loaded: `nr` in x8, the
+//! arguments in x0..x5 (the kernel's convention), the cancel word's
+//! address in x9. `svc` preserves every register but x0; the stub uses x10
+//! as scratch, and neither sp nor any callee-saved register changes, so
+//! `cancel` can simply `ret` (to x30, set by the caller's `bl`).
 //!
 //! Right before `begin` the stub increments the thread's in-call depth
 //! (the `u32` at `word + 8`); the sequences at `end` and `cancel` decrement
@@ -19,6 +21,9 @@
 //! the `svc` (inside the range) and restores x0; a completed call or one
 //! returning `-EINTR` resumes at `end`: outside.
 
+use crate::cancel::word::CancelWord;
+use std::ffi::c_long;
+
 core::arch::global_asm!(
     ".text",
     ".p2align 4",
@@ -27,14 +32,6 @@ core::arch::global_asm!(
     concat!(".type ", hs_symbol!("syscall_cp"), ",%function"),
     concat!(hs_symbol!("syscall_cp"), ":"),
     ".cfi_startproc",
-    "mov x9, x0",
-    "mov x8, x1",
-    "mov x0, x2",
-    "mov x1, x3",
-    "mov x2, x4",
-    "mov x3, x5",
-    "mov x4, x6",
-    "mov x5, x7",
     "ldr w10, [x9, #8]",
     "add w10, w10, #1",
     "str w10, [x9, #8]",
@@ -67,9 +64,6 @@ core::arch::global_asm!(
     "mov x0, #-125", // -ECANCELED
     "ret",
     ".cfi_endproc",
-    concat!(".globl ", hs_symbol!("cp_fn_end")),
-    concat!(".hidden ", hs_symbol!("cp_fn_end")),
-    concat!(hs_symbol!("cp_fn_end"), ":"),
     concat!(
         ".size ",
         hs_symbol!("syscall_cp"),
@@ -77,6 +71,44 @@ core::arch::global_asm!(
         hs_symbol!("syscall_cp")
     ),
 );
+
+/// Calls the stub: syscall `nr` with `a`, unless the word's cancel bit is
+/// set when the stub tests it (then `-ECANCELED`, no syscall).
+///
+/// # Safety
+///
+/// `word` must point to the calling thread's live cancel word for the whole
+/// call, and the syscall must be memory-safe with these arguments.
+#[inline(always)]
+pub(crate) unsafe fn cancellable_syscall(
+    word: *const CancelWord,
+    nr: c_long,
+    a: [c_long; 6],
+) -> c_long {
+    let ret: c_long;
+    // SAFETY: the stub follows the contract in the module docs: it reads
+    // the word (and bumps the depth at word+8), changes only x0, x10 and
+    // the flags, and returns through x30, which `bl` sets (declared
+    // clobbered). Without `nostack`, Rust keeps the stack aligned for the
+    // call. Memory effects are the syscall's, covered by the caller's
+    // contract.
+    unsafe {
+        core::arch::asm!(
+            concat!("bl ", hs_symbol!("syscall_cp")),
+            inlateout("x0") a[0] => ret,
+            in("x1") a[1],
+            in("x2") a[2],
+            in("x3") a[3],
+            in("x4") a[4],
+            in("x5") a[5],
+            in("x8") nr,
+            in("x9") word,
+            lateout("x10") _,
+            lateout("x30") _,
+        );
+    }
+    ret
+}
 
 /// The interrupted program counter.
 ///

@@ -6,7 +6,9 @@
 //! * the **cancellable syscall stub** (`syscall_cp`), written in assembly so
 //!   that the instructions between its `begin` and `end` labels are exactly
 //!   "load the cancel word, branch if cancelled, trap into the kernel", with
-//!   no stack or callee-saved register change in between;
+//!   no stack or callee-saved register change in between, and
+//!   `cancellable_syscall`, which calls it from inline assembly with the
+//!   syscall's registers already loaded;
 //! * the addresses of its `begin`, `end` and `cancel` labels;
 //! * access to the program counter saved in a signal's `ucontext_t`.
 //!
@@ -14,9 +16,6 @@
 //! (`hangsafe_<major>_<minor>_…`), so two versions of the crate can be
 //! linked into one program, and are hidden from shared-object export
 //! tables.
-
-use crate::cancel::word::CancelWord;
-use std::ffi::c_long;
 
 /// Builds a versioned, crate-specific symbol name.
 macro_rules! hs_symbol {
@@ -42,25 +41,9 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 use aarch64 as arch;
 
-pub(crate) use arch::{context_pc, set_context_pc};
+pub(crate) use arch::{cancellable_syscall, context_pc, set_context_pc};
 
 extern "C" {
-    /// The cancellable syscall stub: `syscall(nr, a1..a6)` unless bit 0 of
-    /// `*word` is set when it is tested, in which case it returns
-    /// `-ECANCELED` without entering the kernel. Returns the raw kernel
-    /// result (`-errno` on failure).
-    #[link_name = hs_symbol!("syscall_cp")]
-    fn syscall_cp(
-        word: *const CancelWord,
-        nr: c_long,
-        a1: c_long,
-        a2: c_long,
-        a3: c_long,
-        a4: c_long,
-        a5: c_long,
-        a6: c_long,
-    ) -> c_long;
-
     #[link_name = hs_symbol!("cp_begin")]
     static CP_BEGIN: [u8; 0];
     #[link_name = hs_symbol!("cp_end")]
@@ -109,23 +92,4 @@ pub(crate) fn stub_range() -> StubRange {
             cancel_done: CP_CANCEL_DONE.as_ptr() as usize,
         }
     }
-}
-
-/// Runs syscall `nr` through the stub.
-///
-/// # Safety
-///
-/// `word` must point to a live [`CancelWord`](crate::cancel::word::CancelWord)
-/// of the calling thread for the whole call (the stub tests bit 0 of the
-/// `u64` at `word` and increments/decrements the `u32` at `word + 8`), and
-/// the syscall with these arguments must be safe to make (the caller
-/// upholds the syscall's own memory contract).
-#[inline]
-pub(crate) unsafe fn cancellable_syscall(
-    word: *const CancelWord,
-    nr: c_long,
-    a: [c_long; 6],
-) -> c_long {
-    // SAFETY: forwarded to the caller.
-    unsafe { syscall_cp(word, nr, a[0], a[1], a[2], a[3], a[4], a[5]) }
 }

@@ -1,11 +1,14 @@
 //! x86_64: the cancellable syscall stub and `ucontext_t` access.
 //!
-//! System V calling convention: `word` in rdi, `nr` in rsi, `a1..a4` in
-//! rdx, rcx, r8, r9, `a5`/`a6` on the stack. The Linux syscall convention
-//! wants `nr` in rax and the arguments in rdi, rsi, rdx, r10, r8, r9, and
-//! `syscall` itself clobbers rcx and r11. The word pointer therefore lives
-//! in rbx, which the prologue saves and the epilogues restore: all stack
-//! and callee-saved register changes happen *outside* `[begin, end)`.
+//! The stub has its own calling convention, used only by
+//! [`cancellable_syscall`] below, which calls it from inline assembly with
+//! the syscall's registers already loaded: `nr` in rax, the arguments in
+//! rdi, rsi, rdx, r10, r8, r9 (the kernel's convention), the cancel word's
+//! address in r11. So the stub does no argument shuffling, and the call is
+//! a direct, PC-relative `call` (no PLT or GOT). `syscall` itself clobbers
+//! rcx and r11, so the stub moves the word pointer to rbx, which its
+//! prologue saves and its epilogues restore: all stack and callee-saved
+//! register changes happen *outside* `[begin, end)`.
 //!
 //! Right before `begin` the stub increments the thread's in-call depth
 //! (the `u32` at `word + 8`); the first instruction at `end` and at
@@ -23,6 +26,9 @@
 //! then sees a PC in `[begin, end)` and the syscall has had no effect.
 //! If the call completed or returns `-EINTR`, rip is `end`: outside.
 
+use crate::cancel::word::CancelWord;
+use std::ffi::c_long;
+
 core::arch::global_asm!(
     ".text",
     ".p2align 4",
@@ -35,14 +41,7 @@ core::arch::global_asm!(
     "push rbx",
     ".cfi_adjust_cfa_offset 8",
     ".cfi_offset rbx, -16",
-    "mov rbx, rdi",
-    "mov rax, rsi",
-    "mov rdi, rdx",
-    "mov rsi, rcx",
-    "mov rdx, r8",
-    "mov r10, r9",
-    "mov r8, [rsp + 16]",
-    "mov r9, [rsp + 24]",
+    "mov rbx, r11",
     "inc dword ptr [rbx + 8]",
     concat!(".globl ", hs_symbol!("cp_begin")),
     concat!(".hidden ", hs_symbol!("cp_begin")),
@@ -77,9 +76,6 @@ core::arch::global_asm!(
     ".cfi_restore rbx",
     "ret",
     ".cfi_endproc",
-    concat!(".globl ", hs_symbol!("cp_fn_end")),
-    concat!(".hidden ", hs_symbol!("cp_fn_end")),
-    concat!(hs_symbol!("cp_fn_end"), ":"),
     concat!(
         ".size ",
         hs_symbol!("syscall_cp"),
@@ -87,6 +83,43 @@ core::arch::global_asm!(
         hs_symbol!("syscall_cp")
     ),
 );
+
+/// Calls the stub: syscall `nr` with `a`, unless the word's cancel bit is
+/// set when the stub tests it (then `-ECANCELED`, no syscall).
+///
+/// # Safety
+///
+/// `word` must point to the calling thread's live cancel word for the whole
+/// call, and the syscall must be memory-safe with these arguments.
+#[inline(always)]
+pub(crate) unsafe fn cancellable_syscall(
+    word: *const CancelWord,
+    nr: c_long,
+    a: [c_long; 6],
+) -> c_long {
+    let ret: c_long;
+    // SAFETY: the stub follows the contract in the module docs: it reads
+    // the word (and bumps the depth at word+8), preserves every register
+    // but rax, rcx, r11 (and flags), and returns with the stack as it
+    // found it. Without `nostack`, Rust keeps the red zone free and the
+    // stack aligned for the `call`. Memory effects are the syscall's,
+    // covered by the caller's contract (no `nomem`/`readonly`).
+    unsafe {
+        core::arch::asm!(
+            concat!("call ", hs_symbol!("syscall_cp")),
+            inlateout("rax") nr => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") a[5],
+            inlateout("r11") word => _,
+            lateout("rcx") _,
+        );
+    }
+    ret
+}
 
 /// The interrupted program counter.
 ///

@@ -419,15 +419,26 @@ impl<T: Send + 'static> Runner<T> {
     }
 
     fn wait_until(&mut self, until: Option<Instant>) -> Option<Result<T, RunError>> {
+        // Spin briefly: a trivial job's outcome usually arrives within a
+        // microsecond, and parking would add two futex calls. Pause between
+        // polls (polling the state word back to back slows the worker's
+        // write to it), and yield now and then, so that on a busy machine
+        // the worker gets the CPU instead of this loop.
         let start = Instant::now();
-        loop {
+        for poll in 1u32.. {
             if let Some(r) = self.take() {
                 return Some(r);
             }
-            if start.elapsed() >= WAIT_SPIN {
-                break;
+            if poll.is_multiple_of(8) {
+                if start.elapsed() >= WAIT_SPIN {
+                    break;
+                }
+                std::thread::yield_now();
+            } else {
+                for _ in 0..16 {
+                    std::hint::spin_loop();
+                }
             }
-            std::hint::spin_loop();
         }
         loop {
             if !self.shared.register(Waiter::Thread(std::thread::current())) {

@@ -367,18 +367,23 @@ impl Worker {
     /// Waits for a job; `None` means the thread should exit (idle timeout or
     /// shutdown, and nobody popped it from the idle stack).
     fn wait_for_job(self: &Arc<Self>, pool: &PoolInner) -> Option<Job> {
+        // Spin briefly (back-to-back runners then skip the futex round
+        // trip), pausing between polls and yielding now and then so that a
+        // busy machine's runnable threads are not starved by this loop.
         let start = Instant::now();
-        let mut i = 0u32;
-        while start.elapsed() < SPIN {
-            for _ in 0..32 {
-                if self.full.load(Ordering::Acquire) {
-                    return self.take();
-                }
-                std::hint::spin_loop();
+        for poll in 1u32.. {
+            if self.full.load(Ordering::Acquire) {
+                return self.take();
             }
-            i += 1;
-            if i.is_multiple_of(8) {
+            if poll.is_multiple_of(8) {
+                if start.elapsed() >= SPIN {
+                    break;
+                }
                 thread::yield_now();
+            } else {
+                for _ in 0..16 {
+                    std::hint::spin_loop();
+                }
             }
         }
         let deadline = start + pool.cfg.idle_timeout;

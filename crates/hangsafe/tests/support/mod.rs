@@ -102,8 +102,24 @@ pub fn blocked_syscall(tid: i32) -> Option<i64> {
     s.split_whitespace().next()?.parse().ok()
 }
 
+/// Whether the tests run under user-mode emulation (qemu-user; CI sets
+/// `HANGSAFE_UNDER_EMULATION` for its aarch64 run). There,
+/// `/proc/self/task/<tid>/syscall` describes the *host* thread (qemu's own
+/// syscall, with the host's numbering), so only "blocked in some syscall"
+/// can be observed.
+pub fn under_emulation() -> bool {
+    std::env::var_os("HANGSAFE_UNDER_EMULATION").is_some()
+}
+
 /// Waits until thread `tid` sleeps in syscall `nr`; panics after `limit`.
+/// Under emulation: until it sleeps in any syscall, then a short settle.
 pub fn await_blocked_in(tid: i32, nr: i64, limit: Duration) {
+    if under_emulation() {
+        let ok = eventually(limit, || blocked_syscall(tid).is_some_and(|n| n >= 0));
+        assert!(ok, "thread {tid} did not block within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+        return;
+    }
     let ok = eventually(limit, || blocked_syscall(tid) == Some(nr));
     assert!(
         ok,
