@@ -14,7 +14,12 @@
 //!   - `poll_eventfd_read`: the common alternative, `poll` on the fd plus a
 //!     cancel eventfd, then `read`.
 //!
-//!   Target: the stub path within 3% of `raw_syscall`.
+//!   Target: the stub path within 3% of `raw_syscall`. Criterion measures
+//!   each function in its own time window, and on a VM two windows of the
+//!   *same* ~120 ns syscall can differ by 5-8%; so the target is judged by
+//!   an interleaved A/B (`interleaved_overhead`): short alternating batches
+//!   of the raw syscall and the stub path, one ratio per round, median and
+//!   quartiles over the rounds.
 //! * cancel latency (hand-rolled, printed as p50/p99): a runner's work is
 //!   blocked in a `read` on a pipe nobody writes (confirmed through
 //!   `/proc/self/task/<tid>/syscall`); the time from `Runner::cancel()` to
@@ -160,6 +165,52 @@ fn wait_blocked_in(tid: i32, nr: i64) {
     }
 }
 
+/// Interleaved A/B of the stub path against the raw syscall: `rounds`
+/// rounds, each timing `batch` calls of one then the other (the order
+/// alternates), giving one overhead ratio per round. Returns the sorted
+/// per-round overheads in percent.
+fn interleaved_overhead(rounds: usize, batch: u32) -> Vec<f64> {
+    let zero = File::open("/dev/zero").expect("/dev/zero");
+    let fd = zero.as_raw_fd();
+    let token = CancelToken::new();
+    let _scope = token.enter().expect("scope");
+    let mut buf = [0u8; 1];
+    let mut raw = || {
+        let t = Instant::now();
+        for _ in 0..batch {
+            // SAFETY: a 1-byte buffer for a 1-byte read.
+            black_box(unsafe {
+                libc::syscall(libc::SYS_read, black_box(fd), buf.as_mut_ptr(), 1usize)
+            });
+        }
+        t.elapsed()
+    };
+    let mut buf2 = [0u8; 1];
+    let mut stub = || {
+        let t = Instant::now();
+        for _ in 0..batch {
+            black_box(cancel::read(black_box(&zero), &mut buf2).unwrap());
+        }
+        t.elapsed()
+    };
+    // Warm up both paths.
+    raw();
+    stub();
+    let mut out = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let (r, h) = if i % 2 == 0 {
+            let r = raw();
+            (r, stub())
+        } else {
+            let h = stub();
+            (raw(), h)
+        };
+        out.push((h.as_secs_f64() / r.as_secs_f64() - 1.0) * 100.0);
+    }
+    out.sort_by(f64::total_cmp);
+    out
+}
+
 struct Percentiles {
     p50: Duration,
     p99: Duration,
@@ -257,24 +308,32 @@ fn main() {
     println!("system before: {load_before}");
     println!("system after:  {}", common::system_load());
 
-    let r = common::print_ratios(GROUP, IN_SCOPE, &[RAW, LIBC, NO_SCOPE, POLL_EVENTFD]);
-    if let Some(raw) = r.iter().find(|r| r.peer == RAW) {
-        // ratio = raw / hangsafe: overhead is 1/ratio - 1.
-        let overhead = (1.0 / raw.mean - 1.0) * 100.0;
-        let worst = (1.0 / raw.mean_lower - 1.0) * 100.0;
-        let verdict = if overhead <= 3.0 { "MET" } else { "MISSED" };
-        println!(
-            "  target: cancellable read within 3% of the raw syscall: {verdict} \
-             (overhead {overhead:+.1}%, at most {worst:+.1}% at the CI's edge)"
-        );
-    }
+    common::print_ratios(GROUP, IN_SCOPE, &[RAW, LIBC, NO_SCOPE, POLL_EVENTFD]);
 
-    // The latency part is not a criterion group (it needs percentiles of
-    // single events). Skipped for `--list`/`--test` style invocations.
+    // The interleaved A/B and the latency part are not criterion groups.
+    // Skipped for `--list`/`--test` style invocations.
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list" || a == "--test") {
         return;
     }
+    let ov = interleaved_overhead(101, 20_000);
+    let q = |f: f64| ov[((ov.len() - 1) as f64 * f).round() as usize];
+    println!();
+    println!(
+        "== stub path vs raw syscall, interleaved A/B ({} rounds of 20,000 calls each) ==",
+        ov.len()
+    );
+    println!(
+        "overhead: median {:+.1}%, quartiles [{:+.1}%, {:+.1}%]",
+        q(0.5),
+        q(0.25),
+        q(0.75)
+    );
+    let verdict = if q(0.5) <= 3.0 { "MET" } else { "MISSED" };
+    println!(
+        "  target: cancellable read within 3% of the raw syscall: {verdict} (median {:+.1}%)",
+        q(0.5)
+    );
     let samples: usize = std::env::var("HANGSAFE_LATENCY_SAMPLES")
         .ok()
         .and_then(|s| s.parse().ok())
