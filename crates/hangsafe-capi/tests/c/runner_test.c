@@ -8,7 +8,7 @@
  *
  * Prints "N passed, M failed" and exits non-zero if anything failed.
  */
-#include "hangsafe.h"
+#include "harness.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -19,49 +19,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-
-/* ---- Tiny test harness ------------------------------------------------ */
-
-static int n_passed;
-static int n_failed;
-
-static void check_at(int ok, const char *what, const char *file, int line)
-{
-	if (ok) {
-		n_passed++;
-	} else {
-		n_failed++;
-		fprintf(stderr, "FAIL %s:%d: %s\n", file, line, what);
-	}
-}
-
-#define CHECK(cond) check_at((cond) ? 1 : 0, #cond, __FILE__, __LINE__)
-
-/* Like CHECK, with the two integers shown on failure. */
-#define CHECK_EQ(a, b)                                                     \
-	do {                                                               \
-		long long a_ = (long long)(a), b_ = (long long)(b);        \
-		if (a_ != b_)                                              \
-			fprintf(stderr, "  %s = %lld, %s = %lld\n", #a, a_, \
-				#b, b_);                                   \
-		check_at(a_ == b_, #a " == " #b, __FILE__, __LINE__);      \
-	} while (0)
-
-static double now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(unsigned int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 /* ---- Work functions and their data -------------------------------------- */
 
@@ -413,32 +370,6 @@ static void test_timeout(void)
 	CHECK_EQ(atomic_load(&finished), finished_before + 2);
 }
 
-/* Reads the metrics; fails the test (and zeroes *m) if that fails. */
-static void metrics(struct hs_runner_metrics *m)
-{
-	if (hs_runner_metrics(m) != 0) {
-		check_at(0, "hs_runner_metrics(m) == 0", __FILE__, __LINE__);
-		memset(m, 0, sizeof(*m));
-	}
-}
-
-/*
- * Polls until no runner context is left and no thread runs work, or `secs`
- * pass; returns whether that happened, with the last snapshot in *m.
- */
-static int wait_settled(struct hs_runner_metrics *m, double secs)
-{
-	double end = now_sec() + secs;
-
-	for (;;) {
-		metrics(m);
-		if (m->live_contexts == 0 && m->threads_running == 0)
-			return 1;
-		if (now_sec() >= end)
-			return 0;
-		sleep_ms(1);
-	}
-}
 
 static void print_metrics(const char *when, const struct hs_runner_metrics *m)
 {
@@ -654,6 +585,5 @@ int main(void)
 	test_release_burst();
 	test_idle_cpu();
 
-	printf("%d passed, %d failed\n", n_passed, n_failed);
-	return n_failed == 0 ? 0 : 1;
+	return harness_summary();
 }
