@@ -31,7 +31,7 @@ const NANOS_PER_H: u128 = 60 * NANOS_PER_M;
 const MAX_FRACTION_DIGITS: usize = 18;
 
 /// Why a duration string was rejected. The `Display` text is meant to be
-/// shown after clap's "invalid value 'X' for '--timeout <DURATION>':".
+/// shown after clap's `invalid value 'X' for '--timeout <DURATION>':`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DurationError {
     /// Nothing (or only blanks) was given.
