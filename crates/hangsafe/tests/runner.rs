@@ -323,6 +323,13 @@ fn r6_abandoned_threads_are_counted_capped_and_recovered() {
     assert_eq!(pool.metrics().threads_alive, 2);
 }
 
+/// A cap of 0 abandoned threads refuses work only while one is abandoned.
+#[test]
+fn max_abandoned_zero_still_runs_work() {
+    let pool = Pool::builder().max_abandoned(0).build();
+    assert_eq!(pool.spawn(|_| 3).unwrap().wait(), Ok(3));
+}
+
 /// The per-key rule, and R9: the key is free by the time the outcome is
 /// visible, so a checker loop can respawn at once.
 #[test]

@@ -106,8 +106,10 @@ impl PoolBuilder {
         self
     }
 
-    /// The cap on abandoned threads (default 256); see
-    /// [`SpawnError::TooManyAbandoned`].
+    /// The cap on abandoned threads (default 256): while that many threads
+    /// are abandoned, spawning fails with
+    /// [`SpawnError::TooManyAbandoned`]. 0 refuses new work while any
+    /// thread is abandoned.
     pub fn max_abandoned(mut self, n: usize) -> Self {
         self.0.max_abandoned = n;
         self
@@ -278,7 +280,7 @@ impl PoolInner {
     /// Refuses new work while the abandoned cap is reached.
     pub(crate) fn admit(&self) -> Result<(), SpawnError> {
         let abandoned = self.counters.abandoned_now.load(Ordering::Relaxed);
-        if abandoned >= self.cfg.max_abandoned as u64 {
+        if abandoned > 0 && abandoned >= self.cfg.max_abandoned as u64 {
             return Err(SpawnError::TooManyAbandoned {
                 max_abandoned: self.cfg.max_abandoned,
             });
