@@ -164,6 +164,27 @@ struct Figures {
     elapsed: Duration,
 }
 
+/// Every byte written is accounted for: read (as an exact prefix of the
+/// sequence, with no gap) or still in the pipe (continuing the sequence).
+fn assert_accounted(f: &Figures, seed: u64) {
+    assert_eq!(
+        f.written,
+        f.reads + f.left,
+        "bytes lost or invented: written {} != read {} + left {} (seed {seed})",
+        f.written,
+        f.reads,
+        f.left
+    );
+    assert_eq!(
+        f.first_gap, None,
+        "the bytes read are not a prefix (seed {seed})"
+    );
+    assert!(
+        f.tail_ok,
+        "the bytes left do not continue the sequence (seed {seed})"
+    );
+}
+
 impl Figures {
     fn lost(&self) -> i64 {
         self.written as i64 - (self.reads + self.left) as i64
@@ -288,22 +309,7 @@ fn r16_r13_no_lost_bytes_under_random_cancels() {
     let f = stream_through_scopes(hangsafe_read, target, min_scopes, seed);
     eprintln!("no-lost-bytes (scopes): {f:#?}");
     assert!(f.reads >= target);
-    assert_eq!(
-        f.written,
-        f.reads + f.left,
-        "bytes lost or invented: written {} != read {} + left {} (seed {seed})",
-        f.written,
-        f.reads,
-        f.left
-    );
-    assert_eq!(
-        f.first_gap, None,
-        "the bytes read are not a prefix (seed {seed})"
-    );
-    assert!(
-        f.tail_ok,
-        "the bytes left do not continue the sequence (seed {seed})"
-    );
+    assert_accounted(&f, seed);
     assert!(
         f.cancels > 0 && f.scopes > 1,
         "nothing was cancelled: {f:?}"
@@ -469,20 +475,5 @@ fn r16_no_lost_bytes_through_runners() {
         "no-lost-bytes (runners): {f:#?}\n  runners by drop/cancel/thread-cancel/deadline: {by_how:?}, works run: {}",
         ran.load(Ordering::Relaxed)
     );
-    assert_eq!(
-        f.written,
-        f.reads + f.left,
-        "bytes lost or invented: written {} != read {} + left {} (seed {seed})",
-        f.written,
-        f.reads,
-        f.left
-    );
-    assert_eq!(
-        f.first_gap, None,
-        "the bytes read are not a prefix (seed {seed})"
-    );
-    assert!(
-        f.tail_ok,
-        "the bytes left do not continue the sequence (seed {seed})"
-    );
+    assert_accounted(&f, seed);
 }
