@@ -59,6 +59,10 @@ mod cancel {
 mod error;
 #[cfg(not(loom))]
 mod platform;
+#[cfg(not(loom))]
+pub mod robust;
+#[cfg(loom)]
+mod robust;
 pub mod runner;
 mod sync;
 
