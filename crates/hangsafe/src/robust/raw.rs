@@ -202,6 +202,14 @@ impl RawRobustMutex {
         self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE
     }
 
+    /// Tests: make the word say `tid` holds the lock with `nonce`, as a
+    /// dead thread would leave it.
+    #[cfg(test)]
+    pub(crate) fn fake_owner_for_tests(&self, tid: u32, nonce: u64) {
+        self.word.store(tid, Ordering::SeqCst);
+        self.owner.store(nonce, Ordering::SeqCst);
+    }
+
     // ---- the protocol, generic over the kernel ----
 
     #[inline]

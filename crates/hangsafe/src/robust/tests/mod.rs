@@ -8,5 +8,7 @@
 //! in the multi-threaded test harness. Test names carry the race IDs of
 //! `docs/races.md`.
 
+mod destruction;
+mod edges;
 mod failpoints;
 mod support;
