@@ -66,6 +66,11 @@ pub(crate) trait Kernel {
     /// A named step of the protocol (test fail points).
     #[inline(always)]
     fn point(&self, _p: Point) {}
+    /// Waits a little before retry number `attempt` of a transient kernel
+    /// refusal.
+    fn backoff(&self, _attempt: u32) {
+        crate::sync::thread::yield_now();
+    }
 }
 
 #[cfg(not(loom))]
@@ -185,6 +190,16 @@ mod linux {
 
         fn unlock_pi(&self, word: &AtomicU32) -> Result<(), i32> {
             futex(word, FUTEX_UNLOCK_PI, None)
+        }
+
+        /// Yields for the first few attempts (the new owner is usually
+        /// just about to run), then sleeps 100 µs per attempt.
+        fn backoff(&self, attempt: u32) {
+            if attempt < 16 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
         }
     }
 

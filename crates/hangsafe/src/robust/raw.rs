@@ -210,6 +210,12 @@ impl RawRobustMutex {
         self.owner.store(nonce, Ordering::SeqCst);
     }
 
+    /// Tests: the raw lock word.
+    #[cfg(test)]
+    pub(crate) fn debug_word(&self) -> u32 {
+        self.word.load(Ordering::SeqCst)
+    }
+
     // ---- the protocol, generic over the kernel ----
 
     #[inline]
@@ -267,6 +273,7 @@ impl RawRobustMutex {
         deadline: Option<Deadline>,
         try_only: bool,
     ) -> Result<Acquired, Error> {
+        let mut einval = 0;
         loop {
             if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
                 return Err(Error::NotRecoverable);
@@ -321,6 +328,24 @@ impl RawRobustMutex {
                         k.point(Point::AfterLockCas);
                         return self.acquired(k, me, true);
                     }
+                }
+                // R35: an exiting owner's hand-over is in flight. The
+                // kernel gave the lock to a queued waiter that has not yet
+                // written its TID into the word, which still names the dead
+                // owner without OWNER_DIED (no robust list sets it), and
+                // FUTEX_LOCK_PI refuses that combination with EINVAL until
+                // the new owner's fix-up runs. Back off and retry; a word
+                // stuck in that state for about a second was not put there
+                // by this protocol, and is reported.
+                Err(libc::EINVAL) => {
+                    if try_only {
+                        return Err(Error::WouldBlock);
+                    }
+                    if einval == EINVAL_RETRIES {
+                        return Err(Error::from_errno(libc::EINVAL));
+                    }
+                    k.backoff(einval);
+                    einval += 1;
                 }
                 // The kernel sees my TID in the word: handled at the top.
                 Err(libc::EDEADLK) => {}
@@ -461,6 +486,10 @@ impl RawRobustMutex {
         }
     }
 }
+
+/// How many times a transient `EINVAL` (R35) is retried: with
+/// [`Kernel::backoff`]'s sleeps, about a second.
+const EINVAL_RETRIES: u32 = 10_000;
 
 /// The absolute monotonic time `d` from now.
 #[cfg(not(loom))]

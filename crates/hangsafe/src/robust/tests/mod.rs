@@ -11,4 +11,5 @@
 mod destruction;
 mod edges;
 mod failpoints;
+mod storm;
 mod support;

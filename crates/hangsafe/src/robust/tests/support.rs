@@ -44,6 +44,9 @@ impl Kernel for FailKernel<'_> {
     fn unlock_pi(&self, word: &AtomicU32) -> Result<(), i32> {
         Linux.unlock_pi(word)
     }
+    fn backoff(&self, attempt: u32) {
+        Linux.backoff(attempt)
+    }
     fn point(&self, p: Point) {
         if self.kill_at == Some(p) {
             die();
