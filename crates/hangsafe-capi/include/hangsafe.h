@@ -7,9 +7,11 @@
  *
  * This header includes runner.h (the multipath-tools compatible runner
  * API) and adds hangsafe's own functions, all prefixed hs_: version,
- * runner pool metrics, and cancellable versions of common blocking system
- * calls for work run by a runner. Functions that can fail return -1 (or
- * NULL) and set errno, unless documented otherwise.
+ * runner pool metrics, cancellable versions of common blocking system
+ * calls for work run by a runner, and a robust process-shared mutex.
+ * Functions that can fail return -1 (or NULL) and set errno, unless
+ * documented otherwise (the robust mutex functions return an error number,
+ * as pthread does).
  *
  * Compatibility: a struct declared here only ever grows at its end, and a
  * function that fills one is never changed to fill a larger one; a larger
@@ -258,6 +260,169 @@ static inline int hs_ioctl(int fd, unsigned long request, ...)
 	va_end(ap);
 	return hs_ioctl3(fd, request, arg);
 }
+
+/* ---- Robust process-shared mutex --------------------------------------- */
+
+/*
+ * hs_robust_mutex_t - a mutex for memory shared between processes that
+ * survives the death of its owner, never loses a wakeup, and is never
+ * written after it was unlocked.
+ *
+ * Place it in memory every user maps MAP_SHARED (a memfd, a file under
+ * /dev/shm, an anonymous shared mapping inherited over fork()),
+ * initialise it once with hs_robust_mutex_init() before any other process
+ * can see it, and lock it from any thread of any process in the same PID
+ * namespace. There is no static initialiser and no destroy function: the
+ * mutex holds no resources.
+ *
+ * Error numbers, the pthread way: every function below returns 0 on
+ * success or an error number from <errno.h>. None of them sets errno;
+ * errno is left exactly as it was.
+ *
+ * Owner death. When a thread dies holding the mutex (its process exits or
+ * is killed, or the thread exits), the next thread to lock it gets
+ * EOWNERDEAD: it does hold the lock, but the data the lock protects may
+ * be half-updated. That thread repairs the data and calls
+ * hs_robust_mutex_consistent(), then unlocks as usual. If it unlocks
+ * without calling hs_robust_mutex_consistent() (or dies too before doing
+ * so: the next locker gets EOWNERDEAD again), the mutex becomes
+ * permanently unusable: every later lock returns ENOTRECOVERABLE, until
+ * hs_robust_mutex_init() is called on it again (when nobody uses it).
+ * A thread blocked in hs_robust_mutex_lock() when the owner dies always
+ * wakes up, with EOWNERDEAD.
+ *
+ * Destruction. Once hs_robust_mutex_unlock() has returned 0, neither the
+ * library nor the kernel writes to the mutex's 64 bytes again, even if
+ * the unlocking process dies a moment later: if no other thread uses the
+ * mutex, its memory may be unmapped or reused at once. (glibc's robust
+ * mutexes do not guarantee this; see glibc bug 14485.)
+ *
+ * Misuse is reported, never crashes: a NULL or not 8-byte aligned mutex
+ * pointer, or memory that does not hold an initialised mutex (for
+ * example zero-filled memory), gives EINVAL. The mutex is error-checking:
+ * locking it again from the thread that holds it gives EDEADLK, unlocking
+ * it from a thread that does not hold it gives EPERM (a fork() child does
+ * not hold its parent's locks). A mutex initialised in another PID
+ * namespace gives EXDEV: thread IDs would mean nothing there, so owner
+ * death could not be told apart from a live owner. The bad arguments
+ * (NULL, misaligned, uninitialised, a bad timeout) and EXDEV are also
+ * logged (see "Diagnostics" in runner.h). Any function may also return
+ * EIO if the PID namespace cannot be identified (/proc is not mounted) or
+ * the kernel fails in a way it never should.
+ *
+ * Limits: an owner that hangs holds the lock for ever (use
+ * hs_robust_mutex_timedlock()); a process must not exec() while holding
+ * the mutex, or it stays held; a child created by a raw clone() system
+ * call rather than fork() must not use the mutex before exec(). The lock
+ * uses priority-inheritance futexes, so a waiter lends its priority to the
+ * owner.
+ */
+typedef union hs_robust_mutex {
+	unsigned char hs_opaque[64];	/* not to be read or written */
+	uint64_t hs_align;		/* makes the type 8-byte aligned */
+} hs_robust_mutex_t;
+
+#if defined(__cplusplus) && __cplusplus >= 201103L
+static_assert(sizeof(hs_robust_mutex_t) == 64,
+	      "hs_robust_mutex_t must be 64 bytes");
+static_assert(alignof(hs_robust_mutex_t) == 8,
+	      "hs_robust_mutex_t must be 8-byte aligned");
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && \
+	__STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(hs_robust_mutex_t) == 64,
+	       "hs_robust_mutex_t must be 64 bytes");
+_Static_assert(_Alignof(hs_robust_mutex_t) == 8,
+	       "hs_robust_mutex_t must be 8-byte aligned");
+#endif
+
+/*
+ * hs_robust_mutex_init - initialise (or re-initialise) *m: unlocked,
+ * consistent, belonging to the caller's PID namespace. Like
+ * pthread_mutex_init(), it must not race with any other use of *m.
+ *
+ * Returns 0, or
+ *   EINVAL   m is NULL or not 8-byte aligned (nothing is written);
+ *   EIO      the PID namespace cannot be identified (/proc is not
+ *            mounted).
+ */
+int hs_robust_mutex_init(hs_robust_mutex_t *m);
+
+/*
+ * hs_robust_mutex_lock - lock *m, blocking while another live thread
+ * holds it.
+ *
+ * Returns 0 (locked), or
+ *   EOWNERDEAD       locked, but the previous owner died holding it: repair
+ *                    the protected data, call hs_robust_mutex_consistent(),
+ *                    then unlock;
+ *   ENOTRECOVERABLE  not locked: the mutex was unlocked while
+ *                    inconsistent and is unusable;
+ *   EDEADLK          the calling thread already holds it;
+ *   EINVAL           m is NULL, misaligned, or not initialised;
+ *   EXDEV            *m was initialised in another PID namespace.
+ * A signal handler may run while the call is blocked; the call then goes
+ * on waiting (there is no EINTR).
+ */
+int hs_robust_mutex_lock(hs_robust_mutex_t *m);
+
+/*
+ * hs_robust_mutex_trylock - lock *m if no live thread holds it. A mutex
+ * whose owner died is taken (EOWNERDEAD), as with
+ * pthread_mutex_trylock().
+ *
+ * Returns what hs_robust_mutex_lock() returns, plus
+ *   EBUSY            another live thread holds it.
+ */
+int hs_robust_mutex_trylock(hs_robust_mutex_t *m);
+
+/*
+ * hs_robust_mutex_timedlock - lock *m, blocking at most until the absolute
+ * time *abs_timeout on CLOCK_MONOTONIC (not CLOCK_REALTIME, unlike
+ * pthread_mutex_timedlock(): clock_gettime(CLOCK_MONOTONIC, &t), then add
+ * the timeout to t). A time already past still takes a free lock, and a
+ * negative tv_sec counts as a time already past.
+ *
+ * Returns what hs_robust_mutex_lock() returns, plus
+ *   ETIMEDOUT        the time passed before the lock could be taken;
+ *   EINVAL           also: abs_timeout is NULL, or abs_timeout->tv_nsec is
+ *                    negative or at least 1000000000. The timeout is
+ *                    checked first: a call with a bad one never locks, even
+ *                    a free mutex.
+ */
+int hs_robust_mutex_timedlock(hs_robust_mutex_t *m,
+			      const struct timespec *abs_timeout);
+
+/*
+ * hs_robust_mutex_consistent - mark the data protected by *m as repaired,
+ * after a lock returned EOWNERDEAD. Only the thread that holds the lock
+ * may call it; it still has to unlock afterwards.
+ *
+ * Returns 0, or
+ *   EPERM            the calling thread does not hold the lock;
+ *   EINVAL           the mutex is not inconsistent (it is so only from
+ *                    a lock that returned EOWNERDEAD until this call
+ *                    succeeds); or m is NULL, misaligned, or not
+ *                    initialised;
+ *   EXDEV            *m was initialised in another PID namespace.
+ */
+int hs_robust_mutex_consistent(hs_robust_mutex_t *m);
+
+/*
+ * hs_robust_mutex_unlock - unlock *m, which the calling thread holds. If
+ * threads are waiting, the kernel hands the lock to one of them (highest
+ * priority first, then the one that waited longest). Unlocking a mutex
+ * that is inconsistent (locked with EOWNERDEAD,
+ * hs_robust_mutex_consistent() not called) makes it permanently
+ * unusable: waiters and later lockers get ENOTRECOVERABLE.
+ * Once this returns 0, nothing writes to *m again (see "Destruction"
+ * above).
+ *
+ * Returns 0, or
+ *   EPERM            the calling thread does not hold the lock;
+ *   EINVAL           m is NULL, misaligned, or not initialised;
+ *   EXDEV            *m was initialised in another PID namespace.
+ */
+int hs_robust_mutex_unlock(hs_robust_mutex_t *m);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,16 @@ pub(crate) fn set(code: c_int) {
     unsafe { *slot = code };
 }
 
+/// The calling thread's `errno`.
+pub(crate) fn get() -> c_int {
+    // SAFETY: `__errno_location` has no preconditions; it returns the
+    // address of the calling thread's `errno`.
+    let slot = unsafe { libc::__errno_location() };
+    // SAFETY: that address is valid, aligned and readable for as long as
+    // the calling thread lives, and no other thread accesses it.
+    unsafe { *slot }
+}
+
 /// The `errno` value that describes a failed spawn.
 ///
 /// * The OS refusing a thread keeps the OS's own code (normally `EAGAIN`).
@@ -55,5 +65,8 @@ mod tests {
             std::io::Error::last_os_error().raw_os_error(),
             Some(libc::EINVAL)
         );
+        assert_eq!(get(), libc::EINVAL);
+        set(0);
+        assert_eq!(get(), 0);
     }
 }

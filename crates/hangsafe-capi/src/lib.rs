@@ -9,12 +9,16 @@
 //! * `hangsafe.h` is hangsafe's own C API (prefix `hs_`): [`hs_version`]
 //!   and [`hs_runner_metrics`], and cancellable versions of the common
 //!   blocking calls ([`hs_read`], [`hs_poll`], [`hs_openat4`], ...; module
-//!   `cancel`) for C work running on a runner. It includes `runner.h`.
+//!   `cancel`) for C work running on a runner, and a process-shared robust
+//!   mutex ([`hs_robust_mutex_lock`], ...; module `robust`). It includes
+//!   `runner.h`.
 //!
 //! Rules every exported function follows:
 //!
 //! * Bad arguments are reported (return value plus `errno`, and a log line
-//!   at error level); they never crash the process.
+//!   at error level); they never crash the process. The robust mutex
+//!   functions report the pthread way instead: they return the error
+//!   number and leave `errno` unchanged.
 //! * No Rust panic crosses the boundary: the code paths are written not to
 //!   panic, and each entry point that does more than return a constant
 //!   also runs behind a panic barrier (module `barrier`) that turns a panic
@@ -31,6 +35,7 @@ mod cancel;
 mod errno;
 mod logger;
 mod metrics;
+mod robust;
 mod runner;
 mod version;
 
@@ -39,6 +44,10 @@ pub use cancel::{
     hs_write,
 };
 pub use metrics::{hs_runner_metrics, HsRunnerMetrics};
+pub use robust::{
+    hs_robust_mutex_consistent, hs_robust_mutex_init, hs_robust_mutex_lock,
+    hs_robust_mutex_timedlock, hs_robust_mutex_trylock, hs_robust_mutex_unlock, HsRobustMutex,
+};
 pub use runner::{
     check_runner, get_runner, release_runner, runner_state_name, RunnerContext, RunnerFunc,
     RUNNER_CANCELLED, RUNNER_DEAD, RUNNER_DONE, RUNNER_IDLE, RUNNER_RUNNING,

@@ -4,6 +4,8 @@
 //!
 //! * `runner_test.c`: `runner.h` and the metrics of `hangsafe.h`.
 //! * `cancel_test.c`: the cancellable system calls of `hangsafe.h`.
+//! * `robust_test.c`: the robust process-shared mutex of `hangsafe.h`
+//!   (`hs_robust_mutex_*`), with forked processes sharing a mapping.
 //!
 //! The libraries are `libhangsafe.a` and `libhangsafe.so` in the profile
 //! directory that holds this test binary's `deps/` directory. Cargo does
@@ -288,6 +290,11 @@ fn on_path(program: &str) -> bool {
 
 /// Runs `program` (linked statically) under valgrind's memcheck: any error
 /// or definite leak fails it. Skipped without valgrind, except on CI.
+///
+/// Valgrind follows `fork()` without being asked (`--trace-children` is
+/// about `exec`): a forked child runs under memcheck too, and its exit
+/// status becomes `--error-exitcode` if it had errors, which the C tests
+/// check for every child they reap.
 fn run_valgrind(program: &str) {
     if !on_path("valgrind") {
         assert!(std::env::var_os("CI").is_none(), "CI must install valgrind");
@@ -342,4 +349,19 @@ fn c_cancel_test_shared() {
 #[test]
 fn c_cancel_test_valgrind() {
     run_valgrind("cancel_test");
+}
+
+#[test]
+fn c_robust_test_static() {
+    run_static("robust_test");
+}
+
+#[test]
+fn c_robust_test_shared() {
+    run_shared("robust_test");
+}
+
+#[test]
+fn c_robust_test_valgrind() {
+    run_valgrind("robust_test");
 }

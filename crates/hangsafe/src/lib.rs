@@ -2,7 +2,7 @@
 //! resources or liveness when it times out, is cancelled or dies.
 //!
 //! The crate is built from five mechanisms, each from a public design
-//! discussion; this release provides the first two:
+//! discussion; this release provides three:
 //!
 //! * [`runner`]: work on a pooled, detached thread with a deadline, whose
 //!   handle can be released at any time without blocking (multipath-tools'
@@ -11,6 +11,9 @@
 //!   glibc 2.41 design): a cancelled runner's blocked `read`, `poll`,
 //!   `accept`… returns `Cancelled` unless it already took effect, and the
 //!   thread goes back to the pool.
+//! * [`robust`]: a process-shared mutex in shared memory that survives its
+//!   owner's death (the next owner is told), loses no wakeup, and is never
+//!   written after unlock, on every kernel (PI futexes, no robust list).
 //!
 //! ```
 //! use hangsafe::runner::{Builder, RunError};

@@ -43,8 +43,8 @@ pub(crate) fn me() -> Result<Me, Error> {
     me_slow()
 }
 
-#[cold]
-fn me_slow() -> Result<Me, Error> {
+/// Registers the fork handler (once), before anything is cached.
+fn register_atfork() {
     ATFORK.call_once(|| {
         // SAFETY: `after_fork_child` is an `extern "C" fn()` that stays
         // valid for the life of the process (it is a static function).
@@ -53,6 +53,10 @@ fn me_slow() -> Result<Me, Error> {
             log::warn!("robust mutex: pthread_atfork failed ({r}); fork children must exec");
         }
     });
+}
+
+#[cold]
+fn me_slow() -> Result<Me, Error> {
     let ns = pid_namespace()?;
     // SAFETY: gettid has no arguments and cannot fail.
     let tid = unsafe { libc::gettid() } as u32;
@@ -71,6 +75,9 @@ pub(crate) fn pid_namespace() -> Result<u64, Error> {
     if ns != 0 {
         return Ok(ns);
     }
+    // Whatever is cached from here on must be cleared in fork children
+    // (a child may be in another namespace after unshare(CLONE_NEWPID)).
+    register_atfork();
     let meta = std::fs::metadata("/proc/self/ns/pid").map_err(|e| {
         Error::Os(std::io::Error::new(
             e.kind(),

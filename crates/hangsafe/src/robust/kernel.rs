@@ -129,7 +129,8 @@ mod linux {
         let left = left.max(0);
         let abs = real.0 as i128 * 1_000_000_000 + real.1 as i128 + left;
         libc::timespec {
-            tv_sec: (abs / 1_000_000_000) as libc::time_t,
+            // Far-future deadlines are clamped, not wrapped.
+            tv_sec: (abs / 1_000_000_000).min(i64::MAX as i128 / 4) as libc::time_t,
             tv_nsec: (abs % 1_000_000_000) as _,
         }
     }
@@ -141,7 +142,7 @@ mod linux {
         };
         // SAFETY: `ts` is a valid out-pointer; the clocks used always exist.
         unsafe { libc::clock_gettime(id, &mut ts) };
-        (ts.tv_sec as i64, ts.tv_nsec as i64)
+        (ts.tv_sec, ts.tv_nsec)
     }
 
     impl Kernel for Linux {

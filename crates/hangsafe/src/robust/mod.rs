@@ -74,14 +74,29 @@ mod error;
 #[cfg(not(loom))]
 mod ident;
 mod kernel;
+#[cfg(not(loom))]
+mod mutex;
+#[cfg(not(loom))]
+mod pod;
 mod raw;
+#[cfg(not(loom))]
+mod region;
 mod word;
 
 #[cfg(all(test, not(loom)))]
+mod logic_tests;
+// Real processes and syscalls: not under Miri.
+#[cfg(all(test, not(loom), not(miri)))]
 mod tests;
 
 #[cfg(loom)]
 mod loom_tests;
 
 pub use error::{Acquired, Error};
+#[cfg(not(loom))]
+pub use mutex::{LockError, LockResult, OwnerDead, RobustMutex, RobustMutexGuard};
+#[cfg(not(loom))]
+pub use pod::Pod;
 pub use raw::RawRobustMutex;
+#[cfg(not(loom))]
+pub use region::{RegionError, RegionOptions, SharedRegion};

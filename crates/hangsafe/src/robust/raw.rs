@@ -174,6 +174,7 @@ impl RawRobustMutex {
         if !(0..1_000_000_000).contains(&nsec) || sec < 0 {
             return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EINVAL)));
         }
+        let sec = sec.min(i64::MAX / 4);
         self.lock_with(&super::kernel::Linux, Some(Deadline { sec, nsec }))
     }
 
@@ -214,6 +215,13 @@ impl RawRobustMutex {
     #[cfg(test)]
     pub(crate) fn debug_word(&self) -> u32 {
         self.word.load(Ordering::SeqCst)
+    }
+
+    /// Whether the calling thread may use this mutex at all: it is
+    /// initialised, and in the caller's PID namespace.
+    #[cfg(not(loom))]
+    pub(crate) fn check_caller(&self) -> Result<(), Error> {
+        self.check(&super::ident::me()?)
     }
 
     // ---- the protocol, generic over the kernel ----

@@ -113,6 +113,7 @@ fn r24_reused_after_unlock_never_written() {
             // WAITERS on a hand-over, so the owner's own unlock must go
             // through FUTEX_UNLOCK_PI too: the kernel path is exercised.
             eventually(LIMIT, "owner blocked", || blocked_in_futex(owner.pid));
+            settle();
             ar.gate.store(1, Ordering::SeqCst);
             assert_eq!(w.wait(LIMIT), Exit::Code(code::CONSISTENT));
             ar.gate.store(0, Ordering::SeqCst);
@@ -198,12 +199,18 @@ fn r24_glibc_robust_mutex_writes_after_unlock_foil() {
         }
     });
     eventually(LIMIT, "glibc owner released", || {
-        ar.arrived.load(Ordering::SeqCst) == 1
-            || matches!(
-                std::fs::read_to_string(format!("/proc/{}/stat", owner.pid)),
-                Err(_)
-            )
+        ar.arrived.load(Ordering::SeqCst) == 1 || proc_state(owner.pid) == Some('Z')
     });
+    if ar.arrived.load(Ordering::SeqCst) == 0 {
+        let exit = owner.wait(LIMIT);
+        if exit == Exit::Code(code::BUSY) && under_emulation() {
+            // qemu-user does not implement set_robust_list: glibc's robust
+            // mutexes are not robust there at all, so there is no window.
+            eprintln!("r24 foil: no robust list under emulation; nothing to show");
+            return;
+        }
+        panic!("the glibc owner could not set up the window: {exit:?}");
+    }
     let tid = ar.tid.load(Ordering::SeqCst);
     assert_ne!(tid, 0, "the glibc owner could not set up the window");
     let len = std::mem::size_of::<libc::pthread_mutex_t>();

@@ -184,6 +184,7 @@ fn r33_exec_while_holding_with_waiter() {
     let t0 = Instant::now();
     let w = fork(|| lock_code(&ar.m.lock_with(&FailKernel::plain(), None)));
     eventually(LIMIT, "waiter blocked", || blocked_in_futex(w.pid));
+    settle();
     ar.gate.store(1, Ordering::SeqCst);
     assert_eq!(w.wait(LIMIT), Exit::Code(code::OWNER_DEAD));
     assert!(

@@ -76,6 +76,7 @@ fn wait_blocked(c: &Child) {
     eventually(LIMIT, "waiter blocked in FUTEX_LOCK_PI", || {
         blocked_in_futex(c.pid)
     });
+    settle();
 }
 
 /// The parent's own lock: returns how it was found and leaves it unlocked

@@ -99,12 +99,6 @@ fn fail(s: &Storm, step: u32, e: &crate::robust::Error) {
     s.errors.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Process state letter from `/proc/<pid>/stat` (after the `(comm)`).
-fn proc_state(pid: libc::pid_t) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s.rsplit_once(')')?.1.trim_start().chars().next()
-}
-
 #[test]
 fn r34_sigkill_storm() {
     let secs: u64 = std::env::var("HANGSAFE_STORM_SECS")

@@ -202,11 +202,37 @@ pub(crate) fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> 
     }
 }
 
-/// Whether thread `tid` (of any process) is blocked in a futex wait: its
-/// `wchan` names a futex function or its syscall is futex.
+/// Whether process `pid` (single-threaded) sleeps in the futex syscall.
+///
+/// Under qemu-user (`HANGSAFE_UNDER_EMULATION`, the aarch64 CI run),
+/// `/proc/<pid>/syscall` describes qemu's host thread with the host's
+/// numbering, so only "sleeps in some syscall" can be observed; the
+/// callers then allow a settle time (see [`settle`]).
 pub(crate) fn blocked_in_futex(pid: libc::pid_t) -> bool {
     let s = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
-    s.split_whitespace().next() == Some(&(libc::SYS_futex).to_string())
+    let first = s.split_whitespace().next().unwrap_or("");
+    if under_emulation() {
+        return first.parse::<i64>().is_ok_and(|n| n >= 0);
+    }
+    first == libc::SYS_futex.to_string()
+}
+
+pub(crate) fn under_emulation() -> bool {
+    std::env::var_os("HANGSAFE_UNDER_EMULATION").is_some()
+}
+
+/// After [`blocked_in_futex`] said yes: under emulation, give the process
+/// time to really reach the futex wait.
+pub(crate) fn settle() {
+    if under_emulation() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Process state letter from `/proc/<pid>/stat` (after the `(comm)`).
+pub(crate) fn proc_state(pid: libc::pid_t) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// Child exit codes used by the tests.
