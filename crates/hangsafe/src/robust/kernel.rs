@@ -66,6 +66,14 @@ pub(crate) trait Kernel {
     /// A named step of the protocol (test fail points).
     #[inline(always)]
     fn point(&self, _p: Point) {}
+    /// One step of a userspace spin-wait.
+    #[inline]
+    fn spin(&self) {
+        #[cfg(loom)]
+        crate::sync::thread::yield_now();
+        #[cfg(not(loom))]
+        std::hint::spin_loop();
+    }
     /// Waits a little before retry number `attempt` of a transient kernel
     /// refusal.
     fn backoff(&self, _attempt: u32) {

@@ -282,6 +282,7 @@ impl RawRobustMutex {
         try_only: bool,
     ) -> Result<Acquired, Error> {
         let mut einval = 0;
+        let mut spins = 0;
         loop {
             if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
                 return Err(Error::NotRecoverable);
@@ -310,6 +311,16 @@ impl RawRobustMutex {
                     k.point(Point::AfterLockCas);
                     return self.acquired(k, me, true);
                 }
+                continue;
+            }
+            if !try_only && w & WAITERS == 0 && spins < SPIN_LIMIT {
+                // R37: nobody is queued, so the holder's unlock will be a
+                // plain CAS to 0. Wait a moment for it in userspace before
+                // queueing in the kernel: a queued waiter turns every
+                // later unlock into FUTEX_UNLOCK_PI and every hand-over
+                // into a sleep and a wakeup.
+                spins += 1;
+                k.spin();
                 continue;
             }
             let r = if try_only {
@@ -494,6 +505,10 @@ impl RawRobustMutex {
         }
     }
 }
+
+/// How many times a contended lock re-reads the word in userspace before
+/// queueing in the kernel (R37).
+const SPIN_LIMIT: u32 = if cfg!(loom) { 1 } else { 100 };
 
 /// How many times a transient `EINVAL` (R35) is retried: with
 /// [`Kernel::backoff`]'s sleeps, about a second.
