@@ -28,9 +28,17 @@
 //!   **nothing writes the mutex after unlock's CAS**: there is no
 //!   `list_op_pending` for the exit path to follow.
 //!
-//! The price is a syscall on every contended unlock (the kernel must pick
-//! the next owner) and priority inheritance semantics, which are a feature
-//! for the daemons hangsafe is for. See [`RawRobustMutex`] for the field by
+//! The price, measured in `benches/robust.rs` and the README:
+//!
+//! * a kernel hand-over on contended unlock: a queued waiter gets the lock
+//!   strictly, with a sleep and a wakeup, where glibc's non-PI robust
+//!   mutex lets the unlocker barge. A contended lock therefore spins
+//!   briefly in userspace before queueing, while nobody is queued (R37);
+//! * recovery from an owner that died with nobody waiting costs a syscall
+//!   (`ESRCH`), where glibc finds `OWNER_DIED` already written into the
+//!   mutex by the kernel, which is the very write this design forbids;
+//! * priority inheritance semantics, a feature for the daemons hangsafe is
+//!   for. See [`RawRobustMutex`] for the field by
 //! field protocol, and `docs/races.md` (R24–R33) for every race it handles
 //! and the test that shows it.
 //!
