@@ -38,9 +38,11 @@
 //!   (`ESRCH`), where glibc finds `OWNER_DIED` already written into the
 //!   mutex by the kernel, which is the very write this design forbids;
 //! * priority inheritance semantics, a feature for the daemons hangsafe is
-//!   for. See [`RawRobustMutex`] for the field by
-//! field protocol, and `docs/races.md` (R24–R33) for every race it handles
-//! and the test that shows it.
+//!   for.
+//!
+//! See [`RawRobustMutex`] for the field by field protocol, and
+//! `docs/races.md` (R24–R37) for every race it handles and the test that
+//! shows it.
 //!
 //! # What cannot be detected
 //!

@@ -46,6 +46,14 @@ fn holder(ar: &Arena, then: impl FnOnce(&Arena) -> i32) -> i32 {
     then(ar)
 }
 
+/// A `holder`'s ending: unlock normally, report whether that worked.
+fn unlocks(ar: &Arena) -> i32 {
+    match ar.m.unlock_with(&FailKernel::plain()) {
+        Ok(()) => code::CONSISTENT,
+        Err(_) => code::OTHER,
+    }
+}
+
 /// Child: lock with `k`, and report how (then unlock, repairing first if
 /// OwnerDead).
 fn locker(ar: &Arena, k: &FailKernel<'_>) -> i32 {
@@ -160,12 +168,7 @@ fn r30_killed_between_failed_unlock_cas_and_unlock_pi() {
 #[test]
 fn r31_waiter_killed_while_blocked() {
     let ar = arena();
-    let h = fork(|| {
-        holder(&ar, |ar| match ar.m.unlock_with(&FailKernel::plain()) {
-            Ok(()) => code::CONSISTENT,
-            Err(_) => code::OTHER,
-        })
-    });
+    let h = fork(|| holder(&ar, unlocks));
     wait_held(&ar);
     let w1 = fork(|| locker(&ar, &FailKernel::plain()));
     let w2 = fork(|| locker(&ar, &FailKernel::plain()));
@@ -184,12 +187,7 @@ fn r31_waiter_killed_while_blocked() {
 #[test]
 fn r30_granted_owner_killed_before_return() {
     let ar = arena();
-    let h = fork(|| {
-        holder(&ar, |ar| match ar.m.unlock_with(&FailKernel::plain()) {
-            Ok(()) => code::CONSISTENT,
-            Err(_) => code::OTHER,
-        })
-    });
+    let h = fork(|| holder(&ar, unlocks));
     wait_held(&ar);
     let w = fork(|| locker(&ar, &FailKernel::kill_at(Point::BeforeReturn)));
     wait_blocked(&w);
@@ -372,12 +370,7 @@ extern "C" fn count_signal(_: libc::c_int) {
 #[test]
 fn r32_signal_during_lock() {
     let ar = arena();
-    let h = fork(|| {
-        holder(&ar, |ar| match ar.m.unlock_with(&FailKernel::plain()) {
-            Ok(()) => code::CONSISTENT,
-            Err(_) => code::OTHER,
-        })
-    });
+    let h = fork(|| holder(&ar, unlocks));
     wait_held(&ar);
     let w = fork(|| {
         // SAFETY: installs an async-signal-safe handler (one atomic add)
