@@ -229,7 +229,7 @@ mod linux {
     }
 
     /// Tests: force (or stop forcing) the `FUTEX_LOCK_PI` fallback.
-    #[cfg(test)]
+    #[cfg(all(test, not(miri)))]
     pub(crate) fn set_force_lock_pi(force: bool) {
         FORCE.store(if force { 2 } else { 1 }, Ordering::Relaxed);
     }
@@ -237,5 +237,5 @@ mod linux {
 
 #[cfg(not(loom))]
 pub(crate) use linux::clock;
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(loom), not(miri)))]
 pub(crate) use linux::set_force_lock_pi;
