@@ -1,7 +1,7 @@
 //! The edges: TID reuse, misuse, fork and exec while holding, PID
 //! namespaces, uninitialised memory.
 
-use super::failpoints::{arena, Arena};
+use super::failpoints::{arena, owner_dies_uncontended, parent_lock, Arena};
 use super::support::*;
 use crate::robust::kernel::{Kernel, Linux, Point};
 use crate::robust::{Acquired, Error, RawRobustMutex};
@@ -66,7 +66,7 @@ fn r28_tid_reuse_by_next_locker() {
         match reuse.wait(LIMIT) {
             Exit::Code(code::BUSY) => {
                 // Not reused: recover the lock and try again.
-                assert_eq!(parent_recover(&ar), Acquired::OwnerDead);
+                assert_eq!(parent_lock(&ar), Acquired::OwnerDead);
                 continue;
             }
             other => {
@@ -91,15 +91,6 @@ fn locker_dies_holding(ar: &Arena) -> i32 {
     let _ =
         ar.m.lock_with(&FailKernel::kill_at(Point::AfterLockCas), None);
     code::OTHER
-}
-
-fn parent_recover(ar: &Arena) -> Acquired {
-    let how = ar.m.lock().unwrap();
-    if how == Acquired::OwnerDead {
-        ar.m.consistent().unwrap();
-    }
-    ar.m.unlock().unwrap();
-    how
 }
 
 /// R33: unlock and consistent by a non-owner (another process, another
@@ -149,7 +140,7 @@ fn r33_fork_while_holding() {
         code::CONSISTENT
     });
     assert_eq!(h.wait(LIMIT), Exit::Code(code::CONSISTENT));
-    assert_eq!(parent_recover(&ar), Acquired::Consistent);
+    assert_eq!(parent_lock(&ar), Acquired::Consistent);
 }
 
 /// Execs `/bin/sleep secs` (never returns).
@@ -282,8 +273,7 @@ fn uninitialised_and_misuse_refused() {
 #[test]
 fn try_lock_dead_vs_live_owner() {
     let ar = arena();
-    let c = fork(|| locker_dies_holding(&ar));
-    assert_eq!(c.wait(LIMIT), Exit::Signal(libc::SIGKILL));
+    owner_dies_uncontended(&ar);
     assert_eq!(ar.m.try_lock().unwrap(), Acquired::OwnerDead);
     ar.m.consistent().unwrap();
     ar.m.unlock().unwrap();

@@ -74,6 +74,13 @@ fn locker(ar: &Arena, k: &FailKernel<'_>) -> i32 {
     code
 }
 
+/// A child takes the lock and is killed right after the lock CAS, with
+/// nobody waiting: the word keeps its dead TID.
+pub(crate) fn owner_dies_uncontended(ar: &Arena) {
+    let c = fork(|| locker(ar, &FailKernel::kill_at(Point::AfterLockCas)));
+    assert_eq!(c.wait(LIMIT), Exit::Signal(libc::SIGKILL));
+}
+
 fn wait_held(ar: &Arena) {
     eventually(LIMIT, "holder has the lock", || {
         ar.held.load(Ordering::SeqCst) == 1
@@ -89,7 +96,7 @@ fn wait_blocked(c: &Child) {
 
 /// The parent's own lock: returns how it was found and leaves it unlocked
 /// (repairing if needed).
-fn parent_lock(ar: &Arena) -> Acquired {
+pub(crate) fn parent_lock(ar: &Arena) -> Acquired {
     let how = ar.m.lock().expect("parent lock");
     if how == Acquired::OwnerDead {
         ar.m.consistent().unwrap();
@@ -103,8 +110,7 @@ fn parent_lock(ar: &Arena) -> Acquired {
 #[test]
 fn r29_killed_after_lock_cas_uncontended() {
     let ar = arena();
-    let c = fork(|| locker(&ar, &FailKernel::kill_at(Point::AfterLockCas)));
-    assert_eq!(c.wait(LIMIT), Exit::Signal(libc::SIGKILL));
+    owner_dies_uncontended(&ar);
     assert_eq!(parent_lock(&ar), Acquired::OwnerDead);
     // Repaired: the next lock is clean.
     assert_eq!(parent_lock(&ar), Acquired::Consistent);
@@ -204,8 +210,7 @@ fn r30_granted_owner_killed_before_return() {
 fn r25_several_contenders_get_esrch() {
     const N: u32 = 4;
     let ar = arena();
-    let c = fork(|| locker(&ar, &FailKernel::kill_at(Point::AfterLockCas)));
-    assert_eq!(c.wait(LIMIT), Exit::Signal(libc::SIGKILL));
+    owner_dies_uncontended(&ar);
     let kids: Vec<Child> = (0..N)
         .map(|_| {
             fork(|| {
@@ -246,8 +251,7 @@ fn r25_several_contenders_get_esrch() {
 #[test]
 fn r26_taker_dies_mid_recovery() {
     let ar = arena();
-    let c = fork(|| locker(&ar, &FailKernel::kill_at(Point::AfterLockCas)));
-    assert_eq!(c.wait(LIMIT), Exit::Signal(libc::SIGKILL));
+    owner_dies_uncontended(&ar);
     // Uncontended: the taker gets OwnerDead, half-repairs, dies.
     let t = fork(|| {
         let r = ar.m.lock_with(&FailKernel::plain(), None);
@@ -283,8 +287,7 @@ fn r26_taker_dies_mid_recovery() {
 #[test]
 fn r27_unlock_while_inconsistent() {
     let ar = arena();
-    let c = fork(|| locker(&ar, &FailKernel::kill_at(Point::AfterLockCas)));
-    assert_eq!(c.wait(LIMIT), Exit::Signal(libc::SIGKILL));
+    owner_dies_uncontended(&ar);
     let t = fork(|| {
         let r = ar.m.lock_with(&FailKernel::plain(), None);
         if r.as_ref().ok() != Some(&Acquired::OwnerDead) {
