@@ -60,6 +60,8 @@ mod cancel {
     pub(crate) mod word;
 }
 mod error;
+pub mod examine;
+pub mod nexus;
 #[cfg(not(loom))]
 mod platform;
 #[cfg(not(loom))]

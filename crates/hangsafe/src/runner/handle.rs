@@ -409,6 +409,37 @@ impl<T: Send + 'static> Runner<T> {
         self.wait_until(Some(deadline))
     }
 
+    /// Takes the outcome if it is decided, without blocking; `None` while
+    /// the work runs. After it returned `Some`, the outcome is gone: a
+    /// second call panics, as `wait` does.
+    ///
+    /// ```
+    /// let mut r = hangsafe::runner::spawn(|_| 1 + 1).unwrap();
+    /// let out = loop {
+    ///     if let Some(out) = r.try_wait() {
+    ///         break out;
+    ///     }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert_eq!(out, Ok(2));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the outcome was already taken.
+    pub fn try_wait(&mut self) -> Option<Result<T, RunError>> {
+        self.check();
+        self.take()
+    }
+
+    /// Arranges for `notice` to run once when the outcome is decided (on
+    /// the thread that decides it, outside every runner lock). Returns
+    /// false, registering nothing, if it is decided already. Replaces any
+    /// waiter registered before; only a sole owner (a `RunnerSet`) uses it.
+    pub(crate) fn on_decided(&self, notice: Box<dyn FnOnce() + Send>) -> bool {
+        self.shared.register(Waiter::Notice(notice))
+    }
+
     fn take(&mut self) -> Option<Result<T, RunError>> {
         assert!(!self.taken, "hangsafe: runner outcome already taken");
         let r = self.shared.take();

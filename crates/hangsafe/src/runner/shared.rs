@@ -27,6 +27,11 @@ use std::time::{Duration, Instant};
 pub(crate) enum Waiter {
     Thread(thread::Thread),
     Task(std::task::Waker),
+    /// A completion notice (a [`RunnerSet`](crate::nexus::RunnerSet)'s).
+    /// Runs once, outside every runner lock, on whichever thread decided
+    /// the outcome; it must not block.
+    #[cfg_attr(loom, allow(dead_code))]
+    Notice(Box<dyn FnOnce() + Send>),
 }
 
 impl Waiter {
@@ -34,6 +39,7 @@ impl Waiter {
         match self {
             Waiter::Thread(t) => t.unpark(),
             Waiter::Task(w) => w.wake(),
+            Waiter::Notice(f) => f(),
         }
     }
 }

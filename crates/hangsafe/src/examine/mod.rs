@@ -1,0 +1,1 @@
+//! Examine: consistent snapshots of a running worker's published state.

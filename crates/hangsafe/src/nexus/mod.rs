@@ -1,0 +1,1 @@
+//! Stale-proof events: generational tokens and foreign event loops.
