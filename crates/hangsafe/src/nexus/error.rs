@@ -18,8 +18,7 @@ pub enum SetError {
     /// of deadlocking. An `occurred` event refused this way has not been
     /// consumed; deliver it again from outside the hook.
     InHook,
-    /// `occurred_*` was called on a set with no hooks attached, or
-    /// `attach` on a set that has them already.
+    /// `attach` on a set that has hooks attached already.
     Attachment,
     /// An application hook failed.
     Hook(io::Error),
@@ -37,7 +36,7 @@ impl fmt::Display for SetError {
             SetError::InHook => {
                 f.write_str("runner set entered from inside an event-loop hook (refused)")
             }
-            SetError::Attachment => f.write_str("runner set hooks are not attached as required"),
+            SetError::Attachment => f.write_str("runner set already has event-loop hooks attached"),
             SetError::Hook(e) => write!(f, "event loop hook failed: {e}"),
             SetError::Ignored(why) => write!(f, "event ignored: {why}"),
         }

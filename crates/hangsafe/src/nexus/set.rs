@@ -86,7 +86,6 @@ enum Src {
 
 struct Attached {
     hooks: Box<dyn Hooks>,
-    nexus: Nexus<Src>,
     /// The armed timeout and its deadline.
     timer: Option<(Token, Instant)>,
 }
@@ -99,7 +98,30 @@ struct Inner<T: Send + 'static> {
     deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
     /// Notices taken from the notifier, not yet resolved.
     pending: Vec<Token>,
+    /// The registrations with the loop. It outlives attachments, so that a
+    /// token of an earlier attachment stays stale (R38).
+    nexus: Nexus<Src>,
     attached: Option<Attached>,
+}
+
+/// The hooks of a detached set: only a withdrawn timeout's late event can
+/// still arrive, and it needs no hook.
+struct Detached;
+
+impl Hooks for Detached {
+    fn fd_register(&mut self, _: RawFd, _: Interest, _: Token) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::ENOTCONN))
+    }
+    fn fd_modify(&mut self, _: RawFd, _: Interest, _: Token) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::ENOTCONN))
+    }
+    fn fd_deregister(&mut self, _: RawFd, _: Token) {}
+    fn timeout_register(&mut self, _: Instant, _: Token) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::ENOTCONN))
+    }
+    fn timeout_modify(&mut self, _: Instant, _: Token) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The outcomes [`RunnerSet::drain`] collected: `(token, outcome)` pairs,
@@ -147,6 +169,7 @@ impl<T: Send + 'static> RunnerSet<T> {
                 runners: Registry::with_limits(max_generation, max_slots),
                 deadlines: BinaryHeap::new(),
                 pending: Vec::new(),
+                nexus: Nexus::new(),
                 attached: None,
             }),
         })
@@ -307,29 +330,25 @@ impl<T: Send + 'static> RunnerSet<T> {
         if inner.attached.is_some() {
             return Err(SetError::Attachment);
         }
-        let mut nexus = Nexus::new();
-        nexus.register_fd(
+        inner.nexus.register_fd(
             &mut *hooks,
             self.notifier.signal().as_raw_fd(),
             Interest::READABLE,
             Src::Completion,
         )?;
-        inner.attached = Some(Attached {
-            hooks,
-            nexus,
-            timer: None,
-        });
+        inner.attached = Some(Attached { hooks, timer: None });
         inner.rearm();
         Ok(())
     }
 
     /// Takes the hooks back: the fd is deregistered and the timeout
-    /// withdrawn (its last `occurred_timeout` may still arrive and is
-    /// dropped, as [`SetError::Attachment`]). `None` if not attached.
+    /// withdrawn. Its last `occurred_timeout` may still arrive and is
+    /// dropped, as every later event of this attachment is, even after a
+    /// new [`attach`](Self::attach). `None` if not attached.
     pub fn detach(&self) -> Option<Box<dyn Hooks>> {
         let (mut inner, _s) = self.enter().ok()?;
         let mut a = inner.attached.take()?;
-        a.nexus.deregister_all(&mut *a.hooks);
+        inner.nexus.deregister_all(&mut *a.hooks);
         Some(a.hooks)
     }
 
@@ -340,8 +359,7 @@ impl<T: Send + 'static> RunnerSet<T> {
     /// waiting: call [`drain`](Self::drain).
     pub fn occurred_fd(&self, token: Token, fd: RawFd, revents: i16) -> Result<(), SetError> {
         let (mut inner, _s) = self.enter()?;
-        let a = inner.attached.as_mut().ok_or(SetError::Attachment)?;
-        match a.nexus.occurred_fd(token, fd, revents)? {
+        match inner.nexus.occurred_fd(token, fd, revents)? {
             Fired::Fd {
                 key: Src::Completion,
                 ..
@@ -360,21 +378,26 @@ impl<T: Send + 'static> RunnerSet<T> {
     /// applied and the next one armed: call [`drain`](Self::drain).
     pub fn occurred_timeout(&self, token: Token) -> Result<(), SetError> {
         let (mut inner, _s) = self.enter()?;
-        let a = inner.attached.as_mut().ok_or(SetError::Attachment)?;
-        let r = a
-            .nexus
-            .occurred_timeout(&mut *a.hooks, token, Instant::now());
+        let Inner {
+            nexus, attached, ..
+        } = &mut *inner;
+        let r = match attached {
+            Some(a) => nexus.occurred_timeout(&mut *a.hooks, token, Instant::now()),
+            None => nexus.occurred_timeout(&mut Detached, token, Instant::now()),
+        };
         match r {
             Ok(Fired::Timeout { .. }) => {
-                if a.timer.is_some_and(|(t, _)| t == token) {
-                    a.timer = None;
+                if let Some(a) = attached {
+                    if a.timer.is_some_and(|(t, _)| t == token) {
+                        a.timer = None;
+                    }
                 }
                 inner.apply_deadlines(Instant::now());
                 inner.rearm();
                 Ok(())
             }
             Err(Ignored::NotDue { renewed }) => {
-                if let Some((t, _)) = &mut a.timer {
+                if let Some((t, _)) = attached.as_mut().and_then(|a| a.timer.as_mut()) {
                     if *t == token {
                         *t = renewed;
                     }
@@ -431,10 +454,13 @@ impl<T: Send + 'static> Inner<T> {
             if at <= want {
                 return;
             }
-            a.nexus.withdraw_timeout(&mut *a.hooks, t);
+            self.nexus.withdraw_timeout(&mut *a.hooks, t);
             a.timer = None;
         }
-        match a.nexus.register_timeout(&mut *a.hooks, want, Src::Deadline) {
+        match self
+            .nexus
+            .register_timeout(&mut *a.hooks, want, Src::Deadline)
+        {
             Ok(t) => a.timer = Some((t, want)),
             // The runners' own timer still enforces every deadline; the
             // loop just learns of it through the fd instead.
@@ -497,7 +523,7 @@ impl<T: Send + 'static> Drop for RunnerSet<T> {
             let inner = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
             if let Some(mut a) = inner.attached.take() {
                 let _s = Section::enter();
-                a.nexus.deregister_all(&mut *a.hooks);
+                inner.nexus.deregister_all(&mut *a.hooks);
             }
             inner.runners.drain()
         };
