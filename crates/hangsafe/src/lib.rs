@@ -2,7 +2,7 @@
 //! resources or liveness when it times out, is cancelled or dies.
 //!
 //! The crate is built from five mechanisms, each from a public design
-//! discussion; this release provides three:
+//! discussion:
 //!
 //! * [`runner`]: work on a pooled, detached thread with a deadline, whose
 //!   handle can be released at any time without blocking (multipath-tools'
@@ -11,6 +11,12 @@
 //!   glibc 2.41 design): a cancelled runner's blocked `read`, `poll`,
 //!   `accept`… returns `Cancelled` unless it already took effect, and the
 //!   thread goes back to the pool.
+//! * [`nexus`]: stale-proof events (libxl's hook nexus): generational
+//!   tokens that a late callback cannot misuse, hooks for any event loop,
+//!   and [`RunnerSet`](nexus::RunnerSet), many runners behind one fd.
+//! * [`examine`]: consistent snapshots of what a running worker published
+//!   (utrace's prepare/finish examine, on a seqlock sound under Rust's
+//!   memory model); a runner that ended or was released is `Gone`.
 //! * [`robust`]: a process-shared mutex in shared memory that survives its
 //!   owner's death (the next owner is told), loses no wakeup, and is never
 //!   written after unlock, on every kernel (PI futexes, no robust list).

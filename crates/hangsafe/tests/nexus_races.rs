@@ -7,7 +7,7 @@ use hangsafe::nexus::{Fired, Hooks, Ignored, Interest, Nexus, RunnerSet, SetErro
 use hangsafe::runner::{Builder, RunError};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -129,10 +129,18 @@ fn r38_r40_closed_and_reused_fd_number() {
         Ok(Fired::Fd { key: 1, .. })
     ));
     assert!(nexus.deregister_fd(&mut hooks, old));
-    drop(r1);
-    // The lowest free fd number is `n` again.
+    // Close the old file and reuse its number for a new pipe in one step
+    // (dup2 closes what `n` was), so that no other thread of this test
+    // binary can take the number in between.
+    let n = r1.into_raw_fd();
     let (r2, mut w2) = pipe();
-    assert_eq!(r2.as_raw_fd(), n, "the test needs the fd number reused");
+    // SAFETY: `n` is owned by this test (taken out of `r1` above) and `r2`
+    // is open; dup2 atomically closes the old file at `n`.
+    assert_eq!(unsafe { libc::dup2(r2.as_raw_fd(), n) }, n);
+    drop(r2);
+    // SAFETY: `n` now refers to the new pipe's read end, owned by nothing
+    // else; it is closed once, when `_r2` drops.
+    let _r2 = unsafe { OwnedFd::from_raw_fd(n) };
     let new = nexus
         .register_fd(&mut hooks, n, Interest::READABLE, 2)
         .unwrap();

@@ -318,6 +318,51 @@ impl<T: Send + 'static> RunnerSet<T> {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
+    /// A handle for examining the runner `token`'s published state (see
+    /// [`examine`](crate::examine)); a stale token, a released or drained
+    /// runner, is [`Gone`](crate::examine::ExamineError::Gone), like
+    /// utrace's `_pid` calls (R49).
+    ///
+    /// ```
+    /// use hangsafe::examine::{ExamineError, Progress};
+    /// use hangsafe::nexus::RunnerSet;
+    /// use hangsafe::runner::Builder;
+    ///
+    /// let set = RunnerSet::new().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let t = set
+    ///     .spawn(Builder::new(), move |ctx| {
+    ///         ctx.enter_phase("SG_IO");
+    ///         let _ = rx.recv();
+    ///     })
+    ///     .unwrap();
+    /// let ex = set.examiner(t).unwrap();
+    /// let phase = loop {
+    ///     match ex.examine(|p: &Progress| p.phase().to_owned()) {
+    ///         Ok(p) => break p,
+    ///         Err(ExamineError::Unpublished) => std::thread::yield_now(),
+    ///         Err(e) => panic!("{e}"),
+    ///     }
+    /// };
+    /// assert_eq!(phase, "SG_IO");
+    /// set.release(t);
+    /// assert_eq!(ex.examine(|p: &Progress| p.done()), Err(ExamineError::Gone));
+    /// assert!(matches!(set.examiner(t), Err(ExamineError::Gone)));
+    /// drop(tx);
+    /// ```
+    pub fn examiner(
+        &self,
+        token: Token,
+    ) -> Result<crate::examine::Examiner, crate::examine::ExamineError> {
+        let (inner, _s) = self
+            .enter()
+            .map_err(|_| crate::examine::ExamineError::Gone)?;
+        match inner.runners.get(token) {
+            Some(Some(r)) => Ok(r.examiner()),
+            _ => Err(crate::examine::ExamineError::Gone),
+        }
+    }
+
     // ---- the application's event loop --------------------------------------
 
     /// Hands the set to an event loop: registers its fd (readable) and its
@@ -356,18 +401,17 @@ impl<T: Send + 'static> RunnerSet<T> {
     /// Any thread, any delay: a stale token, another fd, or an fd that is
     /// not readable when re-checked is dropped, as
     /// `Err(SetError::Ignored(_))` (R38, R40, R41). On `Ok`, completions are
-    /// waiting: call [`drain`](Self::drain).
+    /// waiting: call [`drain`](Self::drain). Nothing is consumed here, so
+    /// the fd stays readable until a drain.
     pub fn occurred_fd(&self, token: Token, fd: RawFd, revents: i16) -> Result<(), SetError> {
         let (mut inner, _s) = self.enter()?;
         match inner.nexus.occurred_fd(token, fd, revents)? {
+            // The fd stays readable until `drain` clears it: an event
+            // delivered without a drain after it is repeated, not lost.
             Fired::Fd {
                 key: Src::Completion,
                 ..
-            } => {
-                let Inner { pending, .. } = &mut *inner;
-                self.notifier.take(pending);
-                Ok(())
-            }
+            } => Ok(()),
             other => unreachable!("fd event for a non-fd registration: {other:?}"),
         }
     }

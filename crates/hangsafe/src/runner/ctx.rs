@@ -2,6 +2,11 @@
 
 use crate::cancel::word::{CancelWord, Gen};
 use crate::error::Cancelled;
+#[cfg(not(loom))]
+use crate::examine::{Plain, Progress, SeqCell, Stamp};
+#[cfg(not(loom))]
+use std::cell::Cell;
+use std::marker::PhantomData;
 use std::time::Instant;
 
 /// The work's view of its runner, passed to the closure given to
@@ -28,12 +33,55 @@ use std::time::Instant;
 ///     .unwrap();
 /// assert_eq!(r.wait(), Err(RunError::TimedOut));
 /// ```
+///
+/// The work also publishes its state here for others to
+/// [examine](crate::examine): [`publish`](Self::publish),
+/// [`enter_phase`](Self::enter_phase), [`set_progress`](Self::set_progress).
+///
+/// # Only the worker's thread
+///
+/// `Ctx` is neither `Sync` nor `Send`: the work gets a `&Ctx` that cannot
+/// be handed to another thread. This is what makes the worker the single
+/// writer of the runner's examine state (the seqlock's premise), and keeps
+/// [`is_cancelled`](Self::is_cancelled) about the worker's own thread.
+/// Other threads that take part in the work use [`token`](Self::token).
+///
+/// ```compile_fail
+/// // Does not compile: `&Ctx` cannot be sent to another thread.
+/// let r = hangsafe::runner::spawn(|ctx| {
+///     std::thread::scope(|s| {
+///         s.spawn(|| ctx.publish(&1u64));
+///     });
+/// });
+/// ```
+///
+/// ```
+/// // The same on the worker's own thread is fine.
+/// let r = hangsafe::runner::spawn(|ctx| {
+///     std::thread::scope(|s| {
+///         s.spawn(|| 1 + 1);
+///     });
+///     ctx.publish(&1u64);
+/// });
+/// r.unwrap().wait().unwrap();
+/// ```
 pub struct Ctx<'a> {
     word: &'a CancelWord,
     gen: Gen,
     deadline: Option<Instant>,
+    // `dyn TokenSource` is not `Sync`, so neither is `Ctx`.
     #[cfg(not(loom))]
     source: &'a dyn TokenSource,
+    /// The runner's examine state; this `Ctx` is its only writer.
+    #[cfg(not(loom))]
+    cell: &'a SeqCell,
+    /// The writer's record of the cell's sequence word (see
+    /// `SeqCell::write`): 0 until the first publish.
+    #[cfg(not(loom))]
+    seq: Cell<u64>,
+    /// Keeps `Ctx` `!Sync` (and `!Send`) on its own, whatever the fields
+    /// above become: the examine seqlock relies on a single writer.
+    _single_thread: PhantomData<*const ()>,
 }
 
 /// Makes the runner's [`CancelToken`](crate::cancel::CancelToken) on demand.
@@ -58,12 +106,16 @@ impl<'a> Ctx<'a> {
         gen: Gen,
         deadline: Option<Instant>,
         source: &'a dyn TokenSource,
+        cell: &'a SeqCell,
     ) -> Self {
         Ctx {
             word,
             gen,
             deadline,
             source,
+            cell,
+            seq: Cell::new(0),
+            _single_thread: PhantomData,
         }
     }
 
@@ -118,5 +170,86 @@ impl<'a> Ctx<'a> {
     /// The runner's deadline, if it has one.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
+    }
+
+    /// Publishes `state` for [examination](crate::examine): from now on,
+    /// [`Runner::examine`](crate::runner::Runner::examine) and any
+    /// [`Examiner`](crate::examine::Examiner) of this runner see it, whole,
+    /// until the next publish.
+    ///
+    /// Never blocks and never waits for readers: a few stores and a fence
+    /// (a sequence-lock write). Any [`Plain`] type up to 64 bytes and
+    /// 8-byte alignment (checked at compile time); a reader asking for
+    /// another type than the last one published gets
+    /// [`WrongType`](crate::examine::ExamineError::WrongType).
+    ///
+    /// ```
+    /// use hangsafe::examine::ExamineError;
+    ///
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let r = hangsafe::runner::spawn(move |ctx| {
+    ///     for sector in 0..1000u64 {
+    ///         ctx.publish(&[sector, 1000]);
+    ///     }
+    ///     rx.recv().ok();
+    /// })
+    /// .unwrap();
+    /// let state = loop {
+    ///     match r.examine(|&[sector, of]: &[u64; 2]| (sector, of)) {
+    ///         Ok(s) if s.0 == 999 => break s,
+    ///         Ok(_) | Err(ExamineError::Unpublished | ExamineError::Again) => std::thread::yield_now(),
+    ///         Err(e) => panic!("{e}"),
+    ///     }
+    /// };
+    /// assert_eq!(state, (999, 1000));
+    /// tx.send(()).unwrap();
+    /// ```
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn publish<S: Plain>(&self, state: &S) {
+        // The single-writer premise of the seqlock holds: `Ctx` is `!Sync`,
+        // so this runs on the worker's thread, which is also the only one
+        // that sets the end flag (after the work has returned).
+        let seq = crate::examine::publish(self.cell, self.seq.get(), state);
+        self.seq.set(seq);
+    }
+
+    /// The writer's record of the examine sequence, for `run_job` to mark
+    /// the end of the work after its last publish.
+    #[cfg(not(loom))]
+    pub(crate) fn examine_seq(&self) -> u64 {
+        self.seq.get()
+    }
+
+    /// Publishes a [`Progress`] entering `phase` now: the phase name (up to
+    /// [`PHASE_LEN`](crate::examine::PHASE_LEN) bytes), its entry time,
+    /// and both counters **reset to 0** (counters describe one phase).
+    ///
+    /// ```
+    /// use hangsafe::examine::Progress;
+    ///
+    /// let r = hangsafe::runner::spawn(|ctx| {
+    ///     ctx.enter_phase("SG_IO");
+    ///     // ... the call that may hang ...
+    /// })
+    /// .unwrap();
+    /// // A reader would call r.examine(|p: &Progress| p.time_in_phase()).
+    /// r.wait().unwrap();
+    /// ```
+    #[cfg(not(loom))]
+    pub fn enter_phase(&self, phase: &str) {
+        self.publish(&Progress::new(phase));
+    }
+
+    /// Publishes the current phase again with its counters set to `done` of
+    /// `total` (0: unknown) and its update time set to now. The phase and
+    /// its entry time are kept. If the last state published was not a
+    /// [`Progress`] (or nothing was), this enters an unnamed phase now.
+    #[cfg(not(loom))]
+    pub fn set_progress(&self, done: u32, total: u32) {
+        let now = Stamp::now();
+        let current = crate::examine::own_progress(self.cell, self.seq.get())
+            .unwrap_or_else(|| Progress::at("", now));
+        self.publish(&current.with_counts(done, total).updated(now));
     }
 }

@@ -7,6 +7,7 @@ use super::shared::{Shared, Waiter};
 use super::state::{CancelReason, Finish, State};
 use super::timer::{self, TimerKind, TimerTarget};
 use crate::cancel::word::CancelWord;
+use crate::examine::{Examinable, ExamineError, Examiner, Plain, Ticket};
 use crate::sync::{Arc, Weak};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -165,12 +166,25 @@ fn run_job<F, T: Send + 'static>(
         crate::cancel::thread::leave_scope();
         drop(key);
         ready();
+        // Nothing was published, so the final state alone makes examination
+        // Gone; the flag is set anyway (this path is rare).
+        shared.examine_cell().end(0);
         let fin = shared.finish_unrun();
         note_finish(shared, fin);
         return;
     }
-    let ctx = Ctx::new(word, gen, shared.deadline(), shared);
+    let ctx = Ctx::new(word, gen, shared.deadline(), shared, shared.examine_cell());
     let result = catch_unwind(AssertUnwindSafe(|| f(&ctx))).map_err(|p| panic_message(&*p));
+    // The work has returned (or panicked): it publishes no more, and from
+    // here on examination answers Gone (R48). Set by this thread, the
+    // seqlock's single writer, before the final state CAS below, so whoever
+    // sees the runner finished also sees Gone. Only if it published: a
+    // runner that never did is Gone by its final state, and the store would
+    // be this thread's only access to the cell's line (a transfer from the
+    // spawning thread's cache that the final CAS would wait for).
+    if ctx.examine_seq() != 0 {
+        shared.examine_cell().end(ctx.examine_seq());
+    }
     // Leave the thread clean for its next job: a new generation (a late
     // cancel of this job can no longer touch it, R5) and the cancel signal
     // unblocked, so a stale pending instance is delivered and ignored now
@@ -518,8 +532,88 @@ impl<T: Send + 'static> Future for Runner<T> {
 
 impl<T: Send + 'static> Drop for Runner<T> {
     fn drop(&mut self) {
+        // Released: examination answers Gone from now on (R49).
+        self.shared.examine_cell().release();
         if self.shared.word().state() == State::Running {
             cancel_runner(&self.shared, CancelReason::Released);
         }
+    }
+}
+
+/// Examination of the state the work publishes (see [`crate::examine`]).
+impl<T: Send + 'static> Runner<T> {
+    /// A handle that examines this runner from any thread and may outlive
+    /// it (after which it answers [`Gone`](ExamineError::Gone)). It does not
+    /// keep the runner's context alive.
+    pub fn examiner(&self) -> Examiner {
+        let weak: Weak<dyn Examinable> = Arc::downgrade(&self.shared) as Weak<dyn Examinable>;
+        Examiner::new(weak)
+    }
+
+    /// Takes a consistent snapshot of the state the work last published,
+    /// as an `S`, with the publish it came from (utrace's
+    /// `prepare_examine`). Never blocks; bounded even if the worker
+    /// publishes continuously.
+    ///
+    /// # Errors
+    ///
+    /// * [`Gone`](ExamineError::Gone): the work has returned or panicked;
+    /// * [`Unpublished`](ExamineError::Unpublished): nothing published yet;
+    /// * [`WrongType`](ExamineError::WrongType): the last state published
+    ///   is not an `S`;
+    /// * [`Again`](ExamineError::Again): the worker kept publishing and no
+    ///   consistent snapshot was taken within the bound; retry.
+    pub fn prepare_examine<S: Plain>(&self) -> Result<Ticket<S>, ExamineError> {
+        crate::examine::prepare(self.shared.examine_cell(), || self.is_finished())
+    }
+
+    /// Checks that the worker has not published since `ticket` was
+    /// prepared (utrace's `finish_examine`): `Ok` means the ticket's state
+    /// is still the current one, so what the caller concluded from it (and
+    /// from anything the worker writes only as part of a later publish)
+    /// still holds.
+    ///
+    /// # Errors
+    ///
+    /// * [`Again`](ExamineError::Again): the worker published in between;
+    /// * [`Gone`](ExamineError::Gone): the work has ended meanwhile;
+    /// * [`ForeignTicket`](ExamineError::ForeignTicket): `ticket` was
+    ///   prepared on another runner.
+    pub fn finish_examine<S>(&self, ticket: &Ticket<S>) -> Result<(), ExamineError> {
+        crate::examine::finish(self.shared.examine_cell(), ticket)
+    }
+
+    /// Runs `f` on a consistent snapshot of the published state, then
+    /// checks it is still current; if the worker published meanwhile, tries
+    /// again, up to [`EXAMINE_ATTEMPTS`](crate::examine::EXAMINE_ATTEMPTS)
+    /// times, then gives up with [`Again`](ExamineError::Again). `f` may
+    /// therefore run more than once; only the result of the run whose
+    /// snapshot was still current is returned.
+    ///
+    /// ```
+    /// use hangsafe::examine::{ExamineError, Progress};
+    ///
+    /// let r = hangsafe::runner::spawn(|ctx| {
+    ///     ctx.enter_phase("inquiry");
+    ///     while !ctx.is_cancelled() {
+    ///         std::thread::yield_now();
+    ///     }
+    /// })
+    /// .unwrap();
+    /// let phase = loop {
+    ///     match r.examine(|p: &Progress| p.phase().to_owned()) {
+    ///         Err(ExamineError::Unpublished) => std::thread::yield_now(),
+    ///         other => break other,
+    ///     }
+    /// };
+    /// assert_eq!(phase.as_deref(), Ok("inquiry"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`prepare_examine`](Self::prepare_examine), plus `Again` when
+    /// every attempt saw a publish in between.
+    pub fn examine<S: Plain, R>(&self, f: impl FnMut(&S) -> R) -> Result<R, ExamineError> {
+        crate::examine::examine(self.shared.examine_cell(), || self.is_finished(), f)
     }
 }

@@ -15,11 +15,16 @@
 //! * `slots` — under its mutex: the worker's binding (which thread, which
 //!   generation) and the handle's waiter. The mutex is held only for a few
 //!   stores, never across user code or a blocking call.
+//! * `examine` — the published state ([`SeqCell`]): its sequence word and
+//!   data are written by the worker alone (through its `!Sync` `Ctx`, and
+//!   the end flag in `run_job` if the work published), its release flag by
+//!   the handle's `Drop`; anyone reads.
 
 use super::error::RunError;
 use super::metrics::Counters;
 use super::state::{CancelReason, Finish, State, StateCell, Word};
 use crate::cancel::word::{Binding, CancelWord, Gen, Request};
+use crate::examine::SeqCell;
 use crate::sync::{lock, thread, Arc, CachePadded, Mutex, UnsafeCell};
 use std::time::{Duration, Instant};
 
@@ -62,6 +67,7 @@ pub(crate) struct Shared<T> {
     counters: Arc<Counters>,
     deadline: Option<Instant>,
     grace: Duration,
+    examine: SeqCell,
 }
 
 // SAFETY: `result` is accessed by one thread at a time under the protocol in
@@ -83,7 +89,14 @@ impl<T> Shared<T> {
             counters,
             deadline,
             grace,
+            examine: SeqCell::new(),
         }
+    }
+
+    /// The state the work publishes for examination.
+    #[inline]
+    pub(crate) fn examine_cell(&self) -> &SeqCell {
+        &self.examine
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -305,6 +318,17 @@ impl<T> Shared<T> {
         self.result
             .with(|p| unsafe { (*p).as_ref() })
             .and_then(|r| r.as_ref().ok())
+    }
+}
+
+#[cfg(not(loom))]
+impl<T: Send + 'static> crate::examine::Examinable for Shared<T> {
+    fn examine_cell(&self) -> &SeqCell {
+        &self.examine
+    }
+
+    fn work_ended(&self) -> bool {
+        matches!(self.word().state(), State::Done | State::Dead)
     }
 }
 
