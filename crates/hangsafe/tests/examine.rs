@@ -741,3 +741,49 @@ fn a_cancelled_runner_whose_work_still_runs_can_be_examined() {
     assert_eq!(r.examine(|p: &Progress| p.done()), Err(ExamineError::Gone));
     assert_eq!(r.wait(), Err(RunError::Cancelled));
 }
+
+/// R49, the other side: a runner whose outcome was *taken* (here a
+/// timed-out probe drained from a `RunnerSet`) was not released. Its work,
+/// still stuck, stays examinable through an examiner taken earlier, which
+/// is what a watch view needs ("in SG_IO for 41 s"); it is Gone once the
+/// work returns.
+#[test]
+fn r49_a_drained_timed_out_probe_stays_examinable_until_its_work_returns() {
+    use hangsafe::nexus::RunnerSet;
+    use hangsafe::runner::{Builder, RunError};
+    let set = RunnerSet::<()>::new().unwrap();
+    let (tx, rx) = mpsc::channel::<()>();
+    let (pub_tx, pub_rx) = mpsc::channel::<()>();
+    let t = set
+        .spawn(
+            Builder::new().timeout(Duration::from_millis(50)),
+            move |ctx| {
+                ctx.enter_phase("SG_IO");
+                pub_tx.send(()).unwrap();
+                // Ignores its cancel, like a call stuck in the kernel.
+                rx.recv().ok();
+            },
+        )
+        .unwrap();
+    pub_rx.recv_timeout(LONG).unwrap();
+    let ex = set.examiner(t).unwrap();
+    let mut out = Vec::new();
+    assert!(eventually(LONG, || {
+        out.extend(set.drain().unwrap());
+        !out.is_empty()
+    }));
+    assert_eq!(out, vec![(t, Err(RunError::TimedOut))]);
+    assert!(
+        matches!(set.examiner(t), Err(ExamineError::Gone)),
+        "stale token"
+    );
+    assert_eq!(
+        ex.examine(|p: &Progress| p.phase().to_owned()).as_deref(),
+        Ok("SG_IO"),
+        "the stuck work is still examinable"
+    );
+    tx.send(()).unwrap();
+    assert!(eventually(LONG, || ex
+        .examine(|p: &Progress| p.done())
+        .is_err_and(|e| e == ExamineError::Gone)));
+}

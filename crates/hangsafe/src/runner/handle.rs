@@ -532,8 +532,14 @@ impl<T: Send + 'static> Future for Runner<T> {
 
 impl<T: Send + 'static> Drop for Runner<T> {
     fn drop(&mut self) {
-        // Released: examination answers Gone from now on (R49).
-        self.shared.examine_cell().release();
+        // Released before its outcome was taken: examination answers Gone
+        // from now on (R49). A handle whose outcome was taken (a timed-out
+        // probe drained from a RunnerSet, say) leaves work that still runs
+        // examinable until it returns: that is when "in SG_IO for 41 s"
+        // matters most.
+        if !self.taken {
+            self.shared.examine_cell().release();
+        }
         if self.shared.word().state() == State::Running {
             cancel_runner(&self.shared, CancelReason::Released);
         }
