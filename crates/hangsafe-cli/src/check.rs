@@ -1,307 +1,479 @@
-//! Probing: every target is checked in its own hangsafe runner, all runners
-//! are started before any is waited for, and each result is collected by
-//! its deadline at the latest.
+//! `hangsafe check`: probe every target once, concurrently, on a
+//! [`RunnerSet`] driven by a poll loop on its fd, and print a table (or
+//! JSON).
 //!
-//! The pieces are meant to grow with the tool:
+//! # Deadlines
 //!
-//! * [`Probe`] is anything that can be checked by a blocking call;
-//! * [`Target`] is what the user names on the command line (only paths
-//!   for now; block devices, TCP and Unix endpoints later);
-//! * [`Report`] is one result row, independent of how it is rendered
-//!   (table today, JSON later).
+//! The command has one overall deadline: start + `--timeout`. Each probe
+//! gets `--timeout` from the moment it starts, cut to the overall deadline
+//! if it started late (because `--concurrency` probes were already
+//! running). Targets still queued when the overall deadline passes are
+//! never started and are reported `timeout` ("never started"). So the
+//! command returns within about `--timeout`, plus a grace period of at
+//! most [`GRACE`] to tell cancelled probes from abandoned ones, however
+//! many targets hang.
 
 use crate::duration;
-use hangsafe::runner::{Builder, RunError, Runner, SpawnError};
-use std::ffi::CString;
-use std::fmt;
-use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use crate::mounts;
+use crate::output::{self, ColorChoice};
+use crate::probe::{self, Answer, Hang, Returned};
+use crate::report::{self, Report, State};
+use crate::target::Target;
+use hangsafe::nexus::{RunnerSet, Token};
+use hangsafe::runner::{Builder, RunError};
+use std::collections::HashMap;
+use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// Something that can be checked by a blocking call that may hang.
-///
-/// `run` is executed on a runner thread; it may block forever, in which
-/// case its thread is abandoned and the probe is reported as timed out.
-pub trait Probe: Send + 'static {
-    /// How the probe is named in reports (the first column of the table).
-    fn label(&self) -> String;
+/// Exit status when the mount table cannot be read (sysexits'
+/// `EX_NOINPUT`).
+const EXIT_NO_MOUNTINFO: u8 = 66;
 
-    /// Performs the check: `Ok` if the target answered and is healthy,
-    /// the error otherwise.
-    fn run(&self) -> io::Result<()>;
+/// Exit status when the probes cannot be run at all (sysexits'
+/// `EX_OSERR`).
+const EXIT_OSERR: u8 = 71;
+
+/// How long after a probe's deadline the command waits, at most, to see
+/// whether its cancelled work returned (thread back in the pool) or is
+/// stuck (abandoned). Matches the runner pool's default abandon delay.
+pub const GRACE: Duration = Duration::from_millis(250);
+
+/// A probe whose time was cut by less than this (it started a moment
+/// after the command) is reported as having had the full `--timeout`.
+const CUT_TOLERANCE: Duration = Duration::from_millis(50);
+
+/// One-line description of `check` (`-h`, command list).
+const CHECK_ABOUT: &str = "Probe targets once, concurrently, and print a table";
+
+/// Description of `check` (`--help`).
+const CHECK_LONG_ABOUT: &str = "\
+Probe each TARGET once, concurrently, each with a deadline, and print a
+table. With no TARGET, every mount point in /proc/self/mountinfo is
+probed (pseudo filesystems such as proc, sysfs, cgroup, tracefs or autofs
+are skipped unless --all is given).
+
+Targets (the kind is detected from the argument, or forced by a prefix):
+  PATH             auto: a block device gets the block probe, anything
+                   else the path probe (decided by stat on the probe's
+                   thread, never on the main thread)
+  path:PATH        statfs, stat, then by file type: a regular file has
+                   its first block read (O_DIRECT where the filesystem
+                   allows it: \"directio\"); a directory has its first
+                   block of entries read; a FIFO is opened for reading
+                   (this blocks while it has no writer); anything else
+                   stops at stat
+  block:DEV        an O_DIRECT read of sector 0 (logical block size from
+                   BLKSSZGET)
+  tur:DEV          SCSI TEST UNIT READY through SG_IO, with the SCSI
+                   timeout set to --timeout; a non-SCSI device is down
+  tcp://HOST:PORT  resolve HOST, then a non-blocking connect to each
+                   address in turn until one answers (IPv6 in brackets:
+                   tcp://[::1]:22)
+  unix:PATH        a connect to a unix stream socket
+
+Output columns:
+  TARGET   the target as given (control characters as \\ooo escapes)
+  KIND     path, block, tur, tcp or unix
+  STATE    up (answered in time), down (failed: the error is in DETAIL)
+           or timeout (no answer in time)
+  LATENCY  how long the probe took, \"-\" for a timeout
+  DETAIL   what was checked for up, the failing step and error for down
+           (e.g. \"stat: No such file or directory\"), and for timeout the
+           step the probe was in and what became of its thread
+
+Deadlines: each probe gets --timeout from when it starts, at most
+--concurrency probes run at once, and the command as a whole ends at
+start + --timeout: a probe that started late gets only the time left,
+and targets still queued then are reported as timeout (\"never
+started\"). The command therefore returns within about --timeout (plus
+up to 250ms to tell cancelled probes from abandoned ones), however many
+targets hang.
+
+Cancelled or abandoned: open, read, getdents, connect, poll and SG_IO are
+cancellable, so a probe blocked in one of them is interrupted at its
+deadline and its thread goes back to the pool. statfs, stat and DNS
+resolution are plain calls that cannot be interrupted: a probe stuck in
+one of them (a hard NFS mount, a FUSE daemon that does not answer) is
+abandoned, as is any call in uninterruptible sleep (D state). The kernel
+keeps such a thread until its call returns, and the exit of the hangsafe
+process waits for it (a note on standard error says so whenever a probe
+timed out).";
+
+/// Footer of `check`'s help: exit status and examples.
+const CHECK_AFTER_HELP: &str = "\
+Exit status:
+  0   every target is up
+  1   at least one target is down, none timed out
+  2   at least one target timed out (or /proc/self/mountinfo did not
+      answer in time)
+  64  usage error (unknown option, bad --timeout, bad target, ...)
+  66  /proc/self/mountinfo could not be read
+  71  the probes could not be started at all
+
+Environment:
+  NO_COLOR  when set and not empty, --color auto does not colour
+
+Examples:
+  hangsafe check                                   all real mount points
+  hangsafe check --timeout 500ms /nfs/home /srv/data
+  hangsafe check --json tcp://db.example:5432 unix:/run/app.sock
+  hangsafe check tur:/dev/sg2 block:/dev/sdb";
+
+/// Options of `hangsafe check`.
+#[derive(Debug, clap::Args)]
+#[command(about = CHECK_ABOUT, long_about = CHECK_LONG_ABOUT, after_help = CHECK_AFTER_HELP)]
+pub struct CheckArgs {
+    /// How long each probe may take before it counts as timed out
+    #[arg(
+        short,
+        long,
+        value_name = "DURATION",
+        default_value = "2s",
+        value_parser = duration::parse,
+        long_help = "How long each probe may take before it counts as timed out, and\n\
+                     how long the whole command may take. A number with an optional\n\
+                     unit: ms, s, m or h (no unit means seconds), e.g. 500ms, 2s,\n\
+                     1.5s, 1m; greater than zero."
+    )]
+    pub timeout: Duration,
+
+    /// Print one JSON array instead of the table
+    #[arg(
+        long,
+        long_help = "Print one JSON array instead of the table: one object per target\n\
+                     with the keys target, kind, state (\"up\", \"down\" or \"timeout\"),\n\
+                     latency_ms (a number, or null for a timeout) and detail."
+    )]
+    pub json: bool,
+
+    /// How many probes may run at once
+    #[arg(
+        short = 'j',
+        long,
+        value_name = "N",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(1..=4096)
+    )]
+    pub concurrency: u32,
+
+    /// With no TARGET, include pseudo filesystems (proc, sysfs, cgroup, ...)
+    #[arg(short, long)]
+    pub all: bool,
+
+    /// When to colour the STATE column
+    #[arg(
+        long,
+        value_name = "WHEN",
+        value_enum,
+        default_value_t = ColorChoice::Auto,
+        long_help = "When to colour the STATE column: auto (when standard output is a\n\
+                     terminal and NO_COLOR is unset or empty), always or never."
+    )]
+    pub color: ColorChoice,
+
+    /// What to probe [default: every mount point in /proc/self/mountinfo]
+    #[arg(value_name = "TARGET", value_parser = Target::parse)]
+    pub targets: Vec<Target>,
 }
 
-/// A target named by the user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// A filesystem path, checked with stat(2).
-    Path(PathBuf),
-}
-
-impl Probe for Target {
-    fn label(&self) -> String {
-        match self {
-            Target::Path(p) => p.to_string_lossy().into_owned(),
-        }
-    }
-
-    fn run(&self) -> io::Result<()> {
-        match self {
-            Target::Path(p) => stat_path(p),
-        }
-    }
-}
-
-/// stat(2)s `path`, following symbolic links like stat(2) does, without
-/// triggering an automount of the final component (`AT_NO_AUTOMOUNT`,
-/// also stat(2)'s behaviour), so that checking an autofs mount point has no
-/// side effect. The metadata itself is not needed: answering is the check.
-fn stat_path(path: &Path) -> io::Result<()> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    // SAFETY: all-zero bytes are a valid `struct stat` (integers only).
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `c_path` is a valid NUL-terminated string and `st` a valid,
-    // writable `struct stat`; both outlive the call.
-    let rc = unsafe {
-        libc::fstatat(
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            &mut st,
-            libc::AT_NO_AUTOMOUNT,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// The state of one target after a check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// The probe answered successfully.
-    Up,
-    /// The probe answered with an error, or could not be run.
-    Down,
-    /// The probe did not answer before its deadline.
-    Timeout,
-}
-
-impl Status {
-    /// The lower-case name shown to users: `up`, `down` or `timeout`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Up => "up",
-            Status::Down => "down",
-            Status::Timeout => "timeout",
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The outcome of checking one target: one row of output.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Report {
-    /// The probe's label (for paths, the path, lossily converted to UTF-8).
-    pub target: String,
-    /// Up, down or timeout.
-    pub status: Status,
-    /// How long the probe took, measured on its thread; `None` if it did
-    /// not answer (timeout) or never ran.
-    pub latency: Option<Duration>,
-    /// The error for `Down`, the deadline for `Timeout`, empty for `Up`.
-    pub detail: String,
-}
-
-/// What a probe's runner hands back: its result and how long it took.
-type Answer = (io::Result<()>, Duration);
-
-/// Checks every probe with the given per-probe timeout and returns one
-/// report per probe, in the input order.
-///
-/// All runners are spawned first, so the probes run concurrently and the
-/// call returns within about `timeout` after it starts, however many probes
-/// hang: a runner that misses its deadline is released, not joined.
-pub fn run_all<P: Probe>(probes: Vec<P>, timeout: Duration) -> Vec<Report> {
-    let started: Vec<(String, Result<Runner<Answer>, SpawnError>)> = probes
-        .into_iter()
-        .map(|probe| {
-            let label = probe.label();
-            let runner = Builder::new().timeout(timeout).spawn(move |_ctx| {
-                let start = Instant::now();
-                let result = probe.run();
-                (result, start.elapsed())
-            });
-            (label, runner)
-        })
-        .collect();
-
-    started
-        .into_iter()
-        .map(|(target, runner)| {
-            let (status, latency, detail) = match runner.map(Runner::wait) {
-                Ok(Ok((Ok(()), took))) => (Status::Up, Some(took), String::new()),
-                Ok(Ok((Err(e), took))) => (Status::Down, Some(took), e.to_string()),
-                Ok(Err(RunError::TimedOut)) => (
-                    Status::Timeout,
-                    None,
-                    format!("no answer within {}", duration::format(timeout)),
-                ),
-                Ok(Err(e)) => (Status::Down, None, format!("probe failed: {e}")),
-                Err(e) => (Status::Down, None, format!("probe not started: {e}")),
-            };
-            Report {
-                target,
-                status,
-                latency,
-                detail,
+/// `hangsafe check`: probe, print, and map the results to the exit status.
+pub fn run(args: CheckArgs) -> ExitCode {
+    let start = Instant::now();
+    let deadline = start + args.timeout;
+    let targets = if args.targets.is_empty() {
+        match mounts::default_targets(deadline, args.all) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("hangsafe: {e}");
+                return ExitCode::from(match e {
+                    mounts::MountsError::TimedOut(_) => report::EXIT_TIMEOUT,
+                    _ => EXIT_NO_MOUNTINFO,
+                });
             }
-        })
-        .collect()
+        }
+    } else {
+        args.targets
+    };
+    let reports = match run_probes(&targets, args.timeout, deadline, args.concurrency as usize) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hangsafe: cannot run the probes: {e}");
+            return ExitCode::from(EXIT_OSERR);
+        }
+    };
+    if args.json {
+        output::print_stdout(&output::render_json(&reports.reports));
+    } else {
+        output::print_stdout(&output::render_table(
+            &reports.reports,
+            output::use_color(args.color),
+        ));
+    }
+    if let Some(note) = reports.note(args.timeout) {
+        eprintln!("{note}");
+    }
+    ExitCode::from(report::exit_code(&reports.reports))
 }
 
-/// Exit status when every target is up.
-pub const EXIT_UP: u8 = 0;
-/// Exit status when at least one target is down and none timed out.
-pub const EXIT_DOWN: u8 = 1;
-/// Exit status when at least one probe timed out.
-pub const EXIT_TIMEOUT: u8 = 2;
+/// The result of [`run_probes`]: one report per target, in order, and
+/// counts for the stderr note.
+pub struct Checked {
+    /// One report per target, in the targets' order.
+    pub reports: Vec<Report>,
+    /// Probes that timed out and whose work was still stuck after the
+    /// grace period.
+    pub abandoned: usize,
+    /// Targets never started because the command's deadline passed first.
+    pub never_started: usize,
+}
 
-/// The process exit status for a set of reports: [`EXIT_TIMEOUT`] if any
-/// probe timed out, else [`EXIT_DOWN`] if any target is down, else
-/// [`EXIT_UP`].
-pub fn exit_code(reports: &[Report]) -> u8 {
-    if reports.iter().any(|r| r.status == Status::Timeout) {
-        EXIT_TIMEOUT
-    } else if reports.iter().any(|r| r.status == Status::Down) {
-        EXIT_DOWN
-    } else {
-        EXIT_UP
+impl Checked {
+    /// The note printed on stderr when something timed out.
+    fn note(&self, timeout: Duration) -> Option<String> {
+        let timed_out = self
+            .reports
+            .iter()
+            .filter(|r| r.state == State::Timeout)
+            .count();
+        if timed_out == 0 {
+            return None;
+        }
+        let plural =
+            |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
+        let mut note = format!(
+            "note: {timed_out} {} did not answer within {}",
+            plural(timed_out, "probe", "probes"),
+            duration::format(timeout)
+        );
+        if self.never_started > 0 {
+            note.push_str(&format!(" ({} never started)", self.never_started));
+        }
+        note.push_str(
+            ". A cancelled probe's thread goes back to the pool; an abandoned one is \
+             stuck in the kernel",
+        );
+        if self.abandoned > 0 {
+            note.push_str(&format!(" ({} here)", self.abandoned));
+        }
+        note.push_str(
+            ". A thread in uninterruptible sleep (D state) stays in the kernel \
+             until its call returns, and the exit of this process waits for it.",
+        );
+        Some(note)
     }
+}
+
+/// A probe in flight.
+struct Flight {
+    /// Index of its target.
+    idx: usize,
+    /// Its phase, and whether its work returned.
+    returned: Returned,
+    /// The time it was given.
+    allowed: Duration,
+}
+
+/// Probes `targets` on a [`RunnerSet`], at most `concurrency` at a time,
+/// each for `timeout` but not past `deadline`; see the module doc for the
+/// policy. Fails only if the set cannot be created.
+pub fn run_probes(
+    targets: &[Target],
+    timeout: Duration,
+    deadline: Instant,
+    concurrency: usize,
+) -> std::io::Result<Checked> {
+    let set: RunnerSet<Answer> = RunnerSet::new()?;
+    let concurrency = concurrency.max(1);
+    let mut reports: Vec<Option<Report>> = vec![None; targets.len()];
+    let mut flights: HashMap<Token, Flight> = HashMap::new();
+    let mut hung: Vec<(Flight, Instant)> = Vec::new();
+    let mut next = 0;
+    loop {
+        let now = Instant::now();
+        while flights.len() < concurrency && next < targets.len() && now < deadline {
+            let target = &targets[next];
+            let probe_deadline = (now + timeout).min(deadline);
+            let (work, returned) = probe::work(target.clone(), timeout);
+            match set.spawn(Builder::new().deadline(probe_deadline), work) {
+                Ok(token) => {
+                    flights.insert(
+                        token,
+                        Flight {
+                            idx: next,
+                            returned,
+                            allowed: probe_deadline - now,
+                        },
+                    );
+                }
+                Err(e) => {
+                    reports[next] = Some(Report {
+                        target: target.spec.clone(),
+                        kind: target.kind.name(),
+                        state: State::Down,
+                        latency: None,
+                        detail: format!("probe not started: {e}"),
+                    });
+                }
+            }
+            next += 1;
+        }
+        if flights.is_empty() {
+            break;
+        }
+
+        // Sleep until a probe is decided or the next deadline is due.
+        let now = Instant::now();
+        let wake = set
+            .poll_timeout()
+            .map_or(deadline, |d| now + d)
+            .min(deadline + GRACE);
+        let wait = wake.saturating_duration_since(now);
+        // Round up, so that a deadline is due when poll returns.
+        let ms = wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let mut pfd = libc::pollfd {
+            fd: set.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid pollfd that outlives the call. An
+        // error (EINTR) just means another turn of the loop.
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+
+        let drained = match set.drain() {
+            Ok(d) => d,
+            Err(e) => {
+                log::error!("cannot drain the runner set: {e}");
+                continue;
+            }
+        };
+        for (token, outcome) in drained {
+            let Some(flight) = flights.remove(&token) else {
+                continue;
+            };
+            let target = &targets[flight.idx];
+            match outcome {
+                Err(RunError::TimedOut) => hung.push((flight, Instant::now())),
+                other => reports[flight.idx] = Some(probe::report(target, other, timeout)),
+            }
+        }
+        // A safety net: the set applies deadlines itself when drained, so
+        // this only fires if an outcome never arrives.
+        if Instant::now() >= deadline + GRACE {
+            let late: Vec<Token> = flights.keys().copied().collect();
+            for token in late {
+                set.release(token);
+                if let Some(f) = flights.remove(&token) {
+                    hung.push((f, Instant::now()));
+                }
+            }
+        }
+    }
+
+    // Give timed-out probes a moment to show whether their cancelled work
+    // returned.
+    if let Some(last) = hung.iter().map(|(_, at)| *at).max() {
+        let until = last + GRACE;
+        while hung.iter().any(|(f, _)| !f.returned.get()) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let mut abandoned = 0;
+    for (f, decided) in &hung {
+        let returned = f.returned.get();
+        abandoned += usize::from(!returned);
+        let hang = Hang {
+            phase: f
+                .returned
+                .phase()
+                .map(|(p, entered)| (p.to_owned(), decided.saturating_duration_since(entered))),
+            returned: Some(returned),
+            allowed: (f.allowed + CUT_TOLERANCE < timeout)
+                .then(|| Duration::from_millis(f.allowed.as_millis() as u64)),
+        };
+        reports[f.idx] = Some(probe::timeout_report(&targets[f.idx], timeout, &hang));
+    }
+
+    let never_started = targets.len() - next;
+    let running = concurrency.min(targets.len());
+    for (idx, target) in targets.iter().enumerate().skip(next) {
+        reports[idx] = Some(Report {
+            target: target.spec.clone(),
+            kind: target.kind.name(),
+            state: State::Timeout,
+            latency: None,
+            detail: format!(
+                "never started: the command's {} deadline passed while {running} \
+                 probes were running (--concurrency {concurrency})",
+                duration::format(timeout)
+            ),
+        });
+    }
+    Ok(Checked {
+        reports: reports
+            .into_iter()
+            .map(|r| r.expect("every target reported"))
+            .collect(),
+        abandoned,
+        never_started,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc;
-    use std::sync::{Arc, Mutex};
 
-    /// A probe whose behaviour the test decides.
-    enum Fake {
-        Ok,
-        Fail(&'static str),
-        /// Blocks until the sender is dropped (never, within the test).
-        Hang(Arc<Mutex<mpsc::Receiver<()>>>),
-        Panic,
-    }
-
-    impl Probe for Fake {
-        fn label(&self) -> String {
-            match self {
-                Fake::Ok => "ok".into(),
-                Fake::Fail(_) => "fail".into(),
-                Fake::Hang(_) => "hang".into(),
-                Fake::Panic => "panic".into(),
-            }
-        }
-
-        fn run(&self) -> io::Result<()> {
-            match self {
-                Fake::Ok => Ok(()),
-                Fake::Fail(msg) => Err(io::Error::other(*msg)),
-                Fake::Hang(rx) => {
-                    let _ = rx.lock().unwrap().recv();
-                    Ok(())
-                }
-                Fake::Panic => panic!("boom"),
-            }
-        }
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(30)
     }
 
     #[test]
-    fn reports_up_down_and_keeps_order() {
-        let reports = run_all(
-            vec![Fake::Fail("broken"), Fake::Ok],
-            Duration::from_secs(30),
-        );
-        assert_eq!(reports.len(), 2);
-        assert_eq!(reports[0].target, "fail");
-        assert_eq!(reports[0].status, Status::Down);
-        assert_eq!(reports[0].detail, "broken");
-        assert!(reports[0].latency.is_some());
-        assert_eq!(reports[1].target, "ok");
-        assert_eq!(reports[1].status, Status::Up);
-        assert_eq!(reports[1].detail, "");
-        assert!(reports[1].latency.is_some());
-        assert_eq!(exit_code(&reports), 1);
-    }
-
-    #[test]
-    fn a_hung_probe_times_out_without_holding_up_the_others() {
-        let (tx, rx) = mpsc::channel::<()>();
-        let rx = Arc::new(Mutex::new(rx));
-        let timeout = Duration::from_millis(200);
-        let start = Instant::now();
-        let reports = run_all(
-            vec![Fake::Hang(Arc::clone(&rx)), Fake::Ok, Fake::Hang(rx)],
-            timeout,
-        );
-        let took = start.elapsed();
-        // Generous bound: the point is "returns", not precise timing.
-        assert!(took < timeout + Duration::from_secs(5), "took {took:?}");
-        let statuses: Vec<Status> = reports.iter().map(|r| r.status).collect();
-        assert_eq!(statuses, [Status::Timeout, Status::Up, Status::Timeout]);
-        assert_eq!(reports[0].detail, "no answer within 200ms");
-        assert_eq!(reports[0].latency, None);
-        assert_eq!(exit_code(&reports), 2);
-        drop(tx); // lets the hung probes return and their threads retire
-    }
-
-    #[test]
-    fn a_panicking_probe_is_down() {
-        let reports = run_all(vec![Fake::Panic], Duration::from_secs(30));
-        assert_eq!(reports[0].status, Status::Down);
-        assert!(reports[0].detail.contains("boom"), "{}", reports[0].detail);
-    }
-
-    #[test]
-    fn stats_real_paths() {
+    fn reports_keep_the_targets_order() {
         let dir = std::env::temp_dir();
-        let missing = dir.join("hangsafe-cli-unit-test-missing/nope");
-        let reports = run_all(
-            vec![Target::Path(dir.clone()), Target::Path(missing.clone())],
-            Duration::from_secs(30),
-        );
-        assert_eq!(reports[0].status, Status::Up);
-        assert_eq!(reports[0].target, dir.to_string_lossy());
-        assert_eq!(reports[1].status, Status::Down);
-        assert_eq!(
-            reports[1].detail,
-            io::Error::from_raw_os_error(libc::ENOENT).to_string()
-        );
-        assert_eq!(reports[1].target, missing.to_string_lossy());
+        let targets = vec![
+            Target::parse("/nonexistent/hangsafe/x").unwrap(),
+            Target::from_path(dir.clone()),
+        ];
+        let c = run_probes(&targets, Duration::from_secs(30), far(), 1).unwrap();
+        assert_eq!(c.reports.len(), 2);
+        assert_eq!(c.reports[0].state, State::Down);
+        assert_eq!(c.reports[1].state, State::Up);
+        assert_eq!(c.reports[1].target, dir.to_string_lossy());
+        assert_eq!(c.never_started, 0);
+        assert_eq!(report::exit_code(&c.reports), 1);
     }
 
     #[test]
-    fn exit_code_ranks_timeout_over_down_over_up() {
-        let row = |status| Report {
-            target: String::new(),
-            status,
-            latency: None,
-            detail: String::new(),
-        };
-        assert_eq!(exit_code(&[]), 0);
-        assert_eq!(exit_code(&[row(Status::Up)]), 0);
-        assert_eq!(exit_code(&[row(Status::Up), row(Status::Down)]), 1);
-        assert_eq!(exit_code(&[row(Status::Timeout), row(Status::Down)]), 2);
-        assert_eq!(exit_code(&[row(Status::Timeout)]), 2);
+    fn a_hung_fifo_times_out_and_the_queue_never_starts() {
+        let dir = std::env::temp_dir().join(format!("hangsafe-check-unit-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let fifo = dir.join("fifo");
+        let _ = std::fs::remove_file(&fifo);
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: `c` is a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let targets = vec![Target::from_path(fifo.clone()); 3];
+        let timeout = Duration::from_millis(300);
+        let start = Instant::now();
+        let c = run_probes(&targets, timeout, start + timeout, 1).unwrap();
+        assert!(start.elapsed() < timeout + Duration::from_secs(5));
+        assert!(c.reports.iter().all(|r| r.state == State::Timeout));
+        assert!(
+            c.reports[0].detail.contains("in open"),
+            "{}",
+            c.reports[0].detail
+        );
+        assert!(
+            c.reports[1].detail.starts_with("never started"),
+            "{}",
+            c.reports[1].detail
+        );
+        assert_eq!(c.never_started, 2);
+        let note = c.note(timeout).unwrap();
+        assert!(
+            note.contains("D state") && note.contains("2 never started"),
+            "{note}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,20 +1,67 @@
 //! Mount points, from `/proc/self/mountinfo`.
 //!
 //! Each line of mountinfo describes one mount; its fifth space-separated
-//! field is the mount point, relative to the process's root (see
+//! field is the mount point, relative to the process's root, and the field
+//! after the ` - ` separator is the filesystem type (see
 //! `proc_pid_mountinfo(5)`). The kernel escapes space, tab, newline and
 //! backslash in that field as `\040`, `\011`, `\012` and `\134`.
 //! Mount points are bytes, not necessarily UTF-8, so they are handled as
 //! `OsString`s throughout.
 
+use crate::target::Target;
 use hangsafe::runner::{Builder, RunError};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Filesystem types that are skipped by default (`--all` keeps them):
+/// kernel interfaces with no storage behind them, whose probes would only
+/// add noise (and `autofs` points, whose probe would trigger the mount).
+pub const PSEUDO_FILESYSTEMS: &[&str] = &[
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "cpuset",
+    "debugfs",
+    "devpts",
+    "efivarfs",
+    "fusectl",
+    "hugetlbfs",
+    "mqueue",
+    "nfsd",
+    "nsfs",
+    "proc",
+    "pstore",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "smackfs",
+    "sysfs",
+    "tracefs",
+    "xenfs",
+];
+
+/// Whether `fstype` is a pseudo filesystem (see [`PSEUDO_FILESYSTEMS`]).
+pub fn is_pseudo(fstype: &str) -> bool {
+    PSEUDO_FILESYSTEMS.contains(&fstype)
+}
+
+/// One mount point and the type of the filesystem visible there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// The mount point.
+    pub point: PathBuf,
+    /// The filesystem type (`ext4`, `nfs4`, `fuse.sshfs`, ...); empty if
+    /// the line had no ` - ` separator.
+    pub fstype: String,
+}
 
 /// Where the mount table of the calling process is read from.
 pub const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -48,19 +95,80 @@ impl fmt::Display for MountsError {
 impl std::error::Error for MountsError {}
 
 /// Reads the mount points of this process, deduplicated, in mountinfo
-/// order. The read runs in its own runner so that it, too, gives up after
-/// `timeout`.
+/// order (pseudo filesystems included). The read runs in its own runner so
+/// that it, too, gives up after `timeout`.
+///
+/// Prefer [`default_targets`], which skips pseudo filesystems.
+#[allow(dead_code)] // kept for callers written against it (watch)
 pub fn read_mount_points(timeout: Duration) -> Result<Vec<PathBuf>, MountsError> {
+    let text = read_mountinfo(Instant::now() + timeout, timeout)?;
+    Ok(parse_mountinfo(&text))
+}
+
+/// Reads the mounts of this process, deduplicated, in mountinfo order,
+/// giving up at `deadline`.
+pub fn read_mounts(deadline: Instant) -> Result<Vec<Mount>, MountsError> {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let text = read_mountinfo(deadline, timeout)?;
+    Ok(parse_mounts(&text))
+}
+
+/// The default targets of `check` and `watch`: every mount point, minus
+/// pseudo filesystems unless `all`, as `auto` targets. The mount table is
+/// read by `deadline`.
+pub fn default_targets(deadline: Instant, all: bool) -> Result<Vec<Target>, MountsError> {
+    Ok(read_mounts(deadline)?
+        .into_iter()
+        .filter(|m| all || !is_pseudo(&m.fstype))
+        .map(|m| Target::from_path(m.point))
+        .collect())
+}
+
+/// Reads mountinfo in a runner with `deadline` (`timeout` is only for the
+/// error message).
+fn read_mountinfo(deadline: Instant, timeout: Duration) -> Result<Vec<u8>, MountsError> {
     let runner = Builder::new()
-        .timeout(timeout)
+        .deadline(deadline)
         .spawn(|_ctx| std::fs::read(MOUNTINFO))
         .map_err(|e| MountsError::Runner(e.to_string()))?;
     match runner.wait() {
-        Ok(Ok(text)) => Ok(parse_mountinfo(&text)),
+        Ok(Ok(text)) => Ok(text),
         Ok(Err(e)) => Err(MountsError::Read(e)),
         Err(RunError::TimedOut) => Err(MountsError::TimedOut(timeout)),
         Err(e) => Err(MountsError::Runner(e.to_string())),
     }
+}
+
+/// Extracts the mounts (mount point from field 5 and filesystem type from
+/// the field after the `-` separator, both unescaped) from the text of a
+/// mountinfo file. A mount point listed more than once (stacked mounts)
+/// appears once, at its first position, with the type of its last (top,
+/// visible) mount. Lines with fewer than five fields are skipped.
+pub fn parse_mounts(text: &[u8]) -> Vec<Mount> {
+    let mut index: HashMap<PathBuf, usize> = HashMap::new();
+    let mut mounts: Vec<Mount> = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        let Some(field) = fields.get(4).filter(|f| !f.is_empty()) else {
+            continue;
+        };
+        let point = PathBuf::from(OsString::from_vec(unescape(field)));
+        let fstype = fields
+            .iter()
+            .skip(6)
+            .position(|f| *f == b"-")
+            .and_then(|i| fields.get(6 + i + 1))
+            .map(|f| String::from_utf8_lossy(&unescape(f)).into_owned())
+            .unwrap_or_default();
+        match index.get(&point) {
+            Some(&i) => mounts[i].fstype = fstype,
+            None => {
+                index.insert(point.clone(), mounts.len());
+                mounts.push(Mount { point, fstype });
+            }
+        }
+    }
+    mounts
 }
 
 /// Extracts the mount points (field 5, unescaped) from the text of a
@@ -127,6 +235,7 @@ fn octal_byte(digits: &[u8]) -> Option<u8> {
 mod tests {
     use super::*;
     use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
 
     const SAMPLE: &str = "\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
@@ -196,6 +305,102 @@ mod tests {
     fn tolerates_a_missing_final_newline() {
         let text = b"1 0 0:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:2 / /boot rw - ext4 x rw";
         assert_eq!(strings(&parse_mountinfo(text)), ["/", "/boot"]);
+    }
+
+    #[test]
+    fn reads_the_filesystem_type_after_the_separator() {
+        let mounts = parse_mounts(SAMPLE.as_bytes());
+        let types: Vec<(&str, &str)> = mounts
+            .iter()
+            .map(|m| (m.point.to_str().unwrap(), m.fstype.as_str()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("/", "ext4"),
+                ("/proc", "proc"),
+                ("/sys", "sysfs"),
+                ("/mnt/my disk", "ext4"),
+                ("/mnt/tab\tand\nnewline", "tmpfs"),
+                ("/mnt/back\\slash", "tmpfs"),
+            ]
+        );
+        // Optional fields before the separator vary in number.
+        let m = parse_mounts(
+            b"1 0 0:1 / /a rw shared:1 master:2 - fuse.sshfs x rw\n2 0 0:2 / /b rw - nfs4 h:/ rw\n",
+        );
+        assert_eq!(m[0].fstype, "fuse.sshfs");
+        assert_eq!(m[1].fstype, "nfs4");
+        // No separator: unknown type, kept.
+        assert_eq!(parse_mounts(b"1 0 0:1 / /c rw\n")[0].fstype, "");
+    }
+
+    #[test]
+    fn the_visible_type_of_a_stacked_mount_point_is_the_last() {
+        let text = b"1 0 0:1 / /m rw - ext4 a rw\n2 1 0:2 / /m rw - autofs b rw\n";
+        let m = parse_mounts(text);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].fstype, "autofs");
+        let text = b"1 0 0:1 / /m rw - autofs a rw\n2 1 0:2 / /m rw - nfs b rw\n";
+        assert_eq!(parse_mounts(text)[0].fstype, "nfs");
+    }
+
+    #[test]
+    fn pseudo_filesystems_are_recognised() {
+        for t in [
+            "proc",
+            "sysfs",
+            "cgroup",
+            "cgroup2",
+            "devpts",
+            "mqueue",
+            "debugfs",
+            "tracefs",
+            "securityfs",
+            "pstore",
+            "bpf",
+            "configfs",
+            "fusectl",
+            "hugetlbfs",
+            "autofs",
+            "binfmt_misc",
+            "nsfs",
+            "efivarfs",
+            "selinuxfs",
+            "rpc_pipefs",
+        ] {
+            assert!(is_pseudo(t), "{t}");
+        }
+        for t in [
+            "ext4",
+            "xfs",
+            "nfs",
+            "nfs4",
+            "tmpfs",
+            "fuse",
+            "fuse.sshfs",
+            "overlay",
+            "cifs",
+            "",
+        ] {
+            assert!(!is_pseudo(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn default_targets_skip_pseudo_filesystems_unless_all() {
+        let far = Instant::now() + Duration::from_secs(30);
+        let some = default_targets(far, false).unwrap();
+        let all = default_targets(far, true).unwrap();
+        assert!(all.len() >= some.len());
+        let proc_point = Target::from_path(PathBuf::from("/proc"));
+        assert!(!some.contains(&proc_point), "{some:?}");
+        if parse_mounts(&std::fs::read(MOUNTINFO).unwrap())
+            .iter()
+            .any(|m| m.point == Path::new("/proc") && m.fstype == "proc")
+        {
+            assert!(all.contains(&proc_point), "{all:?}");
+        }
     }
 
     #[test]

@@ -1,30 +1,8 @@
 //! Plain-text tables: left-aligned columns separated by two spaces, no
-//! colour, no trailing blanks.
+//! trailing blanks, and optional ANSI styling of single cells (applied
+//! after alignment, so colour never disturbs the columns).
 
-use crate::check::Report;
-use crate::duration;
 use std::fmt::Write as _;
-
-/// Column headers of the `check` table.
-pub const CHECK_HEADERS: [&str; 4] = ["PATH", "STATE", "LATENCY", "DETAIL"];
-
-/// Renders reports as the `check` table (PATH, STATE, LATENCY, DETAIL),
-/// header included.
-pub fn render_reports(reports: &[Report]) -> String {
-    let rows: Vec<Vec<String>> = reports
-        .iter()
-        .map(|r| {
-            vec![
-                r.target.clone(),
-                r.status.to_string(),
-                r.latency
-                    .map_or_else(|| "-".to_owned(), duration::format_latency),
-                r.detail.clone(),
-            ]
-        })
-        .collect();
-    render(&CHECK_HEADERS, &rows)
-}
 
 /// Renders a table with a header line and one line per row, each ending
 /// in a newline. Cells are padded to the widest cell of their column
@@ -32,6 +10,17 @@ pub fn render_reports(reports: &[Report]) -> String {
 /// them are omitted. Control characters in cells are shown as `\ooo`
 /// octal escapes, so that every row stays on one line.
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+    render_styled(headers, rows, &|_, _| None)
+}
+
+/// Like [`render`], and the data cell at (row, column) is wrapped in the
+/// SGR sequence `style(row, column)` returns (e.g. `"31"` for red) and a
+/// reset. Padding stays outside the sequence.
+pub fn render_styled(
+    headers: &[&str],
+    rows: &[Vec<String>],
+    style: &dyn Fn(usize, usize) -> Option<&'static str>,
+) -> String {
     let escaped: Vec<Vec<String>> = rows
         .iter()
         .map(|row| row.iter().map(|c| escape(c)).collect())
@@ -48,15 +37,21 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     }
     let mut out = String::new();
     let header: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header).chain(&escaped) {
+    for (r, row) in std::iter::once(&header).chain(&escaped).enumerate() {
         let last = row.iter().rposition(|c| !c.is_empty());
         if let Some(last) = last {
             for (i, cell) in row[..=last].iter().enumerate() {
-                if i == last {
-                    out.push_str(cell);
-                } else {
+                let sgr = if r == 0 { None } else { style(r - 1, i) };
+                match sgr {
                     // Writing to a String cannot fail.
-                    let _ = write!(out, "{cell:<w$}  ", w = widths[i]);
+                    Some(code) => {
+                        let _ = write!(out, "\x1b[{code}m{cell}\x1b[0m");
+                    }
+                    None => out.push_str(cell),
+                }
+                if i != last {
+                    let pad = widths[i] - cell.chars().count() + 2;
+                    out.extend(std::iter::repeat_n(' ', pad));
                 }
             }
         }
@@ -85,8 +80,6 @@ fn escape(cell: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Status;
-    use std::time::Duration;
 
     fn row(cells: &[&str]) -> Vec<String> {
         cells.iter().map(|c| (*c).to_owned()).collect()
@@ -115,38 +108,17 @@ mod tests {
     }
 
     #[test]
-    fn renders_the_check_table() {
-        let reports = [
-            Report {
-                target: "/".into(),
-                status: Status::Up,
-                latency: Some(Duration::from_micros(300)),
-                detail: String::new(),
-            },
-            Report {
-                target: "/nfs/home".into(),
-                status: Status::Timeout,
-                latency: None,
-                detail: "no answer within 2s".into(),
-            },
-            Report {
-                target: "/missing".into(),
-                status: Status::Down,
-                latency: Some(Duration::from_micros(20)),
-                detail: "No such file or directory (os error 2)".into(),
-            },
-        ];
-        assert_eq!(
-            render_reports(&reports),
-            "PATH       STATE    LATENCY  DETAIL\n\
-             /          up       0.3ms\n\
-             /nfs/home  timeout  -        no answer within 2s\n\
-             /missing   down     <0.1ms   No such file or directory (os error 2)\n"
+    fn styles_cells_without_breaking_alignment() {
+        let table = render_styled(
+            &["A", "B", "C"],
+            &[row(&["x", "up", "1"]), row(&["yy", "timeout", "2"])],
+            &|r, c| (c == 1 && r == 1).then_some("33"),
         );
-    }
-
-    #[test]
-    fn an_empty_table_is_just_the_header() {
-        assert_eq!(render_reports(&[]), "PATH  STATE  LATENCY  DETAIL\n");
+        assert_eq!(
+            table,
+            "A   B        C\n\
+             x   up       1\n\
+             yy  \x1b[33mtimeout\x1b[0m  2\n"
+        );
     }
 }

@@ -1,0 +1,1279 @@
+//! `hangsafe bench`: a quick, self-contained comparison of hangsafe's
+//! mechanisms with the ways of doing the same thing without hangsafe, run
+//! on the user's machine so that the README's performance claims can be
+//! checked there.
+//!
+//! Three parts, each a subject (hangsafe) and its peers in the same
+//! process:
+//!
+//! * runner round trip: `runner::spawn(|_| ..)` + `wait` on the global pool
+//!   against a detached pthread per runner (the C design hangsafe replaces)
+//!   and `std::thread::spawn` + `join`;
+//! * cancel latency: work blocked in a `read` on an empty pipe, from the
+//!   cancel to the work's return, against `poll` on the pipe plus an
+//!   eventfd that the canceller writes;
+//! * cancellable versus plain syscalls: a 1-byte read from `/dev/zero`
+//!   through `cancel::read` against `syscall(SYS_read)`, glibc's `read` and
+//!   `poll` + eventfd + `read`.
+//!
+//! Peers are interleaved round by round (the order rotates every round), so
+//! that a change in machine load hits every side alike; each round gives
+//! one ratio per peer, and the report shows the median time per operation
+//! and the median and quartiles of the per-round ratios. This is what makes
+//! an overhead of a few percent measurable on a noisy machine, where two
+//! separate time windows of the same syscall can differ by 5-8%.
+
+use hangsafe::cancel::{self, CancelToken};
+use hangsafe::runner;
+use std::ffi::c_void;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// Exit status when a measurement could not be made (sysexits'
+/// `EX_SOFTWARE`).
+const EXIT_FAILED: u8 = 70;
+/// Exit status when the report could not be written (sysexits' `EX_IOERR`).
+const EXIT_IOERR: u8 = 74;
+
+/// Environment variable multiplying the workload (rounds and samples).
+const SCALE_ENV: &str = "HANGSAFE_BENCH_SCALE";
+
+/// One-line description of `bench` (`-h`, command list).
+const BENCH_ABOUT: &str =
+    "Measure hangsafe against its peers on this machine and print the ratios (under a minute)";
+
+/// Description of `bench` (`--help`).
+const BENCH_LONG_ABOUT: &str = "\
+Measure hangsafe's mechanisms on this machine against the usual ways of
+doing the same thing, and print each measurement next to its peer with the
+ratio, so that the performance claims of the README can be checked here.
+
+  runner round trip   runner::spawn + wait (pooled) against a detached
+                      pthread per runner (64 KiB stack, the C design) and
+                      std::thread::spawn + join
+  cancel latency      work blocked in read(2) on an empty pipe; time from
+                      the cancel to the work's return (p50, p99), against
+                      poll(2) on the pipe plus an eventfd the canceller
+                      writes
+  cancellable read    1-byte read from /dev/zero through cancel::read
+                      against syscall(SYS_read), glibc's read and
+                      poll + eventfd + read
+
+Peers run in the same process, interleaved round by round, so that a change
+in machine load affects every side alike. Times are medians; a ratio is the
+median of the per-round ratios (peer time / hangsafe time: above 1,
+hangsafe is faster), with the quartiles in brackets; for cancel latency, a
+round is a block of consecutive samples and its ratio that of the medians.
+A verdict says \"no clear difference\" when the quartiles straddle 1.
+
+A full run takes about 5-15 seconds on an idle machine; each part stops
+adding rounds after a time cap, so the whole run stays under a minute on a
+busy one. Close other work for stable figures; the header shows the load
+average before and after the run.";
+
+/// Footer of `bench`'s help: environment and exit status.
+const BENCH_AFTER_HELP: &str = "\
+Environment:
+  HANGSAFE_BENCH_SCALE=F  multiply the number of rounds and samples by F
+                          (for example 0.05 for a smoke test, 3 for more
+                          precision); the time caps still apply
+
+Exit status:
+  0   the measurements ran (whatever the verdicts)
+  64  usage error
+  70  a measurement could not be made (for example, a cancel never landed)
+  74  the report could not be written";
+
+/// Options of `hangsafe bench`.
+#[derive(Debug, clap::Args)]
+#[command(
+    about = BENCH_ABOUT,
+    long_about = BENCH_LONG_ABOUT,
+    after_help = BENCH_AFTER_HELP
+)]
+pub struct BenchArgs {
+    /// Run a fifth of the rounds and samples (a few seconds; less precise)
+    #[arg(long)]
+    quick: bool,
+
+    /// Print one JSON object instead of the tables
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `hangsafe bench`.
+pub fn run(args: BenchArgs) -> ExitCode {
+    let scale = match std::env::var(SCALE_ENV) {
+        Ok(s) => match parse_scale(&s) {
+            Some(f) => f,
+            None => {
+                eprintln!("hangsafe bench: {SCALE_ENV}={s:?} is not a positive number");
+                return ExitCode::from(crate::EXIT_USAGE);
+            }
+        },
+        Err(_) => 1.0,
+    };
+    let work = Workload::new(if args.quick { 0.2 } else { 1.0 } * scale, args.quick);
+
+    // glibc's syscall wrappers take their multi-threaded paths once a
+    // second thread exists, as in any program with a runner pool; keep one
+    // for the whole run so that every part measures those paths.
+    std::thread::spawn(|| loop {
+        std::thread::park();
+    });
+
+    let before = Machine::now();
+    let mut sections = Vec::new();
+    type Part = fn(&Workload) -> Result<Section, String>;
+    let parts: [(&str, Part); 3] = [
+        ("runner round trip", runner_round_trip),
+        ("cancel latency", cancel_latency),
+        ("cancellable read", cancellable_read),
+    ];
+    for (name, part) in parts {
+        eprint!("hangsafe bench: {name}... ");
+        let t = Instant::now();
+        match part(&work) {
+            Ok(s) => {
+                eprintln!("{:.1} s", t.elapsed().as_secs_f64());
+                sections.push(s);
+            }
+            Err(e) => {
+                eprintln!("failed");
+                eprintln!("hangsafe bench: {name}: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+    }
+    let after = Machine::now();
+
+    let text = if args.json {
+        let mut s = render_json(&before, &after, &work, &sections);
+        s.push('\n');
+        s
+    } else {
+        render_text(&before, &after, &work, &sections)
+    };
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hangsafe bench: cannot write the report: {e}");
+            ExitCode::from(EXIT_IOERR)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Workload
+
+/// How much to measure.
+#[derive(Debug, Clone)]
+struct Workload {
+    /// The multiplier applied to the full workload.
+    scale: f64,
+    /// Runner round trip: rounds, and round trips per variant per round.
+    runner_rounds: usize,
+    runner_batch: u32,
+    /// Cancel latency: samples per design.
+    latency_samples: usize,
+    /// Cancellable read: rounds, and calls per arm per round.
+    read_rounds: usize,
+    read_batch: u32,
+    /// Each part stops adding rounds (or samples) after this long.
+    cap: Duration,
+}
+
+impl Workload {
+    fn new(scale: f64, quick: bool) -> Workload {
+        Workload {
+            scale,
+            runner_rounds: scaled(201, scale, 5),
+            runner_batch: 300,
+            latency_samples: scaled(3000, scale, 50),
+            read_rounds: scaled(201, scale, 5),
+            read_batch: 20_000,
+            cap: Duration::from_secs(if quick { 4 } else { 15 }),
+        }
+    }
+}
+
+/// Parses a workload multiplier: a finite number greater than zero.
+fn parse_scale(s: &str) -> Option<f64> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && *f > 0.0)
+}
+
+/// `n * scale` rounded to an odd number (so that the median is a sample),
+/// at least `min`.
+fn scaled(n: usize, scale: f64, min: usize) -> usize {
+    let v = ((n as f64) * scale).round().max(min as f64) as usize;
+    v | 1
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+/// The value at quantile `q` (0..=1) of sorted `v`, interpolating linearly
+/// between the two nearest samples. `v` must not be empty.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    assert!(!v.is_empty(), "quantile of no samples");
+    let pos = (v.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// Median and quartiles of a sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Quartiles {
+    q1: f64,
+    median: f64,
+    q3: f64,
+}
+
+impl Quartiles {
+    /// Sorts `v` and takes its quartiles. `v` must not be empty.
+    fn of(v: &mut [f64]) -> Quartiles {
+        v.sort_by(f64::total_cmp);
+        Quartiles {
+            q1: quantile(v, 0.25),
+            median: quantile(v, 0.5),
+            q3: quantile(v, 0.75),
+        }
+    }
+}
+
+/// The verdict on per-round ratios `peer time / hangsafe time`: faster or
+/// slower only if the quartiles agree on the direction.
+fn ratio_verdict(r: &Quartiles) -> String {
+    if r.q1 > 1.0 {
+        format!("hangsafe is {} faster", fmt_times(r.median))
+    } else if r.q3 < 1.0 {
+        format!("hangsafe is {} slower", fmt_times(1.0 / r.median))
+    } else {
+        String::from("no clear difference (the quartiles straddle 1)")
+    }
+}
+
+/// `12.7×`, `1.06×`.
+fn fmt_times(x: f64) -> String {
+    if x >= 10.0 {
+        format!("{x:.1}×")
+    } else {
+        format!("{x:.2}×")
+    }
+}
+
+/// A ratio without its sign: `12.7`, `1.06`.
+fn fmt_ratio(x: f64) -> String {
+    fmt_times(x).trim_end_matches('×').to_owned()
+}
+
+/// A workload multiplier: `1`, `0.2`, `0.01`.
+fn fmt_scale(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Nanoseconds with a readable unit.
+fn fmt_ns(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.1} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// A percentage with its sign: `+2.7%`.
+fn fmt_pct(p: f64) -> String {
+    format!("{p:+.1}%")
+}
+
+// ---------------------------------------------------------------------------
+// Report model
+
+/// One measured way of doing the thing.
+#[derive(Debug)]
+struct Row {
+    name: &'static str,
+    /// The figures shown, in the section's column order, in nanoseconds.
+    values_ns: Vec<f64>,
+    /// Per-round `peer time / hangsafe time`; `None` for the subject.
+    ratio: Option<Quartiles>,
+    /// One line: what the figures say.
+    verdict: Option<String>,
+}
+
+/// One part of the run.
+#[derive(Debug)]
+struct Section {
+    key: &'static str,
+    title: &'static str,
+    /// How it was measured (rounds, batch, ...).
+    method: String,
+    /// Labels of [`Row::values_ns`].
+    columns: &'static [&'static str],
+    rows: Vec<Row>,
+    /// Notes shown under the table.
+    notes: Vec<String>,
+}
+
+/// What the header says about the machine.
+#[derive(Debug)]
+struct Machine {
+    cpus: usize,
+    /// 1, 5 and 15 minute load averages.
+    load: Option<[f64; 3]>,
+    kernel: Option<String>,
+    cpu_model: Option<String>,
+}
+
+impl Machine {
+    fn now() -> Machine {
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| parse_loadavg(&s));
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|s| s.trim().to_owned());
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        });
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            load,
+            kernel,
+            cpu_model,
+        }
+    }
+
+    fn load_text(&self) -> String {
+        match self.load {
+            Some([a, b, c]) => format!("{a:.2} {b:.2} {c:.2}"),
+            None => String::from("unknown"),
+        }
+    }
+}
+
+/// The three load averages of `/proc/loadavg`.
+fn parse_loadavg(s: &str) -> Option<[f64; 3]> {
+    let mut it = s.split_whitespace().map(|f| f.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}
+
+fn render_text(before: &Machine, after: &Machine, work: &Workload, sections: &[Section]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "hangsafe bench {}: {} CPU{}{}, load average {} (1/5/15 min) before, {} after",
+        env!("CARGO_PKG_VERSION"),
+        before.cpus,
+        if before.cpus == 1 { "" } else { "s" },
+        before
+            .cpu_model
+            .as_deref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default(),
+        before.load_text(),
+        after.load_text(),
+    );
+    let _ = writeln!(
+        s,
+        "Linux {}; {}; workload scale {}",
+        before.kernel.as_deref().unwrap_or("(unknown kernel)"),
+        if cfg!(debug_assertions) {
+            "DEBUG build: the figures are not representative (build with --release)"
+        } else {
+            "release build"
+        },
+        fmt_scale(work.scale),
+    );
+    if let Some([l1, ..]) = before.load {
+        if l1 >= 0.5 * before.cpus as f64 {
+            let _ = writeln!(
+                s,
+                "note: the machine was busy (1-min load {l1:.2} on {} CPUs); expect noisy figures",
+                before.cpus
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "Peers run in this process, interleaved round by round. Ratio = peer time /\n\
+         hangsafe time, median of the per-round ratios [quartiles]."
+    );
+    for sec in sections {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{} ({})", sec.title, sec.method);
+        let name_w = sec
+            .rows
+            .iter()
+            .map(|r| r.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(4);
+        let mut header = format!("  {:<name_w$}", "way");
+        for c in sec.columns {
+            let _ = write!(header, "  {c:>10}");
+        }
+        let _ = write!(header, "  ratio");
+        let _ = writeln!(s, "{header}");
+        for r in &sec.rows {
+            let mut line = format!("  {:<name_w$}", r.name);
+            for v in &r.values_ns {
+                let _ = write!(line, "  {:>10}", fmt_ns(*v));
+            }
+            match r.ratio {
+                Some(q) => {
+                    let _ = write!(
+                        line,
+                        "  {} [{}, {}]",
+                        fmt_times(q.median),
+                        fmt_ratio(q.q1),
+                        fmt_ratio(q.q3)
+                    );
+                }
+                None => line.push_str("  (hangsafe)"),
+            }
+            let _ = writeln!(s, "{}", line.trim_end());
+            if let Some(v) = &r.verdict {
+                let _ = writeln!(s, "  {:<name_w$}    -> {v}", "");
+            }
+        }
+        for n in &sec.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
+    }
+    s
+}
+
+fn render_json(before: &Machine, after: &Machine, work: &Workload, sections: &[Section]) -> String {
+    let machine = |m: &Machine| {
+        serde_json::json!({
+            "cpus": m.cpus,
+            "load_average": m.load,
+            "kernel": m.kernel,
+            "cpu_model": m.cpu_model,
+        })
+    };
+    let sections: Vec<_> = sections
+        .iter()
+        .map(|sec| {
+            let rows: Vec<_> = sec
+                .rows
+                .iter()
+                .map(|r| {
+                    let values: serde_json::Map<String, serde_json::Value> = sec
+                        .columns
+                        .iter()
+                        .zip(&r.values_ns)
+                        .map(|(c, v)| (format!("{c}_ns"), serde_json::json!(v)))
+                        .collect();
+                    serde_json::json!({
+                        "name": r.name,
+                        "values": values,
+                        "ratio": r.ratio.map(|q| serde_json::json!({
+                            "median": q.median, "q1": q.q1, "q3": q.q3,
+                        })),
+                        "verdict": r.verdict,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "key": sec.key,
+                "title": sec.title,
+                "method": sec.method,
+                "rows": rows,
+                "notes": sec.notes,
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "debug_build": cfg!(debug_assertions),
+        "scale": work.scale,
+        "machine_before": machine(before),
+        "machine_after": machine(after),
+        "ratio": "peer time / hangsafe time, median and quartiles of the per-round ratios",
+        "sections": sections,
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_else(|_| String::from("{}"))
+}
+
+// ---------------------------------------------------------------------------
+// Interleaved rounds
+
+/// Runs `rounds` rounds (fewer if `cap` passes first, at least 3) of
+/// `arms`, each arm timing one batch per round; the first arm starts one
+/// place later in every round. Returns, per arm, the per-round batch times
+/// in nanoseconds.
+fn interleave(
+    arms: &mut [&mut dyn FnMut() -> Result<Duration, String>],
+    rounds: usize,
+    cap: Duration,
+) -> Result<Vec<Vec<f64>>, String> {
+    // Warm-up: one untimed batch of each.
+    for arm in arms.iter_mut() {
+        arm()?;
+    }
+    let n = arms.len();
+    let mut out = vec![Vec::with_capacity(rounds); n];
+    let start = Instant::now();
+    for round in 0..rounds {
+        if round >= 3 && start.elapsed() > cap {
+            break;
+        }
+        for k in 0..n {
+            let i = (round + k) % n;
+            out[i].push(arms[i]()?.as_nanos() as f64);
+        }
+    }
+    Ok(out)
+}
+
+/// A row from per-round batch times of a peer (`times`) and of hangsafe
+/// (`subject`), `batch` operations each.
+fn peer_row(name: &'static str, times: &[f64], subject: &[f64], batch: u32) -> Row {
+    let mut per_op: Vec<f64> = times.iter().map(|t| t / f64::from(batch)).collect();
+    let mut ratios: Vec<f64> = times.iter().zip(subject).map(|(p, h)| p / h).collect();
+    let ratio = Quartiles::of(&mut ratios);
+    Row {
+        name,
+        values_ns: vec![Quartiles::of(&mut per_op).median],
+        ratio: Some(ratio),
+        verdict: Some(ratio_verdict(&ratio)),
+    }
+}
+
+/// The subject's row.
+fn subject_row(name: &'static str, times: &[f64], batch: u32) -> Row {
+    let mut per_op: Vec<f64> = times.iter().map(|t| t / f64::from(batch)).collect();
+    Row {
+        name,
+        values_ns: vec![Quartiles::of(&mut per_op).median],
+        ratio: None,
+        verdict: None,
+    }
+}
+
+/// Samples per block for [`block_ratios`]: about 20 blocks, at least 5
+/// samples each.
+fn block_len(n: usize) -> usize {
+    (n / 20).max(5)
+}
+
+/// Latency samples taken in alternation, cut into consecutive blocks (the
+/// rounds of a latency run): per block, the peer's median over hangsafe's.
+/// A leftover shorter than a block joins the last one.
+fn block_ratios(subject: &[f64], peer: &[f64]) -> Vec<f64> {
+    let n = subject.len().min(peer.len());
+    let len = block_len(n);
+    let blocks = (n / len).max(1);
+    (0..blocks)
+        .map(|b| {
+            let end = if b + 1 == blocks { n } else { (b + 1) * len };
+            let mut h = subject[b * len..end].to_vec();
+            let mut p = peer[b * len..end].to_vec();
+            Quartiles::of(&mut p).median / Quartiles::of(&mut h).median
+        })
+        .collect()
+}
+
+/// Whether a target is met: `Some(true)` if the whole interquartile range
+/// meets it, `Some(false)` if none of it does, `None` (inconclusive) if the
+/// quartiles straddle it.
+fn target_met(q: &Quartiles, meets: impl Fn(f64) -> bool) -> Option<bool> {
+    match (meets(q.q1), meets(q.median), meets(q.q3)) {
+        (true, true, true) => Some(true),
+        (false, false, false) => Some(false),
+        _ => None,
+    }
+}
+
+/// `met`, `MISSED` or `inconclusive (...)`.
+fn target_text(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "inconclusive (the quartiles straddle it; rerun on a quiet machine)",
+    }
+}
+
+/// Appends the README's target to a row's verdict.
+fn with_target(mut row: Row, target: &str, met: Option<bool>) -> Row {
+    let v = row.verdict.take().unwrap_or_default();
+    row.verdict = Some(format!("{v}; README target {target}: {}", target_text(met)));
+    row
+}
+
+// ---------------------------------------------------------------------------
+// Runner round trip
+
+/// A detached pthread per runner, the way multipath-tools' C runner works:
+/// one allocation for the shared context (reference-counted by an `Arc`:
+/// caller and thread), a fresh `PTHREAD_CREATE_DETACHED` thread with a
+/// 64 KiB stack, a status word the thread sets, and a caller that waits the
+/// way hangsafe's `Runner::wait` does (spin for 20 µs, then sleep on a
+/// futex, woken only if it announced itself).
+mod detached {
+    use super::*;
+
+    const RUNNING: u32 = 1;
+    const DONE: u32 = 2;
+    const STACK_SIZE: usize = 64 * 1024;
+    const WAIT_SPIN: Duration = Duration::from_micros(20);
+
+    struct Shared {
+        status: AtomicU32,
+        /// Set by a caller about to sleep on `status`.
+        waiting: AtomicU32,
+        input: u32,
+        output: AtomicU32,
+    }
+
+    extern "C" fn entry(arg: *mut c_void) -> *mut c_void {
+        // SAFETY: `arg` is the pointer `Arc::into_raw` made in `round_trip`
+        // for this thread; it owns that reference and releases it here.
+        let s = unsafe { Arc::from_raw(arg as *const Shared) };
+        s.output.store(black_box(1u32) + s.input, Ordering::Relaxed);
+        s.status.store(DONE, Ordering::SeqCst);
+        // Dekker with the caller's `waiting` store then `status` load: at
+        // least one side sees the other's store.
+        if s.waiting.load(Ordering::SeqCst) != 0 {
+            // SAFETY: FUTEX_WAKE on a live u32 (this thread holds a
+            // reference to `s`); the other arguments are ignored.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    s.status.as_ptr(),
+                    libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                    1,
+                    std::ptr::null::<libc::timespec>(),
+                )
+            };
+        }
+        std::ptr::null_mut()
+    }
+
+    /// Runs the trivial work on a fresh detached thread and waits for it.
+    pub(super) fn round_trip() -> Result<u32, String> {
+        let s = Arc::new(Shared {
+            status: AtomicU32::new(RUNNING),
+            waiting: AtomicU32::new(0),
+            input: 0,
+            output: AtomicU32::new(0),
+        });
+        let arg = Arc::into_raw(Arc::clone(&s)) as *mut c_void;
+        // SAFETY: the attribute object is initialised before use and
+        // destroyed after; `tid` and `attr` outlive the calls; `entry`
+        // takes ownership of `arg` if and only if the thread is created.
+        let rc = unsafe {
+            let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+            libc::pthread_attr_init(&mut attr);
+            libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+            libc::pthread_attr_setstacksize(&mut attr, STACK_SIZE);
+            let mut tid: libc::pthread_t = 0;
+            let rc = libc::pthread_create(&mut tid, &attr, entry, arg);
+            libc::pthread_attr_destroy(&mut attr);
+            rc
+        };
+        if rc != 0 {
+            // SAFETY: no thread was created, so the reference is still ours.
+            drop(unsafe { Arc::from_raw(arg as *const Shared) });
+            return Err(format!(
+                "pthread_create: {}",
+                io::Error::from_raw_os_error(rc)
+            ));
+        }
+        let t = Instant::now();
+        while s.status.load(Ordering::Acquire) != DONE {
+            if t.elapsed() < WAIT_SPIN {
+                std::hint::spin_loop();
+                continue;
+            }
+            s.waiting.store(1, Ordering::SeqCst);
+            if s.status.load(Ordering::SeqCst) == DONE {
+                break;
+            }
+            // SAFETY: FUTEX_WAIT on a live u32 while it still holds
+            // RUNNING; a null timeout waits until woken (or EAGAIN/EINTR,
+            // after which the loop re-checks).
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    s.status.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    RUNNING,
+                    std::ptr::null::<libc::timespec>(),
+                )
+            };
+        }
+        Ok(s.output.load(Ordering::Relaxed))
+    }
+}
+
+fn runner_round_trip(work: &Workload) -> Result<Section, String> {
+    let batch = work.runner_batch;
+    let spawn_err = |e: runner::SpawnError| format!("runner::spawn: {e}");
+    // Sanity, outside the timing: every variant computes the same thing.
+    let one = runner::spawn(|_| black_box(1u32))
+        .map_err(spawn_err)?
+        .wait()
+        .map_err(|e| format!("runner: {e}"))?;
+    if one != 1 || detached::round_trip()? != 1 {
+        return Err(String::from("a round trip computed the wrong value"));
+    }
+
+    let mut hangsafe = || -> Result<Duration, String> {
+        let t = Instant::now();
+        for _ in 0..batch {
+            let r = runner::spawn(|_| black_box(1u32)).map_err(spawn_err)?;
+            black_box(r.wait().map_err(|e| format!("runner: {e}"))?);
+        }
+        Ok(t.elapsed())
+    };
+    let mut pthread = || -> Result<Duration, String> {
+        let t = Instant::now();
+        for _ in 0..batch {
+            black_box(detached::round_trip()?);
+        }
+        Ok(t.elapsed())
+    };
+    let mut std_thread = || -> Result<Duration, String> {
+        let t = Instant::now();
+        for _ in 0..batch {
+            let h = std::thread::spawn(|| black_box(1u32));
+            black_box(h.join().map_err(|_| String::from("thread panicked"))?);
+        }
+        Ok(t.elapsed())
+    };
+    let t = interleave(
+        &mut [&mut hangsafe, &mut pthread, &mut std_thread],
+        work.runner_rounds,
+        work.cap,
+    )?;
+    let pthread_row = peer_row(
+        "detached pthread per runner (C design)",
+        &t[1],
+        &t[0],
+        batch,
+    );
+    let met = pthread_row
+        .ratio
+        .and_then(|q| target_met(&q, |r| r >= 10.0));
+    Ok(Section {
+        key: "runner_round_trip",
+        title: "Runner round trip: spawn trivial work, wait for its result",
+        method: format!("{} rounds of {batch} per way", t[0].len()),
+        columns: &["median/op"],
+        rows: vec![
+            subject_row("hangsafe runner::spawn + wait (pooled)", &t[0], batch),
+            with_target(pthread_row, ">= 10x faster", met),
+            peer_row("std::thread::spawn + join", &t[2], &t[0], batch),
+        ],
+        notes: Vec::new(),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Cancel latency
+
+/// How long a cancelled sample may take before the run gives up.
+const SAMPLE_LIMIT: Duration = Duration::from_secs(5);
+
+/// The syscall glibc's `poll` makes.
+#[cfg(target_arch = "x86_64")]
+const POLL_NR: libc::c_long = libc::SYS_poll;
+#[cfg(not(target_arch = "x86_64"))]
+const POLL_NR: libc::c_long = libc::SYS_ppoll;
+
+/// The calling thread's kernel id.
+fn gettid() -> libc::pid_t {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Waits until thread `tid` of this process is blocked in syscall `nr`,
+/// per `/proc/self/task/<tid>/syscall`. Returns false if that file cannot
+/// be read (then it sleeps 2 ms instead: the call is very likely blocked,
+/// but not confirmed).
+fn wait_blocked_in(tid: libc::pid_t, nr: libc::c_long) -> Result<bool, String> {
+    let path = format!("/proc/self/task/{tid}/syscall");
+    let t = Instant::now();
+    loop {
+        match std::fs::read_to_string(&path) {
+            Ok(s) => {
+                let cur = s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<libc::c_long>().ok());
+                if cur == Some(nr) {
+                    return Ok(true);
+                }
+            }
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(2));
+                return Ok(false);
+            }
+        }
+        if t.elapsed() > SAMPLE_LIMIT {
+            return Err(format!("thread {tid} never blocked in syscall {nr}"));
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// A new eventfd.
+fn eventfd() -> Result<OwnedFd, String> {
+    // SAFETY: eventfd returns a new descriptor or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("eventfd: {}", io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to eventfd `fd`.
+fn eventfd_signal(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes the 8 bytes of a live u64.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+/// Blocks in `poll` on `fd` and eventfd `efd`; true if `fd` became readable
+/// first, false if the eventfd fired (cancelled).
+fn poll_two(fd: RawFd, efd: RawFd) -> bool {
+    let mut p = [
+        libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: efd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: a live array of two pollfds.
+        let n = unsafe { libc::poll(p.as_mut_ptr(), 2, -1) };
+        if n > 0 {
+            return p[1].revents == 0;
+        }
+    }
+}
+
+/// One sample of hangsafe's cancel latency: a runner blocked in
+/// `cancel::read` on an empty pipe; from `cancel()` to the work's return
+/// (timestamped by the work). The flag says whether the block was
+/// confirmed.
+fn hangsafe_sample() -> Result<(Duration, bool), String> {
+    let (r, w) = io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let runner = runner::spawn(move |_| {
+        let _ = tid_tx.send(gettid());
+        let mut b = [0u8; 1];
+        let res = cancel::read(&r, &mut b);
+        let _ = done_tx.send((Instant::now(), res));
+    })
+    .map_err(|e| format!("runner::spawn: {e}"))?;
+    let tid = tid_rx
+        .recv_timeout(SAMPLE_LIMIT)
+        .map_err(|_| String::from("the runner's work never started"))?;
+    let confirmed = wait_blocked_in(tid, libc::SYS_read)?;
+    let t0 = Instant::now();
+    runner.cancel();
+    let Ok((t1, res)) = done_rx.recv_timeout(SAMPLE_LIMIT) else {
+        let _ = (&w).write_all(b"x"); // release the work
+        return Err(String::from(
+            "a cancel did not interrupt the blocked read within 5 s \
+             (is the cancel signal in use by something else?)",
+        ));
+    };
+    if res != Err(cancel::Error::Cancelled) {
+        return Err(format!(
+            "the cancelled read returned {res:?}, not Cancelled"
+        ));
+    }
+    drop(w);
+    Ok((t1.duration_since(t0), confirmed))
+}
+
+/// One sample of the peer: a thread blocked in `poll` on an empty pipe
+/// and an eventfd; from the eventfd write to the thread's return from
+/// `poll`.
+fn eventfd_sample() -> Result<(Duration, bool), String> {
+    let (r, w) = io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let efd = eventfd()?;
+    let efd_raw = efd.as_raw_fd();
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tid_tx.send(gettid());
+        let readable = poll_two(r.as_raw_fd(), efd_raw);
+        let _ = done_tx.send((Instant::now(), readable));
+    });
+    let tid = tid_rx
+        .recv_timeout(SAMPLE_LIMIT)
+        .map_err(|_| String::from("the peer thread never started"))?;
+    let confirmed = wait_blocked_in(tid, POLL_NR)?;
+    let t0 = Instant::now();
+    eventfd_signal(efd.as_raw_fd());
+    let (t1, readable) = done_rx
+        .recv_timeout(SAMPLE_LIMIT)
+        .map_err(|_| String::from("the eventfd did not wake the poll within 5 s"))?;
+    let _ = worker.join();
+    drop(w);
+    if readable {
+        return Err(String::from("the empty pipe became readable"));
+    }
+    Ok((t1.duration_since(t0), confirmed))
+}
+
+fn cancel_latency(work: &Workload) -> Result<Section, String> {
+    // Warm-up (also installs the cancel signal handler).
+    for _ in 0..5 {
+        hangsafe_sample()?;
+        eventfd_sample()?;
+    }
+    let mut h = Vec::with_capacity(work.latency_samples);
+    let mut e = Vec::with_capacity(work.latency_samples);
+    let mut unconfirmed = 0usize;
+    let start = Instant::now();
+    for i in 0..work.latency_samples {
+        if i >= 20 && start.elapsed() > work.cap {
+            break;
+        }
+        let (a, b) = if i % 2 == 0 {
+            let a = hangsafe_sample()?;
+            (a, eventfd_sample()?)
+        } else {
+            let b = eventfd_sample()?;
+            (hangsafe_sample()?, b)
+        };
+        unconfirmed += usize::from(!a.1) + usize::from(!b.1);
+        h.push(a.0.as_nanos() as f64);
+        e.push(b.0.as_nanos() as f64);
+    }
+    let mut blocks = block_ratios(&h, &e);
+    let ratio = Quartiles::of(&mut blocks);
+    h.sort_by(f64::total_cmp);
+    e.sort_by(f64::total_cmp);
+    let mut notes = Vec::new();
+    let overall = quantile(&e, 0.5) / quantile(&h, 0.5);
+    if overall < ratio.q1 || overall > ratio.q3 {
+        notes.push(format!(
+            "the ratio of the overall p50s ({}) lies outside the blocks' quartiles: \
+             latencies changed during the run or are bimodal; take the p50s as rough",
+            fmt_ratio(overall)
+        ));
+    }
+    if unconfirmed > 0 {
+        notes.push(format!(
+            "{unconfirmed} samples could not confirm through /proc that the call was \
+             blocked before the cancel (waited 2 ms instead)"
+        ));
+    }
+    Ok(Section {
+        key: "cancel_latency",
+        title: "Cancel latency: read(2) blocked on an empty pipe, cancel to return",
+        method: format!(
+            "{} samples per design, alternating; ratio of the p50s per block of {}",
+            h.len(),
+            block_len(h.len())
+        ),
+        columns: &["p50", "p99"],
+        rows: vec![
+            Row {
+                name: "hangsafe runner.cancel() (signal)",
+                values_ns: vec![quantile(&h, 0.5), quantile(&h, 0.99)],
+                ratio: None,
+                verdict: None,
+            },
+            Row {
+                name: "poll + eventfd the canceller writes",
+                values_ns: vec![quantile(&e, 0.5), quantile(&e, 0.99)],
+                ratio: Some(ratio),
+                verdict: Some(format!(
+                    "p50: {}; p99 ratio {}",
+                    ratio_verdict(&ratio),
+                    fmt_ratio(quantile(&e, 0.99) / quantile(&h, 0.99))
+                )),
+            },
+        ],
+        notes,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Cancellable read
+
+fn cancellable_read(work: &Workload) -> Result<Section, String> {
+    let batch = work.read_batch;
+    let zero = File::open("/dev/zero").map_err(|e| format!("/dev/zero: {e}"))?;
+    let fd = zero.as_raw_fd();
+    let efd = eventfd()?;
+    let efd_raw = efd.as_raw_fd();
+    // In a cancellation scope, as a runner's work is: the stub path.
+    let token = CancelToken::new();
+    let _scope = token
+        .enter()
+        .map_err(|e| format!("cancellation scope: {e:?}"))?;
+
+    let mut b_raw = [0u8; 1];
+    let mut raw = || -> Result<Duration, String> {
+        let t = Instant::now();
+        for _ in 0..batch {
+            // SAFETY: a 1-byte buffer for a 1-byte read.
+            black_box(unsafe {
+                libc::syscall(libc::SYS_read, black_box(fd), b_raw.as_mut_ptr(), 1usize)
+            });
+        }
+        Ok(t.elapsed())
+    };
+    let mut b_hs = [0u8; 1];
+    let mut hangsafe = || -> Result<Duration, String> {
+        let t = Instant::now();
+        for _ in 0..batch {
+            black_box(cancel::read(black_box(&zero), &mut b_hs).map_err(|e| format!("{e:?}"))?);
+        }
+        Ok(t.elapsed())
+    };
+    let mut b_libc = [0u8; 1];
+    let mut glibc = || -> Result<Duration, String> {
+        let t = Instant::now();
+        for _ in 0..batch {
+            // SAFETY: a 1-byte buffer for a 1-byte read.
+            black_box(unsafe { libc::read(black_box(fd), b_libc.as_mut_ptr().cast(), 1) });
+        }
+        Ok(t.elapsed())
+    };
+    let mut b_poll = [0u8; 1];
+    let mut polled = || -> Result<Duration, String> {
+        let t = Instant::now();
+        for _ in 0..batch {
+            if !poll_two(black_box(fd), efd_raw) {
+                return Err(String::from("the idle eventfd fired"));
+            }
+            // SAFETY: a 1-byte buffer for a 1-byte read.
+            black_box(unsafe { libc::read(fd, b_poll.as_mut_ptr().cast(), 1) });
+        }
+        Ok(t.elapsed())
+    };
+    let t = interleave(
+        &mut [&mut hangsafe, &mut raw, &mut glibc, &mut polled],
+        work.read_rounds,
+        work.cap,
+    )?;
+    let mut overhead: Vec<f64> = t[0]
+        .iter()
+        .zip(&t[1])
+        .map(|(h, r)| (h / r - 1.0) * 100.0)
+        .collect();
+    let ov = Quartiles::of(&mut overhead);
+    let mut raw_row = peer_row("raw syscall(SYS_read)", &t[1], &t[0], batch);
+    raw_row.verdict = Some(format!(
+        "hangsafe's overhead: {} median [{}, {}]; README target <= +3%: {}",
+        fmt_pct(ov.median),
+        fmt_pct(ov.q1),
+        fmt_pct(ov.q3),
+        target_text(target_met(&ov, |p| p <= 3.0))
+    ));
+    Ok(Section {
+        key: "cancellable_read",
+        title: "Cancellable read: 1-byte read(2) from /dev/zero",
+        method: format!("{} rounds of {batch} calls per way", t[0].len()),
+        columns: &["median/call"],
+        rows: vec![
+            subject_row("hangsafe cancel::read (in a scope)", &t[0], batch),
+            raw_row,
+            peer_row("glibc read", &t[2], &t[0], batch),
+            peer_row("poll(fd + cancel eventfd), then read", &t[3], &t[0], batch),
+        ],
+        notes: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_interpolates() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&v, 0.0), 1.0);
+        assert_eq!(quantile(&v, 1.0), 4.0);
+        assert_eq!(quantile(&v, 0.5), 2.5);
+        assert!((quantile(&v, 0.25) - 1.75).abs() < 1e-12);
+        assert_eq!(quantile(&[7.0], 0.99), 7.0);
+        // Out-of-range q is clamped.
+        assert_eq!(quantile(&v, 2.0), 4.0);
+    }
+
+    #[test]
+    fn quartiles_sort_first() {
+        let mut v = vec![5.0, 1.0, 3.0, 2.0, 4.0];
+        let q = Quartiles::of(&mut v);
+        assert_eq!(
+            q,
+            Quartiles {
+                q1: 2.0,
+                median: 3.0,
+                q3: 4.0
+            }
+        );
+        assert_eq!(v, [1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn verdict_needs_agreeing_quartiles() {
+        let q = |q1, median, q3| Quartiles { q1, median, q3 };
+        assert_eq!(
+            ratio_verdict(&q(12.1, 12.7, 13.4)),
+            "hangsafe is 12.7× faster"
+        );
+        assert_eq!(
+            ratio_verdict(&q(1.02, 1.06, 1.1)),
+            "hangsafe is 1.06× faster"
+        );
+        assert_eq!(ratio_verdict(&q(0.4, 0.5, 0.6)), "hangsafe is 2.00× slower");
+        assert!(ratio_verdict(&q(0.97, 1.02, 1.05)).starts_with("no clear difference"));
+        assert!(ratio_verdict(&q(1.0, 1.0, 1.0)).starts_with("no clear difference"));
+    }
+
+    #[test]
+    fn scaling_is_odd_and_bounded() {
+        assert_eq!(scaled(101, 1.0, 5), 101);
+        assert_eq!(scaled(101, 0.2, 5), 21); // 20.2 -> 20 -> 21
+        assert_eq!(scaled(101, 0.001, 5), 5);
+        assert_eq!(scaled(2000, 0.05, 50), 101);
+        assert_eq!(scaled(2000, 0.01, 50), 51);
+        assert_eq!(parse_scale("0.05"), Some(0.05));
+        assert_eq!(parse_scale(" 3 "), Some(3.0));
+        assert_eq!(parse_scale("0"), None);
+        assert_eq!(parse_scale("-1"), None);
+        assert_eq!(parse_scale("inf"), None);
+        assert_eq!(parse_scale("NaN"), None);
+        assert_eq!(parse_scale("fast"), None);
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_ns(123.456), "123.5 ns");
+        assert_eq!(fmt_ns(1_290.0), "1.29 µs");
+        assert_eq!(fmt_ns(16_300_000.0), "16.30 ms");
+        assert_eq!(fmt_ns(2.5e9), "2.50 s");
+        assert_eq!(fmt_times(12.66), "12.7×");
+        assert_eq!(fmt_times(1.064), "1.06×");
+        assert_eq!(fmt_ratio(12.66), "12.7");
+        assert_eq!(fmt_scale(1.0), "1");
+        assert_eq!(fmt_scale(0.2 * 0.05), "0.01");
+        assert_eq!(fmt_scale(2.5), "2.5");
+        assert_eq!(fmt_pct(2.66), "+2.7%");
+        assert_eq!(fmt_pct(-0.04), "-0.0%");
+    }
+
+    #[test]
+    fn loadavg_parses() {
+        assert_eq!(
+            parse_loadavg("2.80 1.95 1.87 2/102 12583\n"),
+            Some([2.80, 1.95, 1.87])
+        );
+        assert_eq!(parse_loadavg("garbage"), None);
+        assert_eq!(parse_loadavg(""), None);
+    }
+
+    #[test]
+    fn interleave_rotates_and_warms_up() {
+        use std::cell::RefCell;
+        let log = RefCell::new(Vec::new());
+        let mut a = || {
+            log.borrow_mut().push('a');
+            Ok(Duration::from_nanos(10))
+        };
+        let mut b = || {
+            log.borrow_mut().push('b');
+            Ok(Duration::from_nanos(20))
+        };
+        let t = interleave(&mut [&mut a, &mut b], 3, Duration::from_secs(60)).unwrap();
+        assert_eq!(t, vec![vec![10.0; 3], vec![20.0; 3]]);
+        // Warm-up a b, then rounds: a b, b a, a b.
+        assert_eq!(log.borrow().iter().collect::<String>(), "ababbaab");
+    }
+
+    #[test]
+    fn rows_take_medians_and_ratios() {
+        let subject = [100.0, 110.0, 90.0];
+        let peer = [1000.0, 1210.0, 810.0];
+        let row = peer_row("peer", &peer, &subject, 10);
+        assert_eq!(row.values_ns, vec![100.0]);
+        let r = row.ratio.unwrap();
+        assert!((r.median - 10.0).abs() < 1e-9, "{r:?}");
+        assert_eq!(row.verdict.as_deref(), Some("hangsafe is 10.0× faster"));
+        let s = subject_row("hangsafe", &subject, 10);
+        assert_eq!(s.values_ns, vec![10.0]);
+        assert!(s.ratio.is_none());
+    }
+
+    #[test]
+    fn targets_need_the_whole_iqr() {
+        let q = |q1, median, q3| Quartiles { q1, median, q3 };
+        let ge10 = |r: f64| r >= 10.0;
+        assert_eq!(target_met(&q(11.0, 12.0, 13.0), ge10), Some(true));
+        assert_eq!(target_met(&q(7.0, 8.0, 9.0), ge10), Some(false));
+        assert_eq!(target_met(&q(9.0, 12.0, 13.0), ge10), None);
+        let le3 = |p: f64| p <= 3.0;
+        assert_eq!(target_met(&q(-29.3, 1.2, 78.0), le3), None);
+        assert_eq!(target_met(&q(0.2, 1.1, 1.8), le3), Some(true));
+        assert!(target_text(None).starts_with("inconclusive"));
+    }
+
+    #[test]
+    fn latency_blocks() {
+        assert_eq!(block_len(3001), 150);
+        assert_eq!(block_len(51), 5);
+        assert_eq!(block_len(3), 5);
+        // 12 samples, blocks of 5: [0..5) and [5..12).
+        let h = [1.0; 12];
+        let p = [2.0, 2.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0];
+        assert_eq!(block_ratios(&h, &p), vec![2.0, 3.0]);
+        // Fewer samples than a block: one block.
+        assert_eq!(block_ratios(&[2.0, 4.0], &[4.0, 8.0]), vec![2.0]);
+    }
+
+    #[test]
+    fn detached_round_trip_works() {
+        for _ in 0..50 {
+            assert_eq!(detached::round_trip().unwrap(), 1);
+        }
+    }
+
+    #[test]
+    fn latency_samples_are_real() {
+        let (d, _) = hangsafe_sample().unwrap();
+        assert!(d < SAMPLE_LIMIT);
+        let (d, _) = eventfd_sample().unwrap();
+        assert!(d < SAMPLE_LIMIT);
+    }
+}

@@ -1,0 +1,248 @@
+//! `hangsafe status NAME`: reads the table a `hangsafe watch --publish
+//! NAME` publishes (see [`crate::publish`] for the layout and the
+//! liveness scheme).
+
+use crate::duration;
+use crate::output::{self, ColorChoice};
+use crate::publish::{self, PublisherState, ReadError, Snapshot};
+use crate::report::{self, Report};
+use serde_json::json;
+use std::io::{self, Write as _};
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Exit status when the table is damaged or of another format
+/// (sysexits' `EX_DATAERR`).
+pub const EXIT_DATAERR: u8 = 65;
+/// Exit status when no table of that name exists (`EX_UNAVAILABLE`).
+pub const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit status when the table's lock was not obtained in time
+/// (`EX_TEMPFAIL`).
+pub const EXIT_TEMPFAIL: u8 = 75;
+
+const STATUS_ABOUT: &str = "Show the table a `watch --publish NAME` publishes";
+
+const STATUS_LONG_ABOUT: &str = "\
+Show the table that `hangsafe watch --publish NAME` publishes in shared
+memory (/dev/shm/hangsafe-NAME), from any process of the same user.
+
+The table is read under hangsafe's robust mutex, waiting at most
+--timeout for it: status never hangs, even if the publisher is stopped
+while holding the lock. The publisher writes each update into a second
+copy and flips to it last, so the table shown is always one complete
+update, never a torn one, even if the publisher was killed in the middle
+of an update. In that case status says the owner died, shows the last
+consistent table, and repairs the lock (marks it consistent) so the table
+stays usable.
+
+Also shown: the publisher's state, from a lock it holds for its whole life
+(/dev/shm/hangsafe-NAME.alive):
+  alive   it is running
+  exited  it exited cleanly (the table is its last one)
+  died    it was killed or crashed
+  unknown no liveness record
+and the age of the last update, the watch round it describes, and its
+generation. Targets and details longer than the table's fixed fields (256
+and 192 bytes) end in \"…\"; at most 128 targets are published.
+
+--json prints one object: name, region, publisher {state, pid, started_unix},
+owner_died (bool: the table's lock holder died; this call recovered it),
+interrupted_generation (an update that never completed, or null),
+generation, round, updated_unix, age_ms, interval_ms, timeout_ms,
+recoveries, dropped (targets left out), and rows: the array of
+`hangsafe check --json` (target, kind, state, latency_ms, detail).";
+
+const STATUS_AFTER_HELP: &str = "\
+Exit status: from the rows, as for check.
+  0   every published target is up (or none is published yet)
+  1   at least one is down, none timed out
+  2   at least one timed out
+  64  usage error (invalid NAME: 1 to 64 letters, digits, '-', '_')
+  65  the table is damaged or of another format
+  69  no table named NAME (no publisher ever ran, or it was removed)
+  75  the table's lock was not obtained within --timeout
+
+Examples:
+  hangsafe watch --publish web /mnt/nfs &
+  hangsafe status web
+  hangsafe status --json web";
+
+/// Options of `hangsafe status`.
+#[derive(Debug, clap::Args)]
+#[command(about = STATUS_ABOUT, long_about = STATUS_LONG_ABOUT, after_help = STATUS_AFTER_HELP)]
+pub struct StatusArgs {
+    /// The name given to `watch --publish`
+    #[arg(value_name = "NAME")]
+    name: String,
+
+    /// Print one JSON object
+    #[arg(long)]
+    json: bool,
+
+    /// Colour the states: auto (terminal and no NO_COLOR), always, never
+    #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
+    color: ColorChoice,
+
+    /// How long to wait for the table's lock
+    #[arg(
+        short,
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        value_parser = duration::parse,
+        long_help = "How long to wait for the table's lock (default 1s); the\n\
+                     publisher holds it for microseconds per update. After that,\n\
+                     status gives up with exit status 75."
+    )]
+    timeout: Duration,
+}
+
+/// Runs `hangsafe status`.
+pub fn run(args: StatusArgs) -> ExitCode {
+    let snap = match publish::read(&args.name, args.timeout) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hangsafe status {}: {e}", args.name);
+            return ExitCode::from(match e {
+                ReadError::BadName(_) => crate::EXIT_USAGE,
+                ReadError::NotFound => EXIT_UNAVAILABLE,
+                ReadError::LockTimedOut(_) => EXIT_TEMPFAIL,
+                ReadError::Unusable(_) => EXIT_DATAERR,
+            });
+        }
+    };
+    let text = if args.json {
+        let mut s = to_json(&args.name, &snap).to_string();
+        s.push('\n');
+        s
+    } else {
+        human(&args.name, &snap, output::use_color(args.color))
+    };
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("hangsafe status: cannot write output: {e}");
+        }
+    }
+    ExitCode::from(report::exit_code(&snap.rows))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn unix_secs(ns: u64) -> Option<f64> {
+    (ns != 0).then(|| ns as f64 / 1e9)
+}
+
+/// The `--json` object.
+fn to_json(name: &str, s: &Snapshot) -> serde_json::Value {
+    json!({
+        "name": name,
+        "region": format!("/dev/shm/{}", publish::table_name(name)),
+        "publisher": {
+            "state": s.publisher.as_str(),
+            "pid": (s.pid != 0).then_some(s.pid),
+            "started_unix": unix_secs(s.started_ns),
+        },
+        "owner_died": s.owner_died,
+        "interrupted_generation": s.interrupted,
+        "generation": s.generation,
+        "round": s.round,
+        "updated_unix": unix_secs(s.updated_ns),
+        "age_ms": s.age.map(ms),
+        "interval_ms": ms(s.interval),
+        "timeout_ms": ms(s.timeout),
+        "recoveries": s.recoveries,
+        "dropped": s.dropped,
+        "rows": s.rows.iter().map(Report::to_json).collect::<Vec<_>>(),
+    })
+}
+
+/// `HH:MM:SS` local time of a Unix time in nanoseconds.
+fn local_time(ns: u64) -> String {
+    let secs = (UNIX_EPOCH + Duration::from_nanos(ns))
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as libc::time_t;
+    // SAFETY: all-zero is a valid `struct tm`.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call.
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if ok {
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        )
+    } else {
+        "?".to_owned()
+    }
+}
+
+/// The human report: header lines, warnings, the table.
+fn human(name: &str, s: &Snapshot, color: bool) -> String {
+    let mut out = String::new();
+    let pid = if s.pid != 0 {
+        format!("pid {}", s.pid)
+    } else {
+        "pid ?".to_owned()
+    };
+    let started = if s.started_ns != 0 {
+        format!(", started {}", local_time(s.started_ns))
+    } else {
+        String::new()
+    };
+    out.push_str(&format!(
+        "{name}: publisher {} ({pid}{started}); every {}, timeout {}\n",
+        s.publisher.as_str(),
+        duration::format(s.interval),
+        duration::format(s.timeout),
+    ));
+    match s.age {
+        Some(age) => out.push_str(&format!(
+            "last update {} ago ({}), round {}, generation {}\n",
+            duration::format_latency(age),
+            local_time(s.updated_ns),
+            s.round,
+            s.generation
+        )),
+        None => out.push_str("no update published yet\n"),
+    }
+    if s.owner_died {
+        out.push_str(
+            "warning: the table's owner died while holding its lock (in the middle of an \
+             update); showing the last consistent table; the lock was recovered\n",
+        );
+    }
+    if let Some(g) = s.interrupted {
+        out.push_str(&format!(
+            "note: update {g} was interrupted and discarded (its copy is incomplete)\n"
+        ));
+    }
+    match s.publisher {
+        PublisherState::Died => out.push_str(
+            "warning: the publisher died; this table is its last one and is no longer updated\n",
+        ),
+        PublisherState::Exited => {
+            out.push_str("note: the publisher has exited; this table is its last one\n")
+        }
+        _ => {}
+    }
+    if s.dropped > 0 {
+        out.push_str(&format!(
+            "note: {} targets were not published (the table holds {})\n",
+            s.dropped,
+            publish::CAPACITY
+        ));
+    }
+    if s.rows.is_empty() {
+        out.push_str("(no targets published yet)\n");
+    } else {
+        out.push_str(&output::render_table(&s.rows, color));
+    }
+    out
+}

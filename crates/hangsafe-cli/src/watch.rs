@@ -1,0 +1,1069 @@
+//! `hangsafe watch`: probe targets periodically, multipathd-checker style,
+//! and report state transitions.
+//!
+//! # The loop
+//!
+//! One thread, one `poll(2)`: on the [`RunnerSet`]'s fd (readable when a
+//! probe is decided) and on a `signalfd` for SIGINT and SIGTERM (blocked
+//! before any thread exists, so no thread of the process ever runs a
+//! handler for them). The poll timeout is the earliest of the next round,
+//! the set's next deadline (`poll_timeout`) and, on a terminal, the next
+//! redraw of the live table.
+//!
+//! Each round, every target gets a new probe unless its previous one is
+//! not over:
+//!
+//! * still in the set (within its deadline, possible when `--timeout`
+//!   exceeds `--interval`): skipped, "still running";
+//! * timed out and its work has not returned (a hung probe): the spawn is
+//!   attempted with the target as the runner's key, and the pool's per-key
+//!   rule refuses it (`KeyBusy`): skipped, "still hung". The pool is the
+//!   authority; the watch never starts a second probe for a hung target.
+//!
+//! Probes run on a pool of their own, so the summary's abandoned-thread
+//! counts are the watch's.
+//!
+//! # The live view
+//!
+//! A probe in flight is examined (`RunnerSet::examiner`) on every redraw
+//! and just before every drain, for its phase and time in phase. Once a
+//! probe has timed out, the set has yielded it and its runner handle is
+//! gone, so it can no longer be examined (hangsafe answers `Gone` for a
+//! released runner even while its work still runs): the view then shows
+//! the phase it was last seen in, with the time since it entered it,
+//! marked "(last seen)".
+
+use crate::duration;
+use crate::publish::{PublishError, Publisher};
+use crate::report::{self, Report, State};
+use crate::target::Target;
+use hangsafe::examine::{ExamineError, Examiner, Progress};
+use hangsafe::nexus::{RunnerSet, SetError, Token};
+use hangsafe::runner::{Builder, Pool, SpawnError};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::io::{self, IsTerminal as _, Write as _};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::output::{self, ColorChoice};
+use crate::probe::{self, Hang, Returned};
+
+/// Exit status when the watch cannot start (sysexits' `EX_OSERR`): no
+/// signalfd, eventfd or runner set.
+pub const EXIT_OSERR: u8 = 71;
+/// Exit status when `--publish` cannot create or take its table
+/// (sysexits' `EX_CANTCREAT`), e.g. another publisher holds the name.
+pub const EXIT_CANTCREAT: u8 = 73;
+/// Exit status when the mount table cannot be read (`EX_NOINPUT`).
+const EXIT_NO_MOUNTINFO: u8 = 66;
+
+/// How often the live table is redrawn.
+const REFRESH: Duration = Duration::from_secs(1);
+
+const WATCH_ABOUT: &str = "Probe targets periodically and report state transitions";
+
+const WATCH_LONG_ABOUT: &str = "\
+Probe targets periodically (every --interval) and report state
+transitions, like multipathd's path checker loop.
+
+Every probe runs on its own runner with a deadline (--timeout, which may
+exceed the interval). A target whose previous probe is not over gets no
+new probe: a probe still within its deadline is \"still running\"; a probe
+that timed out and is stuck (e.g. in the kernel) keeps its target's key
+in the runner pool, so the next probe is refused (\"still hung\") until the
+stuck one returns. There is never more than one probe per target.
+
+Output: one line per state transition (the first result of each target
+counts as one):
+  TIME  TARGET  KIND  OLD -> NEW  LATENCY  DETAIL
+plus a note when a hung probe blocks a round and when it finally returns.
+On a terminal (and without --json), a live table below the transitions
+shows each target's state and, for probes in flight, their phase and time
+in it (hung probes: the phase they were last seen in), with a summary line
+(up, down, timed out, probes in flight, abandoned threads), redrawn every
+second.
+
+SIGINT (Ctrl-C) or SIGTERM stops the watch at once (within one interval
+at worst): probes in flight are released, and a final summary (the last
+table and counts) is printed. A probe stuck in uninterruptible sleep (D
+state) keeps its thread in the kernel, and the process exit may wait for it.
+
+--publish NAME also publishes the table into shared memory
+(/dev/shm/hangsafe-NAME, guarded by hangsafe's robust mutex) for
+`hangsafe status NAME`; see its help. One publisher per NAME.
+
+Targets: paths (mount points, files, directories, FIFOs, devices),
+block:PATH, tur:PATH, tcp://HOST:PORT, unix:PATH; see `hangsafe check
+--help`. With no target, every mount point in /proc/self/mountinfo.";
+
+const WATCH_AFTER_HELP: &str = "\
+JSON events: with --json, one object per line, each with \"event\" and
+\"elapsed_ms\" (since the watch started):
+  start           targets, interval_ms, timeout_ms, publish (name or null)
+  round           round (1, 2, ...)
+  probe_started   round, target, kind, probe (a number unique in this watch)
+  probe_skipped   round, target, kind, probe (the one still outstanding),
+                  reason: \"still running\" (within its deadline) or
+                  \"still hung\" (timed out, its work has not returned: the
+                  pool refused a second probe for the target), or
+                  \"cannot start\" with detail (pool full, ...)
+  probe_finished  target, kind, probe, state, latency_ms, detail, and for a
+                  timeout last_phase (where it was last seen) and
+                  work_returned (false: the probe is hung and still holds
+                  its target)
+  probe_returned  target, kind, probe, after_ms: a timed-out probe's work
+                  has returned (its target may be probed again)
+  transition      target, kind, from (null for the first result), to,
+                  latency_ms, detail
+  publish_error   detail
+  summary         reason (\"signal\" or \"count\"), signal, rounds, up, down,
+                  timeout, pending, in_flight, hung, abandoned_threads,
+                  abandoned_total, exit_code, rows (as in check --json)
+A target has at most one outstanding probe: between two probe_started
+events of a target there is a probe_finished with state up or down, or a
+probe_returned.
+
+Exit status: from the last state of each target, as for check.
+  0   every target is up
+  1   at least one target is down, none timed out
+  2   at least one target timed out (or /proc/self/mountinfo did not answer)
+  64  usage error
+  66  /proc/self/mountinfo could not be read
+  71  the event loop could not be set up (signalfd, eventfd)
+  73  --publish: the table cannot be created, or another publisher holds NAME
+
+Examples:
+  hangsafe watch --interval 10s /mnt/nfs tcp://db:5432
+  hangsafe watch --json --count 3 /srv
+  hangsafe watch --publish web /mnt/nfs &   hangsafe status web";
+
+/// `text` in the colour of `state` (green, red, yellow) if `color`.
+pub(crate) fn paint(state: State, text: &str, color: bool) -> String {
+    if !color {
+        return text.to_owned();
+    }
+    format!("\x1b[{}m{text}\x1b[0m", output::state_sgr(state))
+}
+
+/// Options of `hangsafe watch`.
+#[derive(Debug, clap::Args)]
+#[command(about = WATCH_ABOUT, long_about = WATCH_LONG_ABOUT, after_help = WATCH_AFTER_HELP)]
+pub struct WatchArgs {
+    /// Time between rounds of probes
+    #[arg(
+        short,
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        value_parser = duration::parse,
+        long_help = "Time between rounds of probes: 500ms, 5s, 1m... (default 5s)."
+    )]
+    interval: Duration,
+
+    /// How long each probe may take before it counts as timed out
+    #[arg(
+        short,
+        long,
+        value_name = "DURATION",
+        default_value = "2s",
+        value_parser = duration::parse,
+        long_help = "How long each probe may take before it counts as timed out\n\
+                     (default 2s). It may exceed --interval: a target whose probe is\n\
+                     still running is skipped in the rounds meanwhile."
+    )]
+    timeout: Duration,
+
+    /// Print JSON lines (events) instead of human lines; no live table
+    #[arg(long)]
+    json: bool,
+
+    /// Also publish the table in shared memory as NAME (see `status`)
+    #[arg(
+        long,
+        value_name = "NAME",
+        long_help = "Also publish the table in /dev/shm/hangsafe-NAME (and the\n\
+                     publisher's liveness in /dev/shm/hangsafe-NAME.alive) for\n\
+                     `hangsafe status NAME`. NAME: 1 to 64 letters, digits, '-', '_'.\n\
+                     Fails (exit 73) if another live publisher holds NAME; a\n\
+                     publisher that died is taken over and its lock recovered."
+    )]
+    publish: Option<String>,
+
+    /// Stop after N rounds (once their probes are decided)
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..),
+        long_help = "Stop after N rounds, once every probe started in them is decided\n\
+                     (answered or timed out), and print the final summary."
+    )]
+    count: Option<u64>,
+
+    /// Colour the states: auto (terminal and no NO_COLOR), always, never
+    #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
+    color: ColorChoice,
+
+    /// Targets [default: every mount point in /proc/self/mountinfo]
+    #[arg(value_name = "TARGET")]
+    targets: Vec<String>,
+}
+
+// ---- signals -----------------------------------------------------------------
+
+/// SIGINT and SIGTERM, blocked and read from a signalfd.
+struct Signals {
+    fd: OwnedFd,
+}
+
+impl Signals {
+    /// Blocks SIGINT and SIGTERM in the calling thread (every thread
+    /// created afterwards inherits the mask) and opens a signalfd for them.
+    /// Must run before the process creates any thread. Their dispositions
+    /// are reset to the default, so a watch started with them ignored (a
+    /// background job of a non-interactive shell) still stops on them.
+    fn block() -> io::Result<Signals> {
+        // SAFETY: `set` is a valid sigset_t, initialised by sigemptyset
+        // before any other use; the calls only read or write it.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+            for sig in [libc::SIGINT, libc::SIGTERM] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Signals {
+                fd: OwnedFd::from_raw_fd(fd),
+            })
+        }
+    }
+
+    /// The signal received, if any (non-blocking).
+    fn take(&self) -> Option<i32> {
+        // SAFETY: all-zero is a valid signalfd_siginfo (integers only).
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reads at most `size` bytes into `info`, which is valid
+        // and writable for that many bytes.
+        let n = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                size,
+            )
+        };
+        (n == size as isize).then_some(info.ssi_signo as i32)
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+// ---- state -----------------------------------------------------------------
+
+/// What the loop keeps per target.
+struct Slot {
+    target: Target,
+    /// The last result (or the skip note on top of it).
+    last: Option<Report>,
+    /// The probe in the set, if any.
+    inflight: Option<InFlight>,
+    /// A probe that timed out and whose work has not returned (as far as
+    /// the loop knows).
+    hung: Option<Hung>,
+    /// Whether the human "still hung" note was printed for `hung`.
+    noted: bool,
+}
+
+struct InFlight {
+    token: Token,
+    id: u64,
+    started: Instant,
+    examiner: Option<Examiner>,
+    seen: Option<Progress>,
+    returned: Returned,
+}
+
+struct Hung {
+    id: u64,
+    started: Instant,
+    seen: Option<Progress>,
+    returned: Returned,
+}
+
+/// Why the loop stopped.
+enum Stop {
+    Signal(i32),
+    Count,
+    Output,
+}
+
+struct Watch {
+    args: WatchArgs,
+    slots: Vec<Slot>,
+    by_token: HashMap<Token, usize>,
+    set: RunnerSet<probe::Answer>,
+    pool: Pool,
+    signals: Signals,
+    publisher: Option<Publisher>,
+    publish_warned: bool,
+    began: Instant,
+    round: u64,
+    next_id: u64,
+    color: bool,
+    live: Option<Live>,
+    /// Output failed (closed pipe): stop.
+    broken: bool,
+    dirty: bool,
+}
+
+/// The live table's bookkeeping: how many lines are on screen.
+struct Live {
+    lines: usize,
+    next: Instant,
+}
+
+/// Runs `hangsafe watch`.
+pub fn run(args: WatchArgs) -> ExitCode {
+    // First, before any thread exists (the mount reader below is a runner).
+    let signals = match Signals::block() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hangsafe watch: cannot set up signal handling: {e}");
+            return ExitCode::from(EXIT_OSERR);
+        }
+    };
+    let mut targets = Vec::new();
+    if args.targets.is_empty() {
+        match crate::mounts::read_mount_points(args.timeout) {
+            Ok(points) => targets.extend(points.into_iter().map(Target::from_path)),
+            Err(e) => {
+                eprintln!("hangsafe watch: {e}");
+                return ExitCode::from(match e {
+                    crate::mounts::MountsError::TimedOut(_) => report::EXIT_TIMEOUT,
+                    _ => EXIT_NO_MOUNTINFO,
+                });
+            }
+        }
+    } else {
+        for spec in &args.targets {
+            match Target::parse(spec) {
+                Ok(t) => targets.push(t),
+                Err(e) => {
+                    eprintln!("hangsafe watch: {e}");
+                    return ExitCode::from(crate::EXIT_USAGE);
+                }
+            }
+        }
+    }
+    // One slot per spec: the spec is the runner key.
+    let mut seen = HashSet::new();
+    targets.retain(|t| seen.insert(t.spec.clone()));
+
+    let set = match RunnerSet::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hangsafe watch: cannot create the runner set: {e}");
+            return ExitCode::from(EXIT_OSERR);
+        }
+    };
+    let publisher = match &args.publish {
+        None => None,
+        Some(name) => match Publisher::open(name, args.interval, args.timeout) {
+            Ok(p) => {
+                for note in &p.notes {
+                    eprintln!("hangsafe watch: {note}");
+                }
+                Some(p)
+            }
+            Err(e @ PublishError::BadName(_)) => {
+                eprintln!("hangsafe watch: --publish: {e}");
+                return ExitCode::from(crate::EXIT_USAGE);
+            }
+            Err(e) => {
+                eprintln!("hangsafe watch: --publish {name}: {e}");
+                return ExitCode::from(EXIT_CANTCREAT);
+            }
+        },
+    };
+    let live = (!args.json && io::stdout().is_terminal()).then(|| Live {
+        lines: 0,
+        next: Instant::now(),
+    });
+    let color = !args.json && output::use_color(args.color);
+    let mut w = Watch {
+        slots: targets
+            .into_iter()
+            .map(|target| Slot {
+                target,
+                last: None,
+                inflight: None,
+                hung: None,
+                noted: false,
+            })
+            .collect(),
+        by_token: HashMap::new(),
+        set,
+        pool: Pool::builder().name("hangsafe-watch").build(),
+        signals,
+        publisher,
+        publish_warned: false,
+        began: Instant::now(),
+        round: 0,
+        next_id: 0,
+        color,
+        live,
+        broken: false,
+        dirty: false,
+        args,
+    };
+    let stop = w.run_loop();
+    w.finish(stop)
+}
+
+impl Watch {
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Prints one event (JSON mode).
+    fn event(&mut self, mut v: serde_json::Value) {
+        if let Some(o) = v.as_object_mut() {
+            o.insert("elapsed_ms".into(), json!(self.elapsed_ms()));
+        }
+        self.line(&v.to_string());
+    }
+
+    /// Prints a line above the live table.
+    fn line(&mut self, text: &str) {
+        let mut out = io::stdout().lock();
+        let mut s = String::new();
+        if let Some(live) = &mut self.live {
+            s.push_str(&erase(live.lines));
+            live.lines = 0;
+            live.next = Instant::now(); // redraw right after
+        }
+        s.push_str(text);
+        s.push('\n');
+        if out
+            .write_all(s.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            self.broken = true;
+        }
+    }
+
+    fn run_loop(&mut self) -> Stop {
+        if self.args.json {
+            let targets: Vec<&str> = self.slots.iter().map(|s| s.target.spec.as_str()).collect();
+            let v = json!({
+                "event": "start",
+                "targets": targets,
+                "interval_ms": self.args.interval.as_secs_f64() * 1e3,
+                "timeout_ms": self.args.timeout.as_secs_f64() * 1e3,
+                "publish": self.args.publish,
+            });
+            self.event(v);
+        }
+        let mut next_round = Instant::now();
+        loop {
+            if self.broken {
+                return Stop::Output;
+            }
+            let now = Instant::now();
+            let rounds_left = self.args.count.is_none_or(|n| self.round < n);
+            if rounds_left && now >= next_round {
+                self.start_round();
+                next_round += self.args.interval;
+                if next_round < now {
+                    // Fell behind (a stopped process): no burst of rounds.
+                    next_round = now + self.args.interval;
+                }
+            }
+            let rounds_left = self.args.count.is_none_or(|n| self.round < n);
+            if !rounds_left && self.slots.iter().all(|s| s.inflight.is_none()) {
+                return Stop::Count;
+            }
+            if self.dirty {
+                self.publish();
+            }
+            self.redraw_if_due();
+
+            let now = Instant::now();
+            let mut wait = self.set.poll_timeout();
+            let mut consider = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
+            if rounds_left {
+                consider(next_round.saturating_duration_since(now));
+            }
+            if let Some(live) = &self.live {
+                consider(live.next.saturating_duration_since(now));
+            }
+            let timeout_ms = wait.map_or(-1, |d| {
+                // Round up, so the loop does not wake just before a
+                // deadline and spin.
+                i32::try_from(d.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+            });
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.set.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.signals.fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfds for the call.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("hangsafe watch: poll: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            if let Some(sig) = self.signals.take() {
+                return Stop::Signal(sig);
+            }
+            self.examine_all();
+            self.collect();
+            self.check_returned();
+        }
+    }
+
+    /// Starts a round: a probe for every target whose previous probe is
+    /// over.
+    fn start_round(&mut self) {
+        self.round += 1;
+        self.dirty = true;
+        let round = self.round;
+        if self.args.json {
+            self.event(json!({"event": "round", "round": round}));
+        }
+        // Drain first: a probe decided since the last drain is over.
+        self.collect();
+        self.check_returned();
+        for i in 0..self.slots.len() {
+            self.probe_slot(i, round);
+        }
+    }
+
+    fn probe_slot(&mut self, i: usize, round: u64) {
+        let (spec, kind) = {
+            let t = &self.slots[i].target;
+            (t.spec.clone(), t.kind.name())
+        };
+        if let Some(f) = &self.slots[i].inflight {
+            let id = f.id;
+            if self.args.json {
+                self.event(json!({
+                    "event": "probe_skipped", "round": round, "target": spec, "kind": kind,
+                    "probe": id, "reason": "still running",
+                }));
+            }
+            return;
+        }
+        let timeout = self.args.timeout;
+        // The work sets `returned` when it ends, before the pool frees
+        // the key.
+        let (work, returned) = probe::work(self.slots[i].target.clone(), timeout);
+        let builder = Builder::new()
+            .pool(&self.pool)
+            .key(spec.clone())
+            .timeout(timeout);
+        let spawned = self.set.spawn(builder, work);
+        match spawned {
+            Ok(token) => {
+                // The key was free: any earlier probe of this target has
+                // returned (its flag was set before its key was released).
+                if let Some(h) = self.slots[i].hung.take() {
+                    self.announce_returned(i, &h);
+                }
+                self.next_id += 1;
+                let id = self.next_id;
+                let examiner = self.set.examiner(token).ok();
+                self.slots[i].inflight = Some(InFlight {
+                    token,
+                    id,
+                    started: Instant::now(),
+                    examiner,
+                    seen: None,
+                    returned,
+                });
+                self.slots[i].noted = false;
+                self.by_token.insert(token, i);
+                if self.args.json {
+                    self.event(json!({
+                        "event": "probe_started", "round": round, "target": spec,
+                        "kind": kind, "probe": id,
+                    }));
+                }
+            }
+            Err(SetError::Spawn(SpawnError::KeyBusy { .. })) => {
+                let (id, note) = match &self.slots[i].hung {
+                    Some(h) => (
+                        Some(h.id),
+                        format!(
+                            "still hung, not started: probe #{} {}",
+                            h.id,
+                            where_(h.seen.as_ref(), h.started, true)
+                        ),
+                    ),
+                    None => (None, "still hung, not started".to_owned()),
+                };
+                if let Some(last) = &mut self.slots[i].last {
+                    if last.detail != note {
+                        last.detail = note.clone();
+                        self.dirty = true;
+                    }
+                }
+                if self.args.json {
+                    self.event(json!({
+                        "event": "probe_skipped", "round": round, "target": spec,
+                        "kind": kind, "probe": id, "reason": "still hung",
+                    }));
+                } else if !self.slots[i].noted {
+                    self.slots[i].noted = true;
+                    let text = format!("{}  {spec}  {kind}  timeout: {note}", clock());
+                    self.line(&text);
+                }
+            }
+            Err(e) => {
+                let detail = e.to_string();
+                if self.args.json {
+                    self.event(json!({
+                        "event": "probe_skipped", "round": round, "target": spec,
+                        "kind": kind, "probe": null, "reason": "cannot start", "detail": detail,
+                    }));
+                } else {
+                    let text = format!("{}  {spec}  {kind}  probe not started: {detail}", clock());
+                    self.line(&text);
+                }
+            }
+        }
+    }
+
+    /// Takes a snapshot of every in-flight probe's phase.
+    fn examine_all(&mut self) {
+        for s in &mut self.slots {
+            if let Some(f) = &mut s.inflight {
+                if let Some(ex) = &f.examiner {
+                    match ex.examine(|p: &Progress| *p) {
+                        Ok(p) => f.seen = Some(p),
+                        // Not yet published, being republished, or over:
+                        // keep what was seen.
+                        Err(ExamineError::Unpublished | ExamineError::Again) => {}
+                        Err(_) => f.examiner = None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drains the set and handles each decided probe.
+    fn collect(&mut self) {
+        let drained = match self.set.drain() {
+            Ok(d) => d,
+            Err(e) => {
+                log::error!("hangsafe watch: drain: {e}");
+                return;
+            }
+        };
+        for (token, outcome) in drained {
+            let Some(i) = self.by_token.remove(&token) else {
+                continue;
+            };
+            let Some(f) = self.slots[i].inflight.take() else {
+                continue;
+            };
+            let timed_out = outcome.is_err();
+            let work_returned = f.returned.get();
+            let rep = match outcome {
+                Err(hangsafe::runner::RunError::TimedOut) => {
+                    let hang = Hang {
+                        phase: f
+                            .seen
+                            .as_ref()
+                            .map(|p| (p.phase().to_owned(), p.time_in_phase())),
+                        returned: work_returned.then_some(true),
+                        allowed: None,
+                    };
+                    probe::timeout_report(&self.slots[i].target, self.args.timeout, &hang)
+                }
+                other => probe::report(&self.slots[i].target, other, self.args.timeout),
+            };
+            if timed_out && !work_returned {
+                self.slots[i].hung = Some(Hung {
+                    id: f.id,
+                    started: f.started,
+                    seen: f.seen,
+                    returned: f.returned.clone(),
+                });
+            }
+            if self.args.json {
+                let mut v = json!({
+                    "event": "probe_finished",
+                    "target": rep.target, "kind": rep.kind, "probe": f.id,
+                    "state": rep.state.as_str(),
+                    "latency_ms": rep.latency.map(|d| d.as_secs_f64() * 1e3),
+                    "detail": rep.detail,
+                });
+                if rep.state == State::Timeout {
+                    v["last_phase"] = json!(f.seen.as_ref().map(|p| p.phase().to_owned()));
+                    v["work_returned"] = json!(work_returned);
+                }
+                self.event(v);
+            }
+            let old = self.slots[i].last.as_ref().map(|r| r.state);
+            if old != Some(rep.state) {
+                self.transition(old, &rep);
+            }
+            self.slots[i].last = Some(rep);
+            self.dirty = true;
+        }
+    }
+
+    /// Notices hung probes whose work has returned.
+    fn check_returned(&mut self) {
+        for i in 0..self.slots.len() {
+            let back = self.slots[i]
+                .hung
+                .as_ref()
+                .is_some_and(|h| h.returned.get());
+            if back {
+                let h = self.slots[i].hung.take().expect("checked");
+                self.announce_returned(i, &h);
+            }
+        }
+    }
+
+    fn announce_returned(&mut self, i: usize, h: &Hung) {
+        let spec = self.slots[i].target.spec.clone();
+        let kind = self.slots[i].target.kind.name();
+        let after = h.started.elapsed();
+        if self.args.json {
+            self.event(json!({
+                "event": "probe_returned", "target": spec, "kind": kind, "probe": h.id,
+                "after_ms": after.as_secs_f64() * 1e3,
+            }));
+        } else if self.slots[i].noted {
+            // Only worth a line if a round was blocked by it.
+            let text = format!(
+                "{}  {spec}  {kind}  hung probe #{} returned after {}",
+                clock(),
+                h.id,
+                duration::format_latency(after)
+            );
+            self.line(&text);
+        }
+        self.slots[i].noted = false;
+    }
+
+    fn transition(&mut self, old: Option<State>, rep: &Report) {
+        if self.args.json {
+            self.event(json!({
+                "event": "transition", "target": rep.target, "kind": rep.kind,
+                "from": old.map(State::as_str), "to": rep.state.as_str(),
+                "latency_ms": rep.latency.map(|d| d.as_secs_f64() * 1e3),
+                "detail": rep.detail,
+            }));
+        } else {
+            let from = old.map_or("-".to_owned(), |s| paint(s, s.as_str(), self.color));
+            let text = format!(
+                "{}  {}  {}  {from} -> {}  {}  {}",
+                clock(),
+                rep.target,
+                rep.kind,
+                paint(rep.state, rep.state.as_str(), self.color),
+                rep.latency.map_or("-".to_owned(), duration::format_latency),
+                rep.detail
+            );
+            self.line(text.trim_end());
+        }
+    }
+
+    /// The rows to publish and to summarise: each target's last result.
+    fn rows(&self) -> Vec<Report> {
+        self.slots.iter().filter_map(|s| s.last.clone()).collect()
+    }
+
+    fn publish(&mut self) {
+        self.dirty = false;
+        let rows = self.rows();
+        if rows.is_empty() {
+            // Nothing decided yet: keep the previous table (a newer
+            // publisher does not blank its predecessor's last one).
+            return;
+        }
+        let round = self.round;
+        let Some(p) = &mut self.publisher else { return };
+        if let Err(e) = p.update(&rows, round) {
+            p.failures += 1;
+            if self.args.json {
+                self.event(json!({"event": "publish_error", "detail": e}));
+            } else if !self.publish_warned {
+                self.publish_warned = true;
+                eprintln!("hangsafe watch: cannot publish: {e}");
+            }
+        }
+    }
+
+    /// Counts for the summary line.
+    fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in &self.slots {
+            match s.last.as_ref().map(|r| r.state) {
+                Some(State::Up) => c.up += 1,
+                Some(State::Down) => c.down += 1,
+                Some(State::Timeout) => c.timeout += 1,
+                None => c.pending += 1,
+            }
+            c.in_flight += usize::from(s.inflight.is_some());
+            c.hung += usize::from(s.hung.is_some());
+        }
+        let m = self.pool.metrics();
+        c.abandoned = m.threads_abandoned;
+        c.abandoned_total = m.abandoned_total;
+        c
+    }
+
+    fn summary_line(&self) -> String {
+        let c = self.counts();
+        let mut s = format!("{} up, {} down, {} timed out", c.up, c.down, c.timeout);
+        if c.pending > 0 {
+            s.push_str(&format!(", {} pending", c.pending));
+        }
+        s.push_str(&format!(
+            "; {} in flight, {} hung; abandoned threads: {} ({} since start); round {}",
+            c.in_flight, c.hung, c.abandoned, c.abandoned_total, self.round
+        ));
+        s
+    }
+
+    fn redraw_if_due(&mut self) {
+        let Some(live) = &self.live else { return };
+        if Instant::now() < live.next {
+            return;
+        }
+        self.examine_all();
+        let text = self.live_table();
+        let mut out = io::stdout().lock();
+        let live = self.live.as_mut().expect("checked");
+        let mut s = erase(live.lines);
+        s.push_str(&text);
+        live.lines = text.lines().count();
+        live.next = Instant::now() + REFRESH;
+        if out
+            .write_all(s.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            self.broken = true;
+        }
+    }
+
+    /// The live table: state, latency, and what the probe is doing.
+    fn live_table(&self) -> String {
+        let cols = terminal_width();
+        let w = self
+            .slots
+            .iter()
+            .map(|s| s.target.spec.chars().count())
+            .max()
+            .unwrap_or(0)
+            .clamp(6, 40);
+        let mut out = format!(
+            "{:<w$}  {:<5}  {:<7}  {:>7}  PROBE / DETAIL\n",
+            "TARGET", "KIND", "STATE", "LATENCY"
+        );
+        for s in &self.slots {
+            let (state, latency, detail) = match &s.last {
+                Some(r) => (
+                    paint(r.state, &format!("{:<7}", r.state.as_str()), self.color),
+                    r.latency.map_or("-".to_owned(), duration::format_latency),
+                    r.detail.clone(),
+                ),
+                None => (format!("{:<7}", "pending"), "-".to_owned(), String::new()),
+            };
+            let probe = if let Some(f) = &s.inflight {
+                format!(
+                    "probing #{} {}",
+                    f.id,
+                    where_(f.seen.as_ref(), f.started, false)
+                )
+            } else if let Some(h) = &s.hung {
+                format!(
+                    "hung #{} {}",
+                    h.id,
+                    where_(h.seen.as_ref(), h.started, true)
+                )
+            } else {
+                detail
+            };
+            let line = format!(
+                "{:<w$}  {:<5}  {state}  {latency:>7}  {probe}",
+                cut_chars(&s.target.spec, w),
+                s.target.kind.name()
+            );
+            out.push_str(&cut_chars(&line, cols + if self.color { 9 } else { 0 }));
+            out.push('\n');
+        }
+        out.push_str(&cut_chars(&self.summary_line(), cols));
+        out.push('\n');
+        out
+    }
+
+    /// Prints the final summary and maps the last states to the exit
+    /// status.
+    fn finish(mut self, stop: Stop) -> ExitCode {
+        // Probes still in the set are released (cancelled).
+        self.examine_all();
+        let rows = self.rows();
+        let code = report::exit_code(&rows);
+        let c = self.counts();
+        let (reason, sig) = match stop {
+            Stop::Signal(s) => ("signal", Some(signal_name(s))),
+            Stop::Count => ("count", None),
+            Stop::Output => ("output", None),
+        };
+        if self.dirty {
+            self.publish();
+        }
+        if let Some(live) = &mut self.live {
+            let _ = io::stdout().write_all(erase(live.lines).as_bytes());
+            live.lines = 0;
+        }
+        self.live = None;
+        if self.args.json {
+            let v = json!({
+                "event": "summary", "reason": reason, "signal": sig, "rounds": self.round,
+                "up": c.up, "down": c.down, "timeout": c.timeout, "pending": c.pending,
+                "in_flight": c.in_flight, "hung": c.hung,
+                "abandoned_threads": c.abandoned, "abandoned_total": c.abandoned_total,
+                "exit_code": code,
+                "rows": rows.iter().map(Report::to_json).collect::<Vec<_>>(),
+            });
+            self.event(v);
+        } else if !matches!(stop, Stop::Output) {
+            let how = match sig {
+                Some(s) => format!("stopped by {s}"),
+                None => "done".to_owned(),
+            };
+            let mut text = format!("\nhangsafe watch {how} after {} rounds:\n", self.round);
+            text.push_str(&output::render_table(&rows, self.color));
+            text.push_str(&self.summary_line());
+            if c.hung > 0 {
+                text.push_str(
+                    "\nnote: a hung probe keeps its thread; one stuck in uninterruptible \
+                     sleep (D state) also delays the process exit until it returns.",
+                );
+            }
+            self.line(&text);
+        }
+        // Release everything still in flight before exiting.
+        for s in &mut self.slots {
+            if let Some(f) = s.inflight.take() {
+                self.set.release(f.token);
+            }
+        }
+        if let Some(p) = self.publisher.take() {
+            if p.failures > 0 {
+                eprintln!("hangsafe watch: {} table updates failed", p.failures);
+            }
+            drop(p);
+        }
+        ExitCode::from(code)
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    up: usize,
+    down: usize,
+    timeout: usize,
+    pending: usize,
+    in_flight: usize,
+    hung: usize,
+    abandoned: u64,
+    abandoned_total: u64,
+}
+
+/// "in open for 1.2s", from a probe's last seen progress.
+fn where_(seen: Option<&Progress>, started: Instant, last_seen: bool) -> String {
+    match seen {
+        Some(p) => {
+            let phase = if p.phase().is_empty() { "?" } else { p.phase() };
+            format!(
+                "in {phase} for {}{}",
+                duration::format_latency(p.time_in_phase()),
+                if last_seen { " (last seen)" } else { "" }
+            )
+        }
+        None => format!(
+            "started {} ago",
+            duration::format_latency(started.elapsed())
+        ),
+    }
+}
+
+/// ANSI: move up `lines` lines and clear to the end of the screen.
+fn erase(lines: usize) -> String {
+    if lines == 0 {
+        String::new()
+    } else {
+        format!("\x1b[{lines}A\r\x1b[J")
+    }
+}
+
+/// At most `n` characters of `s`.
+fn cut_chars(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// The terminal's width (80 if unknown).
+fn terminal_width() -> usize {
+    // SAFETY: all-zero is a valid winsize.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize into `ws`, valid and writable.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    if rc == 0 && ws.ws_col > 0 {
+        usize::from(ws.ws_col)
+    } else {
+        80
+    }
+}
+
+/// The local time of day, `HH:MM:SS`.
+fn clock() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as libc::time_t;
+    // SAFETY: all-zero is a valid `struct tm` (integers; tm_zone null).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is the
+    // thread-safe variant.
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if ok {
+        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+    } else {
+        "??:??:??".to_owned()
+    }
+}
