@@ -175,7 +175,7 @@ fn interleaved_overhead(rounds: usize, batch: u32) -> Vec<f64> {
     let token = CancelToken::new();
     let _scope = token.enter().expect("scope");
     let mut buf = [0u8; 1];
-    let mut raw = || {
+    let raw = || {
         let t = Instant::now();
         for _ in 0..batch {
             // SAFETY: a 1-byte buffer for a 1-byte read.
@@ -186,29 +186,14 @@ fn interleaved_overhead(rounds: usize, batch: u32) -> Vec<f64> {
         t.elapsed()
     };
     let mut buf2 = [0u8; 1];
-    let mut stub = || {
+    let stub = || {
         let t = Instant::now();
         for _ in 0..batch {
             black_box(cancel::read(black_box(&zero), &mut buf2).unwrap());
         }
         t.elapsed()
     };
-    // Warm up both paths.
-    raw();
-    stub();
-    let mut out = Vec::with_capacity(rounds);
-    for i in 0..rounds {
-        let (r, h) = if i % 2 == 0 {
-            let r = raw();
-            (r, stub())
-        } else {
-            let h = stub();
-            (raw(), h)
-        };
-        out.push((h.as_secs_f64() / r.as_secs_f64() - 1.0) * 100.0);
-    }
-    out.sort_by(f64::total_cmp);
-    out
+    common::interleaved_overhead(rounds, raw, stub)
 }
 
 struct Percentiles {

@@ -324,28 +324,14 @@ fn interleaved_overhead(rounds: usize, batch: u32) -> Vec<f64> {
         }
         t.elapsed()
     };
-    let mut nex = || {
+    let nex = || {
         let t = Instant::now();
         for _ in 0..batch {
             let _ = black_box(nexus.occurred_fd(black_box(live), black_box(fd), libc::POLLIN));
         }
         t.elapsed()
     };
-    raw();
-    nex();
-    let mut out = Vec::with_capacity(rounds);
-    for i in 0..rounds {
-        let (r, n) = if i % 2 == 0 {
-            let r = raw();
-            (r, nex())
-        } else {
-            let n = nex();
-            (raw(), n)
-        };
-        out.push((n.as_secs_f64() / r.as_secs_f64() - 1.0) * 100.0);
-    }
-    out.sort_by(f64::total_cmp);
-    out
+    common::interleaved_overhead(rounds, raw, nex)
 }
 
 // ---- RunnerSet throughput -----------------------------------------------

@@ -24,7 +24,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 static START: OnceLock<SystemTime> = OnceLock::new();
 
@@ -271,5 +271,32 @@ pub fn print_ratios(group: &str, subject: &str, peers: &[&str]) -> Vec<Ratio> {
     for r in &out {
         println!("  {}", verdict(subject, &r.peer, r.mean));
     }
+    out
+}
+
+/// An interleaved A/B for overheads too small for criterion's separate
+/// time windows: warms both up once, then runs `peer` and `subject`
+/// alternately (`peer` first in even rounds, `subject` first in odd ones)
+/// and returns, sorted, each round's `subject / peer - 1` in percent. Each
+/// closure runs one batch and returns how long it took.
+pub fn interleaved_overhead(
+    rounds: usize,
+    mut peer: impl FnMut() -> Duration,
+    mut subject: impl FnMut() -> Duration,
+) -> Vec<f64> {
+    peer();
+    subject();
+    let mut out = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let (p, s) = if i % 2 == 0 {
+            let p = peer();
+            (p, subject())
+        } else {
+            let s = subject();
+            (peer(), s)
+        };
+        out.push((s.as_secs_f64() / p.as_secs_f64() - 1.0) * 100.0);
+    }
+    out.sort_by(f64::total_cmp);
     out
 }
