@@ -403,9 +403,14 @@ pub fn run_probes(
             state: State::Timeout,
             latency: None,
             detail: format!(
-                "never started: the command's {} deadline passed while {running} \
-                 probes were running (--concurrency {concurrency})",
-                duration::format(timeout)
+                "never started: the command's {} deadline passed while {running} {} \
+                 running (--concurrency {concurrency})",
+                duration::format(timeout),
+                if running == 1 {
+                    "probe was"
+                } else {
+                    "probes were"
+                },
             ),
         });
     }
