@@ -135,6 +135,20 @@ impl std::error::Error for ScopeError {}
 /// The guard of a scope; leaving it (dropping) unbinds the thread, starts
 /// a new generation (so a late cancel of this scope cannot touch whatever
 /// the thread does next) and leaves the cancel signal unblocked.
+///
+/// A scope belongs to the thread that entered it: it is not `Send`
+/// (HA1 in `docs/races-ha.md`), so it cannot be left on another thread.
+///
+/// ```compile_fail,E0277
+/// let token = hangsafe::cancel::CancelToken::new();
+/// let scope = token.enter().unwrap();
+/// std::thread::spawn(move || drop(scope)); // error: `Scope` is not `Send`
+/// ```
+///
+/// ```compile_fail,E0277
+/// fn assert_sync<T: Sync>() {}
+/// assert_sync::<hangsafe::cancel::Scope>();
+/// ```
 pub struct Scope {
     target: Arc<dyn Target>,
     word: Arc<CancelWord>,

@@ -46,13 +46,25 @@ use std::time::Instant;
 /// [`is_cancelled`](Self::is_cancelled) about the worker's own thread.
 /// Other threads that take part in the work use [`token`](Self::token).
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// // Does not compile: `&Ctx` cannot be sent to another thread.
 /// let r = hangsafe::runner::spawn(|ctx| {
 ///     std::thread::scope(|s| {
 ///         s.spawn(|| ctx.publish(&1u64));
 ///     });
 /// });
+/// ```
+///
+/// Both bounds are pinned (HA1 in `docs/races-ha.md`):
+///
+/// ```compile_fail,E0277
+/// fn assert_sync<T: Sync>() {}
+/// assert_sync::<hangsafe::runner::Ctx<'static>>();
+/// ```
+///
+/// ```compile_fail,E0277
+/// fn assert_send<T: Send>() {}
+/// assert_send::<hangsafe::runner::Ctx<'static>>();
 /// ```
 ///
 /// ```

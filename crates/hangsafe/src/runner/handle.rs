@@ -10,6 +10,7 @@ use crate::cancel::word::CancelWord;
 use crate::examine::{Examinable, ExamineError, Examiner, Plain, Ticket};
 use crate::sync::{Arc, Weak};
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -135,6 +136,7 @@ impl Builder {
         Ok(Runner {
             shared,
             taken: false,
+            _value: PhantomData,
         })
     }
 }
@@ -332,11 +334,57 @@ impl<T: Send + 'static> TimerTarget for Shared<T> {
 /// assert_eq!(r.await, Ok(7));
 /// # }
 /// ```
+///
+/// # Threads
+///
+/// A `Runner<T>` may move to another thread whenever `T: Send` (its value
+/// is handed over by value). It may be *shared* between threads
+/// (`&Runner<T>` sent elsewhere) only if `T: Sync` as well, because
+/// [`result`](Self::result) lends a `&T` to every thread holding the
+/// reference. A value that is `Send` but not `Sync`, such as a
+/// [`Cell`](std::cell::Cell), therefore gives a handle that is `Send` but
+/// not `Sync`:
+///
+/// ```compile_fail,E0277
+/// fn assert_sync<T: Sync>() {}
+/// // error[E0277]: `Cell<u64>` cannot be shared between threads safely
+/// assert_sync::<hangsafe::runner::Runner<std::cell::Cell<u64>>>();
+/// ```
+///
+/// ```compile_fail,E0277
+/// use std::cell::Cell;
+/// let r = hangsafe::runner::spawn(|_| Cell::new(0u64)).unwrap();
+/// // Two threads incrementing the same `Cell` through `result()` would be a
+/// // data race: refused at compile time.
+/// std::thread::scope(|s| {
+///     s.spawn(|| r.result().map(|c| c.set(c.get() + 1)));
+///     s.spawn(|| r.result().map(|c| c.set(c.get() + 1)));
+/// });
+/// ```
+///
+/// With a `Sync` value the same code compiles:
+///
+/// ```
+/// let r = hangsafe::runner::spawn(|_| 7u64).unwrap();
+/// while !r.is_finished() {
+///     std::thread::yield_now();
+/// }
+/// std::thread::scope(|s| {
+///     s.spawn(|| assert_eq!(r.result(), Some(&7)));
+///     s.spawn(|| assert_eq!(r.result(), Some(&7)));
+/// });
+/// ```
 #[must_use = "dropping a Runner cancels its work"]
 pub struct Runner<T: Send + 'static> {
     shared: Arc<Shared<T>>,
     taken: bool,
+    /// Makes the handle `Sync` only if `T` is (`result()` lends `&T`), and
+    /// `Send` only if `T` is; the handle stays `Unpin` (impl below).
+    _value: PhantomData<T>,
 }
+
+// The handle never pins its value: it holds it behind an `Arc`.
+impl<T: Send + 'static> Unpin for Runner<T> {}
 
 impl<T: Send + 'static> std::fmt::Debug for Runner<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -381,7 +429,10 @@ impl<T: Send + 'static> Runner<T> {
         if self.taken {
             return None;
         }
-        self.shared.peek()
+        // SAFETY: the `&T` is reachable from several threads only through
+        // `&Runner<T>`, and `Runner<T>` is `Sync` only if `T` is (its
+        // `PhantomData<T>`): `peek`'s contract holds.
+        unsafe { self.shared.peek() }
     }
 
     /// The deadline, if any.

@@ -307,14 +307,22 @@ impl<T> Shared<T> {
     /// The returned reference must not outlive the handle's shared borrow;
     /// the handle only calls [`take`](Self::take) through `&mut`/by value,
     /// so the borrow checker keeps the two apart.
+    ///
+    /// # Safety
+    ///
+    /// `Shared<T>` is `Sync` for any `T: Send`, but the `&T` returned here
+    /// shares the value: the caller must not let it (or the `&Shared<T>` it
+    /// calls this through) reach several threads unless `T: Sync`.
+    /// `Runner<T>` upholds this by being `Sync` only when `T: Sync`.
     #[cfg(not(loom))]
-    pub(crate) fn peek(&self) -> Option<&T> {
+    pub(crate) unsafe fn peek(&self) -> Option<&T> {
         if self.state.load().state() != State::Done {
             return None;
         }
         // SAFETY: Done is final; the worker no longer touches the slot
         // (acquire load above), and the only writer left is `take`, which
-        // the handle can only call while no `&T` from here is alive.
+        // the handle can only call while no `&T` from here is alive. Who
+        // may see the `&T` is the caller's obligation (# Safety).
         self.result
             .with(|p| unsafe { (*p).as_ref() })
             .and_then(|r| r.as_ref().ok())
