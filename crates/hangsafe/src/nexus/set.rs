@@ -203,8 +203,15 @@ impl<T: Send + 'static> RunnerSet<T> {
         match builder.spawn(f) {
             Ok(runner) => {
                 let (mut inner, _s) = self.enter()?;
-                self.fill(&mut inner, token, runner);
-                Ok(token)
+                match self.fill(&mut inner, token, runner) {
+                    Ok(()) => Ok(token),
+                    Err(runner) => {
+                        // Released (cancelled) outside the lock.
+                        drop(inner);
+                        drop(runner);
+                        Err(SetError::Ignored(Ignored::Stale))
+                    }
+                }
             }
             Err(e) => {
                 let (mut inner, _s) = self.enter()?;
@@ -229,30 +236,49 @@ impl<T: Send + 'static> RunnerSet<T> {
                 })
             }
         };
-        self.fill(&mut inner, token, runner);
-        Ok(token)
+        match self.fill(&mut inner, token, runner) {
+            Ok(()) => Ok(token),
+            Err(runner) => Err(Rejected {
+                reason: SetError::Ignored(Ignored::Stale),
+                runner,
+            }),
+        }
     }
 
-    fn fill(&self, inner: &mut Inner<T>, token: Token, runner: Runner<T>) {
+    /// Puts `runner` into the slot reserved for it under `token`. The slot
+    /// cannot be gone: only the reserving call removes a reserved slot
+    /// (`release`, `drain` and `Drop` take issued runners only, HA4). Were
+    /// it gone anyway, the runner is handed back rather than panicking.
+    fn fill(&self, inner: &mut Inner<T>, token: Token, runner: Runner<T>) -> Result<(), Runner<T>> {
+        let Some(slot @ None) = inner.runners.get_mut(token) else {
+            log::error!("hangsafe: internal error: RunnerSet slot {token:?} lost its reservation");
+            return Err(runner);
+        };
         let notifier = Arc::clone(&self.notifier);
         if !runner.on_decided(Box::new(move || notifier.notify(token))) {
             // Decided before we could ask to be told: tell ourselves (R44).
             self.notifier.notify(token);
         }
-        if let Some(d) = runner.deadline() {
+        let deadline = runner.deadline();
+        *slot = Some(runner);
+        if let Some(d) = deadline {
             inner.deadlines.push(Reverse((d, token)));
         }
-        *inner.runners.get_mut(token).expect("reserved") = Some(runner);
         inner.rearm();
+        Ok(())
     }
 
     /// Releases a runner: it is removed (its token is stale from now on),
     /// cancelled if still running, and its outcome is never yielded by
     /// [`drain`](Self::drain), even if its completion notice is on its way
     /// (R43). Never blocks. Returns false for a stale token.
+    ///
+    /// A token that was never issued is stale too, including the one a
+    /// concurrent [`spawn`](Self::spawn) has reserved but not returned yet
+    /// (tokens are predictable): its slot is left to that spawn (HA4).
     pub fn release(&self, token: Token) -> bool {
         let runner = match self.enter() {
-            Ok((mut inner, _s)) => inner.runners.remove(token).flatten(),
+            Ok((mut inner, _s)) => inner.remove_issued(token),
             Err(_) => {
                 log::error!("hangsafe: RunnerSet::release called from inside a hook; ignored");
                 return false;
@@ -412,7 +438,11 @@ impl<T: Send + 'static> RunnerSet<T> {
                 key: Src::Completion,
                 ..
             } => Ok(()),
-            other => unreachable!("fd event for a non-fd registration: {other:?}"),
+            // The nexus answers an fd event with an fd registration only.
+            other => {
+                log::error!("hangsafe: internal error: fd event fired {other:?}; ignored");
+                Err(SetError::Ignored(Ignored::Stale))
+            }
         }
     }
 
@@ -449,12 +479,25 @@ impl<T: Send + 'static> RunnerSet<T> {
                 Err(SetError::Ignored(Ignored::NotDue { renewed }))
             }
             Err(e) => Err(SetError::Ignored(e)),
-            Ok(other) => unreachable!("timeout event for an fd registration: {other:?}"),
+            // The nexus answers a timeout event with a timeout only.
+            Ok(other) => {
+                log::error!("hangsafe: internal error: timeout event fired {other:?}; ignored");
+                Err(SetError::Ignored(Ignored::Stale))
+            }
         }
     }
 }
 
 impl<T: Send + 'static> Inner<T> {
+    /// Removes the runner `token` names, if it was issued (its spawn has
+    /// filled the slot). A reserved slot stays with its spawn.
+    fn remove_issued(&mut self, token: Token) -> Option<Runner<T>> {
+        match self.runners.get(token) {
+            Some(Some(_)) => self.runners.remove(token).flatten(),
+            _ => None,
+        }
+    }
+
     /// Runs `check()` on every runner whose deadline is due: it is
     /// cancelled as timed out (if still running), and its notice follows.
     fn apply_deadlines(&mut self, now: Instant) {
@@ -492,8 +535,9 @@ impl<T: Send + 'static> Inner<T> {
             return;
         }
         let want = self.earliest();
-        let a = self.attached.as_mut().expect("checked");
-        let Some(want) = want else { return };
+        let (Some(a), Some(want)) = (self.attached.as_mut(), want) else {
+            return;
+        };
         if let Some((t, at)) = a.timer {
             if at <= want {
                 return;

@@ -68,7 +68,9 @@ impl Builder {
     }
 
     /// Cancels the runner `d` after `spawn` (measured on the monotonic
-    /// clock). A zero timeout cancels at once.
+    /// clock). A zero timeout cancels at once. A timeout too long for the
+    /// clock (such as `Duration::MAX`) saturates to a deadline decades
+    /// away: in effect, none. Never panics.
     pub fn timeout(mut self, d: Duration) -> Self {
         self.deadline = Some(Instant::now().checked_add(d).unwrap_or_else(far_future));
         self
@@ -114,7 +116,12 @@ impl Builder {
             None => None,
         };
         if self.deadline.is_some() {
-            timer::ensure_started().map_err(SpawnError::ThreadCreate)?;
+            // A deadline nobody enforces must not go unnoticed: refuse the
+            // runner, loudly (HA2).
+            timer::ensure_started().map_err(|e| {
+                log::error!("hangsafe: no deadline timer ({e}); runner with a deadline refused");
+                SpawnError::ThreadCreate(e)
+            })?;
         }
         let deadline = self.deadline;
         // Both references exist before any thread can see the job (R1).
@@ -125,7 +132,17 @@ impl Builder {
         ));
         let theirs = Arc::clone(&shared);
         let job: Job = Box::new(move |word: &Arc<CancelWord>, ready: &mut dyn FnMut()| {
-            run_job(&theirs, word, f, guard, ready);
+            // The work's own panics are caught inside; this catches one in
+            // hangsafe's bookkeeping around it, so that the pool thread
+            // survives (or exits cleanly) instead of unwinding through the
+            // pool (HA5).
+            let run = AssertUnwindSafe(|| run_job(&theirs, word, f, guard, ready));
+            if let Err(p) = catch_unwind(run) {
+                log::error!(
+                    "hangsafe: internal error: a runner job's bookkeeping panicked: {}",
+                    panic_message(&*p)
+                );
+            }
         });
         inner.dispatch(job)?;
         crate::runner::metrics::Counters::inc(&inner.counters.spawned);
@@ -143,7 +160,14 @@ impl Builder {
 
 fn far_future() -> Instant {
     // ~30 years: effectively "no deadline" without overflowing Instant.
-    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 30)
+    // `Instant` holds an i64 of seconds, so this cannot overflow; should
+    // the clock ever say otherwise, take the farthest that fits.
+    const YEAR: u64 = 60 * 60 * 24 * 365;
+    let now = Instant::now();
+    [30 * YEAR, YEAR, 60 * 60 * 24]
+        .into_iter()
+        .find_map(|s| now.checked_add(Duration::from_secs(s)))
+        .unwrap_or(now)
 }
 
 /// The body of every job: bind, run (unless already cancelled), publish.
@@ -253,12 +277,12 @@ fn cancel_and_report<T: Send + 'static>(
     let before = shared.cancel(reason);
     if before.state() == State::Running {
         log::debug!("hangsafe: runner cancelled in state 'running' ({reason:?})");
-        let weak: Weak<Shared<T>> = Arc::downgrade(shared);
-        timer::schedule(
-            Instant::now() + shared.grace(),
-            TimerKind::AbandonCheck,
-            weak,
-        );
+        // A grace period past the clock's range means "never abandoned"
+        // (HA2): no check is armed, and nothing overflows.
+        if let Some(when) = Instant::now().checked_add(shared.grace()) {
+            let weak: Weak<Shared<T>> = Arc::downgrade(shared);
+            timer::schedule(when, TimerKind::AbandonCheck, weak);
+        }
         (State::Cancelled, true)
     } else {
         log::trace!("hangsafe: runner cancelled in state '{}'", before.state());
@@ -462,7 +486,8 @@ impl<T: Send + 'static> Runner<T> {
     }
 
     /// Like [`wait`](Self::wait), but gives up after `timeout`, returning
-    /// `None` and leaving the runner as it is.
+    /// `None` and leaving the runner as it is. A timeout too long for the
+    /// clock (such as `Duration::MAX`) saturates: in effect, no timeout.
     ///
     /// # Panics
     ///

@@ -92,7 +92,10 @@ impl PoolBuilder {
         self
     }
 
-    /// How long a thread stays idle before it exits (default 10 s).
+    /// How long a thread stays idle before it exits (default 10 s). Zero
+    /// retires a thread as soon as its short post-job spin ends. A timeout
+    /// too long for the clock (such as `Duration::MAX`) means idle threads
+    /// never time out; they still exit when the pool is dropped.
     pub fn idle_timeout(mut self, d: Duration) -> Self {
         self.0.idle_timeout = d;
         self
@@ -116,7 +119,9 @@ impl PoolBuilder {
     }
 
     /// How long cancelled work may keep running before its thread counts as
-    /// abandoned (default 250 ms).
+    /// abandoned (default 250 ms). A duration too long for the clock (such
+    /// as `Duration::MAX`) means cancelled work is never counted as
+    /// abandoned. Never panics, whatever the value.
     pub fn abandon_after(mut self, d: Duration) -> Self {
         self.0.abandon_after = d;
         self
@@ -368,7 +373,37 @@ impl Worker {
 
     /// Waits for a job; `None` means the thread should exit (idle timeout or
     /// shutdown, and nobody popped it from the idle stack).
+    ///
+    /// The thread is on the idle stack while it waits, so it must come out
+    /// of here either with the job a spawner handed it or off the stack:
+    /// should the waiting itself ever panic, the thread leaves the stack
+    /// (or takes the job already on its way) instead of dying on it, which
+    /// would swallow the next spawn's job (HA3).
     fn wait_for_job(self: &Arc<Self>, pool: &PoolInner) -> Option<Job> {
+        let wait = std::panic::AssertUnwindSafe(|| self.wait_for_job_inner(pool));
+        match std::panic::catch_unwind(wait) {
+            Ok(job) => job,
+            Err(_) => {
+                log::error!("hangsafe: internal error: an idle pool thread panicked; it recovers");
+                self.leave_or_take(pool)
+            }
+        }
+    }
+
+    /// Leaves the idle stack (`None`: exit), or, if a spawner popped this
+    /// thread first, waits for the job it is handing over.
+    fn leave_or_take(self: &Arc<Self>, pool: &PoolInner) -> Option<Job> {
+        if pool.leave_idle(self) {
+            return None;
+        }
+        // A spawner popped us and is about to hand a job over.
+        while !self.full.load(Ordering::Acquire) {
+            thread::park();
+        }
+        self.take()
+    }
+
+    fn wait_for_job_inner(self: &Arc<Self>, pool: &PoolInner) -> Option<Job> {
         // Spin briefly (back-to-back runners then skip the futex round
         // trip), pausing between polls and yielding now and then so that a
         // busy machine's runnable threads are not starved by this loop.
@@ -388,23 +423,21 @@ impl Worker {
                 }
             }
         }
-        let deadline = start + pool.cfg.idle_timeout;
+        // `None`: an idle timeout past the clock's range, i.e. never (HA3).
+        let deadline = start.checked_add(pool.cfg.idle_timeout);
         loop {
             if self.full.load(Ordering::Acquire) {
                 return self.take();
             }
             let now = Instant::now();
-            if now >= deadline || pool.shutdown.load(Ordering::SeqCst) {
-                if pool.leave_idle(self) {
-                    return None;
-                }
-                // A spawner popped us and is about to hand a job over.
-                while !self.full.load(Ordering::Acquire) {
-                    thread::park();
-                }
-                return self.take();
+            let expired = deadline.is_some_and(|d| now >= d);
+            if expired || pool.shutdown.load(Ordering::SeqCst) {
+                return self.leave_or_take(pool);
             }
-            thread::park_timeout(deadline - now);
+            match deadline {
+                Some(d) => thread::park_timeout(d.saturating_duration_since(now)),
+                None => thread::park(),
+            }
         }
     }
 }

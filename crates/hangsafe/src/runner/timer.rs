@@ -111,10 +111,18 @@ pub(crate) fn ensure_started() -> io::Result<()> {
 /// Does nothing if the timer could not be started; callers that need the
 /// guarantee call [`ensure_started`] first.
 pub(crate) fn schedule(when: Instant, kind: TimerKind, target: Weak<dyn TimerTarget>) {
-    let Ok(t) = timer() else { return };
+    let t = match timer() {
+        Ok(t) => t,
+        Err(e) => {
+            // Never silent: this entry will not fire (HA2).
+            log::error!("hangsafe: {e}: a {kind:?} timer entry is dropped");
+            return;
+        }
+    };
     let mut g = crate::sync::lock(&t.inner);
     let seq = g.seq;
-    g.seq += 1;
+    // Only breaks ties between equal instants; wrapping is harmless.
+    g.seq = g.seq.wrapping_add(1);
     let earliest = g.heap.peek().is_none_or(|top| when < top.when);
     g.heap.push(Entry {
         when,
@@ -134,7 +142,42 @@ pub(crate) fn schedule(when: Instant, kind: TimerKind, target: Weak<dyn TimerTar
 }
 
 impl Timer {
+    /// The timer thread's body. It never returns: a panic in hangsafe's
+    /// own bookkeeping (firing an entry is caught one by one in
+    /// [`fire_due`](Self::fire_due)) is logged and the loop restarts, so
+    /// deadlines stay enforced for the whole process (HA2).
     fn run(&self) {
+        loop {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop())) {
+                Ok(never) => match never {},
+                Err(p) => log::error!(
+                    "hangsafe: internal error: the deadline timer panicked ({}); it carries on",
+                    panic_text(&*p)
+                ),
+            }
+        }
+    }
+
+    /// Fires what is due, each entry on its own: one that panics is logged
+    /// and dropped, and the others still fire.
+    fn fire_due(due: &mut Vec<(TimerKind, Weak<dyn TimerTarget>)>) {
+        for (kind, target) in due.drain(..) {
+            let fire = std::panic::AssertUnwindSafe(|| {
+                if let Some(t) = target.upgrade() {
+                    t.fire(kind);
+                }
+            });
+            if let Err(p) = std::panic::catch_unwind(fire) {
+                log::error!(
+                    "hangsafe: internal error: firing a {kind:?} timer entry panicked ({}); \
+                     the timer carries on",
+                    panic_text(&*p)
+                );
+            }
+        }
+    }
+
+    fn run_loop(&self) -> std::convert::Infallible {
         let mut due: Vec<(TimerKind, Weak<dyn TimerTarget>)> = Vec::new();
         let mut g = crate::sync::lock(&self.inner);
         loop {
@@ -147,11 +190,7 @@ impl Timer {
             if !due.is_empty() {
                 // Fire without the lock: firing may schedule (abandon checks).
                 drop(g);
-                for (kind, target) in due.drain(..) {
-                    if let Some(t) = target.upgrade() {
-                        t.fire(kind);
-                    }
-                }
+                Self::fire_due(&mut due);
                 g = crate::sync::lock(&self.inner);
                 continue;
             }
@@ -167,4 +206,11 @@ impl Timer {
             };
         }
     }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
+    p.downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("<non-string panic payload>")
 }
