@@ -62,7 +62,11 @@ use std::time::{Duration, Instant};
 /// let mut seen = Vec::new();
 /// while seen.len() < 2 {
 ///     // Any poll loop: sleep until the fd is readable or the next deadline.
-///     let timeout = set.poll_timeout().map_or(-1, |d| d.as_millis() as i32 + 1);
+///     // Saturating: a deadline decades away must not wrap to a negative
+///     // ("forever") or overflow.
+///     let timeout = set
+///         .poll_timeout()
+///         .map_or(-1, |d| i32::try_from(d.as_millis() + 1).unwrap_or(i32::MAX));
 ///     let mut pfd = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&set.as_fd()), events: libc::POLLIN, revents: 0 };
 ///     unsafe { libc::poll(&mut pfd, 1, timeout) };
 ///     seen.extend(set.drain().unwrap());
@@ -162,7 +166,22 @@ impl<T: Send + 'static> RunnerSet<T> {
 
     /// An empty set whose token registry has the given limits (see
     /// [`Registry::with_limits`]); small limits exercise exhaustion.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `max_generation` is 0 or `max_slots` is 0 or
+    /// above 2³² (where [`Registry::with_limits`] would panic); otherwise
+    /// only if no eventfd can be created.
     pub fn with_limits(max_generation: u32, max_slots: usize) -> io::Result<Self> {
+        if max_generation == 0 || !(1..=u32::MAX as usize + 1).contains(&max_slots) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "RunnerSet limits out of range: max_generation {max_generation} (needs >= 1), \
+                     max_slots {max_slots} (needs 1..=2^32)"
+                ),
+            ));
+        }
         Ok(RunnerSet {
             notifier: Arc::new(Notifier::new(EventFd::new()?)),
             inner: Mutex::new(Inner {

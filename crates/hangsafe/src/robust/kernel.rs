@@ -182,7 +182,11 @@ mod linux {
                 let rt = deadline.map(to_realtime);
                 match futex(word, FUTEX_LOCK_PI, rt.as_ref()) {
                     Err(libc::ETIMEDOUT) => {
-                        let d = deadline.expect("only a deadline times out");
+                        // Only a deadline times out; without one, pass the
+                        // kernel's answer on rather than panic.
+                        let Some(d) = deadline else {
+                            return Err(libc::ETIMEDOUT);
+                        };
                         let now = clock(libc::CLOCK_MONOTONIC);
                         if (now.0, now.1) >= (d.sec, d.nsec) {
                             return Err(libc::ETIMEDOUT);
