@@ -25,6 +25,20 @@ pub(crate) struct Buffer {
 // allocator may free memory on a thread other than the one that allocated
 // it.
 unsafe impl Send for Buffer {}
+// SAFETY: `&Buffer` only reads: `as_slice` borrows the bytes immutably, and
+// every write goes through `&mut self` (`as_mut_ptr`) or by value (`Drop`),
+// which cannot coexist with a shared borrow. Several threads reading the
+// same bytes through `&Buffer` is therefore sound, as for `&[u8]`. This is
+// what lets `check_runner` be called on one handle from several C threads
+// (it reads the result through `Runner::result`, which needs `T: Sync` to
+// be shared; HA1 in `docs/races-ha.md`).
+unsafe impl Sync for Buffer {}
+
+// What `check_runner`'s shared access relies on, checked at compile time.
+const _: fn() = || {
+    fn shared_between_threads<T: Send + Sync>() {}
+    shared_between_threads::<hangsafe_core::runner::Runner<Buffer>>();
+};
 
 impl Buffer {
     /// Copies `len` bytes from `src` into a new aligned buffer. `None` if

@@ -202,7 +202,9 @@ unsafe fn check(rctx: *mut RunnerContext, data: *mut c_void, size: c_uint) -> c_
     }
     // SAFETY: `rctx` is non-null and, by the caller's contract, a live
     // handle from `get_runner` (a `Box<RunnerContext>` turned into a raw
-    // pointer). Only shared access is taken; `Runner` is `Sync`.
+    // pointer). Only shared access is taken, so C may call this on one
+    // handle from several threads: `Runner<Buffer>` is `Sync` (checked at
+    // compile time in `buffer.rs`).
     let ctx = unsafe { &*rctx };
     let state = ctx.runner.check();
     if state == State::Done && !data.is_null() {

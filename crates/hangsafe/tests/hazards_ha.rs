@@ -184,3 +184,17 @@ fn ha4_forged_tokens_are_stale() {
     assert_eq!(set.state(Token::from_parts(t.index(), t.generation() + 1).unwrap()), None);
     assert!(set.release(t));
 }
+
+/// HA5: limits out of range were an `assert!` in the registry (a panic in
+/// the caller for a value it passed); they are a typed error now.
+#[test]
+fn ha5_runner_set_bad_limits_are_typed_errors() {
+    for (g, s) in [(0, 1), (1, 0), (0, 0), (1, u32::MAX as usize + 2), (0, usize::MAX)] {
+        let r = catch_unwind(|| RunnerSet::<u32>::with_limits(g, s).map(drop));
+        let err = r.expect("no panic").expect_err("refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{g} {s}");
+    }
+    let set = RunnerSet::<u32>::with_limits(1, 1).unwrap();
+    let t = set.spawn(Builder::new(), |_| 1).unwrap();
+    assert!(set.release(t));
+}

@@ -28,6 +28,16 @@ impl std::fmt::Debug for SockAddr {
 }
 
 impl SockAddr {
+    /// Keeps `len` within `storage` whatever the kernel reported (it
+    /// reports the full length of an address it truncated), so that passing
+    /// this address back (`sendto`, `connect`) never names bytes beyond it.
+    fn bounded(mut self) -> Self {
+        self.len = self
+            .len
+            .min(size_of::<libc::sockaddr_storage>() as libc::socklen_t);
+        self
+    }
+
     fn empty() -> Self {
         SockAddr {
             // SAFETY: sockaddr_storage is plain data; all-zero is valid.
@@ -167,7 +177,7 @@ pub fn recvfrom(fd: impl AsFd, buf: &mut [u8], flags: i32) -> Result<(usize, Soc
             OnEintr::Retry,
         )?
     };
-    Ok((n as usize, from))
+    Ok((n as usize, from.bounded()))
 }
 
 /// What [`recvmsg`] received.
@@ -223,7 +233,7 @@ pub fn recvmsg(
         bytes: n as usize,
         control_len: msg.msg_controllen as usize,
         flags: msg.msg_flags,
-        from,
+        from: from.bounded(),
     })
 }
 
@@ -249,7 +259,8 @@ pub fn send(fd: impl AsFd, buf: &[u8], flags: i32) -> Result<usize> {
 
 /// Cancellable `sendto(2)`.
 pub fn sendto(fd: impl AsFd, buf: &[u8], flags: i32, to: &SockAddr) -> Result<usize> {
-    // SAFETY: the kernel reads buf and `to.len` bytes of address.
+    // SAFETY: the kernel reads buf and `to.len` bytes of address; `len`
+    // never exceeds `storage` (set by this module, or `bounded`).
     let n = unsafe {
         cp(
             libc::SYS_sendto,
@@ -327,7 +338,7 @@ pub fn accept4(fd: impl AsFd, flags: i32) -> Result<(OwnedFd, SockAddr)> {
         )?
     };
     // SAFETY: a new descriptor from the kernel; we own it.
-    Ok((unsafe { OwnedFd::from_raw_fd(nfd as i32) }, from))
+    Ok((unsafe { OwnedFd::from_raw_fd(nfd as i32) }, from.bounded()))
 }
 
 /// Cancellable `connect(2)`.
@@ -338,7 +349,8 @@ pub fn accept4(fd: impl AsFd, flags: i32) -> Result<(OwnedFd, SockAddr)> {
 /// socket may have a connection attempt in progress: close it.
 pub fn connect(fd: impl AsFd, to: &SockAddr) -> Result<()> {
     let fd = fd.as_fd();
-    // SAFETY: the kernel reads `to.len` bytes of address.
+    // SAFETY: the kernel reads `to.len` bytes of address; `len` never
+    // exceeds `storage` (set by this module, or `bounded`).
     let r = unsafe {
         cp(
             libc::SYS_connect,

@@ -214,3 +214,7 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
         .or_else(|| p.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("<non-string panic payload>")
 }
+
+#[cfg(test)]
+#[path = "timer_tests.rs"]
+mod tests;
