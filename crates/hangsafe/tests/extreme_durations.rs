@@ -1,5 +1,6 @@
-//! Property tests: every `Duration`/`Instant` knob a caller controls takes
-//! any value (0, 1 ns, `Duration::MAX`, random) without a panic, and
+//! Property tests: every `Duration`/`Instant` knob a caller controls (and
+//! the pool's other knobs) takes any value (0, 1 ns, `Duration::MAX`,
+//! random) without a panic, and
 //! deadlines elsewhere in the process stay enforced afterwards (HA2, HA3,
 //! HA5 in `docs/races-ha.md`).
 
@@ -105,13 +106,25 @@ proptest! {
         wait in any_duration(),
         max_threads in prop_oneof![Just(0usize), Just(1), Just(usize::MAX), 1usize..64],
         max_abandoned in prop_oneof![Just(0usize), Just(usize::MAX), 0usize..8],
+        stack in prop_oneof![Just(0usize), Just(usize::MAX), Just(isize::MAX as usize), 0usize..(1 << 20)],
+        name in prop_oneof![Just(String::new()), Just(String::from("a\0b")), ".{0,40}"],
     ) {
         let pool = Pool::builder()
+            .stack_size(stack)
+            .name(name)
             .idle_timeout(idle)
             .abandon_after(grace)
             .max_threads(max_threads)
             .max_abandoned(max_abandoned)
             .build();
+        if stack > 1 << 40 {
+            // No such stack can be mapped: a typed refusal, not a panic.
+            let r = catch_unwind(AssertUnwindSafe(|| pool.spawn(|_| ()).map(drop)));
+            prop_assert!(r.is_ok(), "panicked");
+            prop_assert!(matches!(r.unwrap(), Err(SpawnError::ThreadCreate(_))));
+            prop_assert!(deadline_enforced(None), "the global pool's deadlines");
+            return Ok(());
+        }
         let out = catch_unwind(AssertUnwindSafe(|| {
             // A job that returns at once: `wait_timeout(any)` ends quickly.
             let mut r = spawn(Builder::new().pool(&pool).timeout(timeout), |_| 7u32);

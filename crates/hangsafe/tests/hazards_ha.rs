@@ -9,7 +9,7 @@
 mod support;
 
 use hangsafe::nexus::{RunnerSet, Token};
-use hangsafe::runner::{Builder, Ctx, Pool, RunError, State};
+use hangsafe::runner::{Builder, Ctx, Pool, RunError, Runner, State};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
@@ -197,4 +197,13 @@ fn ha5_runner_set_bad_limits_are_typed_errors() {
     let set = RunnerSet::<u32>::with_limits(1, 1).unwrap();
     let t = set.spawn(Builder::new(), |_| 1).unwrap();
     assert!(set.release(t));
+}
+
+/// HA5: a pool name with a NUL byte made the standard library panic when
+/// the pool created its first thread (thread names are C strings).
+#[test]
+fn ha5_pool_name_with_nul_does_not_panic() {
+    let pool = Pool::builder().name("disk\0probe").build();
+    let r = catch_unwind(AssertUnwindSafe(|| pool.spawn(|_| 5).map(Runner::wait)));
+    assert_eq!(r.expect("no panic").expect("spawned"), Ok(5));
 }

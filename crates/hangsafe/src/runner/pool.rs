@@ -127,9 +127,14 @@ impl PoolBuilder {
         self
     }
 
-    /// Prefix of the pool's thread names (default `"hangsafe"`).
+    /// Prefix of the pool's thread names (default `"hangsafe"`). A NUL
+    /// byte, which no thread name may hold, is replaced with `_` (HA5).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.0.name = name.into();
+        let mut name = name.into();
+        if name.contains('\0') {
+            name = name.replace('\0', "_");
+        }
+        self.0.name = name;
         self
     }
 
