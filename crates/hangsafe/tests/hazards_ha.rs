@@ -82,7 +82,9 @@ fn ha2_abandon_after_max_cancel_and_drop_do_not_panic() {
     let r = pool.spawn(until_cancelled).unwrap();
     assert!(catch_unwind(AssertUnwindSafe(move || drop(r))).is_ok());
     // "Never abandoned": the cancelled work returned, nothing was counted.
-    assert!(support::eventually(LIMIT, || pool.metrics().threads_running
+    assert!(support::eventually(LIMIT, || pool
+        .metrics()
+        .threads_running
         == 0));
     assert_eq!(pool.metrics().abandoned_total, 0);
 }
@@ -112,10 +114,7 @@ fn ha3_idle_timeout_zero_and_one_nanosecond() {
             assert_eq!(r.wait_timeout(LIMIT), Some(Ok(i)), "{d:?}: job {i}");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(support::eventually(LIMIT, || pool
-            .metrics()
-            .threads_alive
-            == 0));
+        assert!(support::eventually(LIMIT, || pool.metrics().threads_alive == 0));
     }
 }
 
@@ -159,7 +158,10 @@ fn ha4_release_of_unissued_token_races_spawn() {
         // Released after it was issued (fine), or still there.
         set.release(token);
     }
-    assert!(early > 0, "the releaser never ran before the spawn returned");
+    assert!(
+        early > 0,
+        "the releaser never ran before the spawn returned"
+    );
     assert!(set.is_empty());
 }
 
@@ -181,7 +183,10 @@ fn ha4_forged_tokens_are_stale() {
         assert!(!set.contains(t));
     }
     let t = set.spawn(Builder::new(), |_| 1).unwrap();
-    assert_eq!(set.state(Token::from_parts(t.index(), t.generation() + 1).unwrap()), None);
+    assert_eq!(
+        set.state(Token::from_parts(t.index(), t.generation() + 1).unwrap()),
+        None
+    );
     assert!(set.release(t));
 }
 
@@ -189,7 +194,13 @@ fn ha4_forged_tokens_are_stale() {
 /// the caller for a value it passed); they are a typed error now.
 #[test]
 fn ha5_runner_set_bad_limits_are_typed_errors() {
-    for (g, s) in [(0, 1), (1, 0), (0, 0), (1, u32::MAX as usize + 2), (0, usize::MAX)] {
+    for (g, s) in [
+        (0, 1),
+        (1, 0),
+        (0, 0),
+        (1, u32::MAX as usize + 2),
+        (0, usize::MAX),
+    ] {
         let r = catch_unwind(|| RunnerSet::<u32>::with_limits(g, s).map(drop));
         let err = r.expect("no panic").expect_err("refused");
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{g} {s}");

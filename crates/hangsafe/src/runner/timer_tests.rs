@@ -45,11 +45,23 @@ fn ha5_timer_survives_a_panicking_entry() {
     schedule(now, TimerKind::Deadline, weak(&boom));
     schedule(now, TimerKind::Deadline, weak(&count));
     // A later batch, and a second panic in between.
-    schedule(now + Duration::from_millis(5), TimerKind::Deadline, weak(&boom));
-    schedule(now + Duration::from_millis(20), TimerKind::AbandonCheck, weak(&count));
+    schedule(
+        now + Duration::from_millis(5),
+        TimerKind::Deadline,
+        weak(&boom),
+    );
+    schedule(
+        now + Duration::from_millis(20),
+        TimerKind::AbandonCheck,
+        weak(&count),
+    );
     let end = Instant::now() + Duration::from_secs(20);
     while count.0.load(Ordering::SeqCst) < 2 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert_eq!(count.0.load(Ordering::SeqCst), 2, "the timer stopped firing");
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        2,
+        "the timer stopped firing"
+    );
 }
