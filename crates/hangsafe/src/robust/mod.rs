@@ -82,6 +82,8 @@
 
 mod error;
 #[cfg(not(loom))]
+#[cfg(not(loom))]
+mod held;
 mod ident;
 mod kernel;
 #[cfg(not(loom))]

@@ -125,7 +125,7 @@ impl<T: Pod> RobustMutex<T> {
     ///   error-checking, never recursive), or [`Error::ForeignNamespace`].
     #[inline]
     pub fn lock(&self) -> LockResult<'_, T> {
-        self.guard(self.raw.lock())
+        self.guarded(RawRobustMutex::lock)
     }
 
     /// Takes the lock if no live thread holds it; [`LockError::WouldBlock`]
@@ -133,7 +133,7 @@ impl<T: Pod> RobustMutex<T> {
     /// ([`LockError::OwnerDead`]), as `pthread_mutex_trylock` does.
     #[inline]
     pub fn try_lock(&self) -> LockResult<'_, T> {
-        self.guard(self.raw.try_lock())
+        self.guarded(RawRobustMutex::try_lock)
     }
 
     /// Blocks until the lock is held or `timeout` has passed
@@ -144,13 +144,13 @@ impl<T: Pod> RobustMutex<T> {
     /// whose TID was reused by an unrelated thread; see the
     /// [module docs](super).
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<'_, T> {
-        self.guard(self.raw.lock_timeout(timeout))
+        self.guarded(|m| m.lock_timeout(timeout))
     }
 
     /// Blocks until the lock is held or `deadline` passes
     /// ([`LockError::TimedOut`]).
     pub fn lock_until(&self, deadline: Instant) -> LockResult<'_, T> {
-        self.guard(self.raw.lock_until(deadline))
+        self.guarded(|m| m.lock_until(deadline))
     }
 
     /// Whether the mutex is permanently unusable (an owner dropped an
@@ -159,11 +159,28 @@ impl<T: Pod> RobustMutex<T> {
         self.raw.is_not_recoverable()
     }
 
+    /// Takes the lock with `lock` and wraps the outcome in a guard, once
+    /// this thread's exit is watched (HA6: a leaked guard keeps its thread,
+    /// and so the lock, alive).
+    #[inline]
+    fn guarded(
+        &self,
+        lock: impl FnOnce(&RawRobustMutex) -> Result<Acquired, Error>,
+    ) -> LockResult<'_, T> {
+        if let Err(e) = super::held::watch() {
+            return Err(LockError::Other(e));
+        }
+        self.guard(lock(&self.raw))
+    }
+
     fn guard(&self, r: Result<Acquired, Error>) -> LockResult<'_, T> {
-        let make = |consistent| RobustMutexGuard {
-            mutex: self,
-            consistent,
-            _not_send: PhantomData,
+        let make = |consistent| {
+            super::held::acquired();
+            RobustMutexGuard {
+                mutex: self,
+                consistent,
+                _not_send: PhantomData,
+            }
         };
         match r {
             Ok(Acquired::Consistent) => Ok(make(true)),
@@ -284,6 +301,7 @@ impl<T: Pod> RobustMutexGuard<'_, T> {
     /// ```
     pub fn unlock(this: Self) -> Result<(), Error> {
         let this = ManuallyDrop::new(this);
+        super::held::released();
         let r = this.mutex.raw.unlock();
         if r.is_ok() && !this.consistent {
             warn_not_recoverable();
@@ -326,6 +344,7 @@ impl<T: Pod> DerefMut for RobustMutexGuard<'_, T> {
 
 impl<T: Pod> Drop for RobustMutexGuard<'_, T> {
     fn drop(&mut self) {
+        super::held::released();
         match self.mutex.raw.unlock() {
             Ok(()) if !self.consistent => warn_not_recoverable(),
             Ok(()) => {}
