@@ -72,7 +72,10 @@ pub struct RobustMutex<T: Pod> {
 
 // SAFETY: the data is only reached through a guard, and a guard exists only
 // while the calling thread holds the raw lock, which excludes every other
-// thread (of any process) from holding one. So `&RobustMutex<T>` lets at
+// thread (of any process) from holding one. The lock is taken over only
+// from a thread that is gone, and a thread with a live (leaked) guard never
+// goes: `held` keeps it parked at exit (HA6), so no reference a guard lent
+// can outlive the lock. So `&RobustMutex<T>` lets at
 // most one thread at a time access the `T`, which may therefore move
 // between threads: `T: Send` (implied by `Pod`) suffices, as for
 // `std::sync::Mutex`. The raw mutex is all atomics.
@@ -326,7 +329,9 @@ impl<T: Pod> Deref for RobustMutexGuard<'_, T> {
         // SAFETY: the guard exists only while this thread holds the lock,
         // so no other guard (in any thread or process using the protocol)
         // accesses the data; the `&T` borrows the guard, so it cannot
-        // outlive the lock. Any bytes are a valid `T` (`T: Pod`), so a dead
+        // outlive the lock, even when the guard is leaked: a thread never
+        // exits with a live guard (`held`, HA6), so the lock is not taken
+        // over while the borrow may live. Any bytes are a valid `T` (`T: Pod`), so a dead
         // owner's partial write cannot make this reference invalid.
         unsafe { &*self.mutex.data.get() }
     }
