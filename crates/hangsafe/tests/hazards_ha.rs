@@ -218,3 +218,34 @@ fn ha5_pool_name_with_nul_does_not_panic() {
     let r = catch_unwind(AssertUnwindSafe(|| pool.spawn(|_| 5).map(Runner::wait)));
     assert_eq!(r.expect("no panic").expect("spawned"), Ok(5));
 }
+
+/// RA1: the value of a `Done` runner whose handle is dropped was dropped by
+/// whoever released the context's last reference. Here that is a
+/// `CancelToken` the work handed out; in the library it can be the timer
+/// thread firing an entry or compacting under its lock, where a value's
+/// destructor (user code, possibly blocking) would stall every deadline.
+#[test]
+fn ra1_value_is_dropped_by_the_handle_not_the_last_reference() {
+    struct Noisy(mpsc::Sender<String>);
+    impl Drop for Noisy {
+        fn drop(&mut self) {
+            let me = std::thread::current().name().unwrap_or("?").to_owned();
+            let _ = self.0.send(me);
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    let (tok_tx, tok_rx) = mpsc::channel();
+    let r = hangsafe::runner::spawn(move |ctx| {
+        tok_tx.send(ctx.token()).unwrap();
+        Noisy(tx)
+    })
+    .unwrap();
+    let token = tok_rx.recv().unwrap();
+    assert!(support::eventually(LIMIT, || r.is_finished()));
+    let here = std::thread::current().name().unwrap_or("?").to_owned();
+    drop(r);
+    // The token still references the context; the value is gone anyway,
+    // dropped on this thread.
+    assert_eq!(rx.try_recv().ok(), Some(here));
+    drop(token);
+}

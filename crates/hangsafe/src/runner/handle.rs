@@ -619,6 +619,16 @@ impl<T: Send + 'static> Drop for Runner<T> {
         if self.shared.word().state() == State::Running {
             cancel_runner(&self.shared, CancelReason::Released);
         }
+        // A value nobody took is dropped here, on the releasing thread,
+        // not by whoever drops the context's last reference: that may be a
+        // library thread (the timer firing, a pool thread, a token's
+        // holder), and a value's destructor is user code that may block
+        // (RA1). Done is final (a cancel cannot undo it), and only the
+        // handle takes.
+        if !self.taken && self.shared.word().state() == State::Done {
+            self.taken = true;
+            drop(self.shared.take());
+        }
     }
 }
 

@@ -130,12 +130,23 @@ pub(crate) fn schedule(when: Instant, kind: TimerKind, target: Weak<dyn TimerTar
         kind,
         target,
     });
+    // The references compaction takes are dropped after the lock: one of
+    // them may turn out to be a context's last, and dropping a context
+    // under the timer's lock would run its destructors there (RA1).
+    let mut seen: Vec<Arc<dyn TimerTarget>> = Vec::new();
     if g.heap.len() >= g.compact_at {
-        g.heap
-            .retain(|e| e.target.upgrade().is_some_and(|t| t.pending(e.kind)));
-        g.compact_at = (g.heap.len() * 2).max(MIN_COMPACT);
+        g.heap.retain(|e| match e.target.upgrade() {
+            Some(t) => {
+                let keep = t.pending(e.kind);
+                seen.push(t);
+                keep
+            }
+            None => false,
+        });
+        g.compact_at = g.heap.len().saturating_mul(2).max(MIN_COMPACT);
     }
     drop(g);
+    drop(seen);
     if earliest {
         t.cv.notify_one();
     }
