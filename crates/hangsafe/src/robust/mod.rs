@@ -82,8 +82,8 @@
 
 mod error;
 #[cfg(not(loom))]
-#[cfg(not(loom))]
 mod held;
+#[cfg(not(loom))]
 mod ident;
 mod kernel;
 #[cfg(not(loom))]
