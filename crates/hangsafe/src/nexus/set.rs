@@ -162,7 +162,18 @@ impl<T: Send + 'static> RunnerSet<T> {
 
     /// An empty set whose token registry has the given limits (see
     /// [`Registry::with_limits`]); small limits exercise exhaustion.
+    /// Limits a registry cannot have (`max_generation` 0, `max_slots` 0 or
+    /// above 2³²) are an [`io::ErrorKind::InvalidInput`] error.
     pub fn with_limits(max_generation: u32, max_slots: usize) -> io::Result<Self> {
+        if max_generation == 0 || !(1..=super::registry::MAX_SLOTS).contains(&max_slots) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "RunnerSet limits out of range: max_generation {max_generation} \
+                     (at least 1), max_slots {max_slots} (1 to 2^32)"
+                ),
+            ));
+        }
         Ok(RunnerSet {
             notifier: Arc::new(Notifier::new(EventFd::new()?)),
             inner: Mutex::new(Inner {
