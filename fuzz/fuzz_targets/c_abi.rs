@@ -75,12 +75,18 @@ enum RobustOp {
     Init,
     TryLock,
     /// A past (or invalid) absolute time: never blocks for long.
-    TimedLock { sec: i64, nsec: i64 },
+    TimedLock {
+        sec: i64,
+        nsec: i64,
+    },
     NullTimeout,
     Consistent,
     Unlock,
     /// Writes a byte of the mutex's memory.
-    Poke { at: u8, byte: u8 },
+    Poke {
+        at: u8,
+        byte: u8,
+    },
     /// Uses the mutex at an offset of 1 to 7 bytes.
     Misalign(u8),
     Null,
@@ -261,7 +267,13 @@ unsafe extern "C" fn work_until_cancelled(_data: *mut c_void) {
 #[repr(C, align(16))]
 struct Scratch([u8; BUF + 16]);
 
-fn get_runner(work: &Work, null_data: bool, len: u16, size: u32, timeout: u64) -> *mut c::RunnerContext {
+fn get_runner(
+    work: &Work,
+    null_data: bool,
+    len: u16,
+    size: u32,
+    timeout: u64,
+) -> *mut c::RunnerContext {
     let func: c::RunnerFunc = match work {
         Work::Null => None,
         Work::Noop => Some(work_noop),
@@ -387,7 +399,10 @@ fn one(op: &Op, runners: &mut Vec<*mut c::RunnerContext>, scratch: &mut Scratch)
             // SAFETY: `r` is live; `data` is NULL or has BUF bytes, more
             // than any runner's data, so min(size, runner's size) fits.
             let st = unsafe { c::check_runner(r, data, *size as c_uint) };
-            assert!((c::RUNNER_RUNNING..=c::RUNNER_DEAD).contains(&st), "state {st}");
+            assert!(
+                (c::RUNNER_RUNNING..=c::RUNNER_DEAD).contains(&st),
+                "state {st}"
+            );
         }
         Op::CheckNull { size } => {
             // SAFETY: NULL is refused before anything is read.
