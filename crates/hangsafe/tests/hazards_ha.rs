@@ -216,7 +216,12 @@ fn ha5_runner_set_bad_limits_are_typed_errors() {
 fn ha5_pool_name_with_nul_does_not_panic() {
     let pool = Pool::builder().name("disk\0probe").build();
     let r = catch_unwind(AssertUnwindSafe(|| pool.spawn(|_| 5).map(Runner::wait)));
-    assert_eq!(r.expect("no panic").expect("spawned"), Ok(5));
+    match r.expect("no panic") {
+        Err(hangsafe::runner::SpawnError::ThreadCreate(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}")
+        }
+        other => panic!("a NUL in the pool name must be a loud error: {other:?}"),
+    }
 }
 
 /// RA1: the value of a `Done` runner whose handle is dropped was dropped by

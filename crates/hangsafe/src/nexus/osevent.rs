@@ -232,6 +232,11 @@ impl<K: Copy> Nexus<K> {
 
     /// A nexus whose token registries use the given limits (see
     /// [`Registry::with_limits`]); for exhaustion tests.
+    ///
+    /// # Panics
+    ///
+    /// As [`Registry::with_limits`]: if `max_generation` is 0 or
+    /// `max_slots` is 0 or above 2³².
     pub fn with_limits(max_generation: u32, max_slots: usize) -> Self {
         Nexus {
             fds: Registry::with_limits(max_generation, max_slots),

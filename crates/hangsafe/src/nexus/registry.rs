@@ -8,7 +8,7 @@ use std::fmt;
 pub const MAX_GENERATION: u32 = u32::MAX;
 
 /// The most slots a registry holds by default (the index is a `u32`).
-const MAX_SLOTS: usize = u32::MAX as usize + 1;
+pub(crate) const MAX_SLOTS: usize = u32::MAX as usize + 1;
 
 /// A slab of values addressed by generational [`Token`]s: O(1) insert,
 /// lookup and removal, and a removed value's token never resolves again.

@@ -173,7 +173,7 @@ impl<T: Send + 'static> RunnerSet<T> {
     /// above 2³² (where [`Registry::with_limits`] would panic); otherwise
     /// only if no eventfd can be created.
     pub fn with_limits(max_generation: u32, max_slots: usize) -> io::Result<Self> {
-        if max_generation == 0 || !(1..=u32::MAX as usize + 1).contains(&max_slots) {
+        if max_generation == 0 || !(1..=super::registry::MAX_SLOTS).contains(&max_slots) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(

@@ -82,6 +82,10 @@ pub enum RunError {
     TimedOut,
     /// The work panicked; the panic message is kept.
     Panicked(String),
+    /// [`Runner::wait`](crate::runner::Runner::wait) was called from
+    /// inside the runner's own work: the work cannot finish while it waits
+    /// for itself, so the wait fails at once instead of blocking for ever.
+    WaitOnSelf,
 }
 
 impl fmt::Display for RunError {
@@ -90,6 +94,9 @@ impl fmt::Display for RunError {
             RunError::Cancelled => f.write_str("runner was cancelled"),
             RunError::TimedOut => f.write_str("runner timed out"),
             RunError::Panicked(m) => write!(f, "runner work panicked: {m}"),
+            RunError::WaitOnSelf => {
+                f.write_str("a runner's work waited for its own runner (it would never return)")
+            }
         }
     }
 }

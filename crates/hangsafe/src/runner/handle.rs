@@ -200,7 +200,10 @@ fn run_job<F, T: Send + 'static>(
         return;
     }
     let ctx = Ctx::new(word, gen, shared.deadline(), shared, shared.examine_cell());
-    let result = catch_unwind(AssertUnwindSafe(|| f(&ctx))).map_err(|p| panic_message(&*p));
+    let result = {
+        let _own = OwnWork::enter(shared);
+        catch_unwind(AssertUnwindSafe(|| f(&ctx))).map_err(|p| panic_message(&*p))
+    };
     // The work has returned (or panicked): it publishes no more, and from
     // here on examination answers Gone (R48). Set by this thread, the
     // seqlock's single writer, before the final state CAS below, so whoever
@@ -231,6 +234,35 @@ fn run_job<F, T: Send + 'static>(
         let _ = catch_unwind(AssertUnwindSafe(move || drop(dropped)));
     }
     note_finish(shared, fin);
+}
+
+thread_local! {
+    /// The address of the `Shared` whose work this thread is running (0
+    /// when none): lets [`Runner::wait`] see that it was called from inside
+    /// its own work.
+    static OWN_WORK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread as running the work of `shared` until dropped
+/// (also when the work panics).
+struct OwnWork(usize);
+
+impl OwnWork {
+    fn enter<T>(shared: &Arc<Shared<T>>) -> OwnWork {
+        let previous = OWN_WORK.with(|w| w.replace(Arc::as_ptr(shared) as usize));
+        OwnWork(previous)
+    }
+
+    /// Whether the calling thread is running the work of `shared`.
+    fn is<T>(shared: &Arc<Shared<T>>) -> bool {
+        OWN_WORK.with(|w| w.get()) == Arc::as_ptr(shared) as usize
+    }
+}
+
+impl Drop for OwnWork {
+    fn drop(&mut self) {
+        OWN_WORK.with(|w| w.set(self.0));
+    }
 }
 
 fn note_finish<T>(shared: &Shared<T>, fin: Finish) {
@@ -474,10 +506,18 @@ impl<T: Send + 'static> Runner<T> {
     /// why there is none. With a deadline this returns at the deadline at
     /// the latest (as `Err(TimedOut)`), even if the work is stuck.
     ///
+    /// Called from inside the runner's own work (which cannot finish while
+    /// it waits), it fails at once with [`RunError::WaitOnSelf`] and
+    /// cancels the runner, as dropping the handle does.
+    ///
     /// # Panics
     ///
     /// If the outcome was already taken through `wait_timeout` or `.await`.
     pub fn wait(mut self) -> Result<T, RunError> {
+        if OwnWork::is(&self.shared) {
+            log::error!("hangsafe: Runner::wait called from inside the runner's own work");
+            return Err(RunError::WaitOnSelf);
+        }
         loop {
             if let Some(r) = self.wait_until(None) {
                 return r;

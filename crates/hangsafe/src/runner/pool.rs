@@ -25,6 +25,7 @@ use super::keys::KeySet;
 use super::metrics::{Counters, Metrics};
 use crate::cancel::word::CancelWord;
 use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use std::io;
 use std::sync::OnceLock;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -127,14 +128,11 @@ impl PoolBuilder {
         self
     }
 
-    /// Prefix of the pool's thread names (default `"hangsafe"`). A NUL
-    /// byte, which no thread name may hold, is replaced with `_` (HA5).
+    /// Prefix of the pool's thread names (default `"hangsafe"`). A name
+    /// with a NUL byte cannot name a thread: every spawn on such a pool
+    /// then fails with [`SpawnError::ThreadCreate`] (`InvalidInput`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        let mut name = name.into();
-        if name.contains('\0') {
-            name = name.replace('\0', "_");
-        }
-        self.0.name = name;
+        self.0.name = name.into();
         self
     }
 
@@ -303,6 +301,14 @@ impl PoolInner {
         if let Some(w) = self.idle.pop(&self.counters) {
             w.give(job);
             return Ok(());
+        }
+        // std refuses (panics on) a thread name with a NUL byte.
+        if self.cfg.name.contains('\0') {
+            log::error!("hangsafe: the pool's thread name contains a NUL byte");
+            return Err(SpawnError::ThreadCreate(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the pool's thread name contains a NUL byte",
+            )));
         }
         let alive = self.counters.threads_alive.fetch_add(1, Ordering::Relaxed);
         if alive >= self.cfg.max_threads as u64 {
