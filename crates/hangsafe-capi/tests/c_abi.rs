@@ -365,3 +365,74 @@ fn c_robust_test_shared() {
 fn c_robust_test_valgrind() {
     run_valgrind("robust_test");
 }
+
+// ---- Process-level hazards (docs/races-hp.md) -------------------------------
+
+#[test]
+fn hp_process_test_static() {
+    run_static("process_test");
+}
+
+#[test]
+fn hp_process_test_shared() {
+    run_shared("process_test");
+}
+
+#[test]
+fn hp_process_test_valgrind() {
+    run_valgrind("process_test");
+}
+
+/// The flags the adopter runs its tests with: no suppression file,
+/// the default `--num-callers`, and "possibly lost" counted as an error.
+const STRICT_VALGRIND: &[&str] = &[
+    "--leak-check=full",
+    "--show-possibly-lost=yes",
+    "--errors-for-leak-kinds=definite,possible",
+    "--error-exitcode=1",
+];
+
+/// HP8: a C program that used runners and exits (returning from `main`, or
+/// calling `exit`) is clean under valgrind with [`STRICT_VALGRIND`]: the
+/// idle pool threads and the timer thread were joined at exit. Static and
+/// shared. Skipped without valgrind, except on CI.
+#[test]
+fn hp8_c_exit_is_valgrind_clean() {
+    if !on_path("valgrind") {
+        assert!(std::env::var_os("CI").is_none(), "CI must install valgrind");
+        println!("skipped: valgrind is not on PATH (set CI to make this an error)");
+        return;
+    }
+    let programs = [
+        build_static("exit_test", "exit_test_static"),
+        build_shared("exit_test", "exit_test_shared"),
+    ];
+    for exe in &programs {
+        for mode in ["clean", "exit"] {
+            let mut cmd = Command::new("valgrind");
+            cmd.args(STRICT_VALGRIND).arg(exe).arg(mode);
+            run(
+                cmd,
+                &format!("{} {mode} (strict valgrind)", exe.display()),
+                VALGRIND_LIMIT,
+            );
+        }
+    }
+}
+
+/// HP9, HP10: exit never waits for hung work, and `exit` from inside work
+/// ends the process: each within a few seconds, with the status given.
+#[test]
+fn hp9_c_exit_with_hung_work_or_from_work_is_prompt() {
+    let exe = build_static("exit_test", "exit_test_modes");
+    for (mode, want) in [("hung", 3), ("from-work", 7)] {
+        let start = Instant::now();
+        let (out, in_time) =
+            output_within(Command::new(&exe).arg(mode), Duration::from_secs(60)).unwrap();
+        let took = start.elapsed();
+        show(&format!("exit_test {mode}"), &out);
+        assert!(in_time, "exit_test {mode} hung");
+        assert_eq!(out.status.code(), Some(want), "exit_test {mode}");
+        assert!(took < Duration::from_secs(20), "exit_test {mode} took {took:?}");
+    }
+}
