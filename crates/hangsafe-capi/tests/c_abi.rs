@@ -426,9 +426,10 @@ fn hp8_c_exit_is_valgrind_clean() {
 fn hp9_c_exit_with_hung_work_or_from_work_is_prompt() {
     let exe = build_static("exit_test", "exit_test_modes");
     for (mode, want) in [("hung", 3), ("from-work", 7)] {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(mode);
         let start = Instant::now();
-        let (out, in_time) =
-            output_within(Command::new(&exe).arg(mode), Duration::from_secs(60)).unwrap();
+        let (out, in_time) = output_within(cmd, Duration::from_secs(60)).unwrap();
         let took = start.elapsed();
         show(&format!("exit_test {mode}"), &out);
         assert!(in_time, "exit_test {mode} hung");

@@ -437,10 +437,10 @@ impl ForkHold {
     /// runs only in the parent), and zeroes the thread counters; then
     /// unlocks. Runners already decided keep their counts.
     pub(crate) fn reset_in_child(mut self) {
-        // Not dropped: dropping the parent's workers' Arcs frees nothing
-        // the child could use, and their Thread handles name threads that
-        // do not exist here. Leaking them (once per fork) is harmless.
-        std::mem::forget(std::mem::take(&mut *self.idle));
+        // Dropping these Arcs only decrements them: each worker is still
+        // referenced by its (parent) thread's copy of `me`, and nothing in
+        // a Worker's drop touches the thread it names.
+        self.idle.clear();
         self.keys.clear();
         let c = &self.pool.counters;
         c.threads_idle.store(0, Ordering::Relaxed);
