@@ -53,8 +53,8 @@
  *    work, and the timer thread) block every asynchronous signal except the
  *    cancel signal, from their first instruction, so process-directed
  *    signals (SIGALRM, SIGCHLD, SIGTERM...) go to the program's threads.
- *    The fault signals SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS
- *    stay unblocked. A work function that wants to receive a signal
+ *    The fault signals SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS,
+ *    and SIGPIPE (sent to the thread that wrote), stay unblocked. A work function that wants to receive a signal
  *    unblocks it; the mask is set back before the thread's next job, so
  *    work that blocks signals cannot make the thread deaf to cancels.
  *  - If the program resets the cancel signal to SIG_DFL or installs its own

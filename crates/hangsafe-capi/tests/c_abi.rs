@@ -434,6 +434,9 @@ fn hp9_c_exit_with_hung_work_or_from_work_is_prompt() {
         show(&format!("exit_test {mode}"), &out);
         assert!(in_time, "exit_test {mode} hung");
         assert_eq!(out.status.code(), Some(want), "exit_test {mode}");
-        assert!(took < Duration::from_secs(20), "exit_test {mode} took {took:?}");
+        assert!(
+            took < Duration::from_secs(20),
+            "exit_test {mode} took {took:?}"
+        );
     }
 }

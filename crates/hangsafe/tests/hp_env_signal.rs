@@ -46,7 +46,11 @@ fn child() {
 
 fn run_with(value: &str) -> (i32, bool) {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "hp7_invalid_cancel_signal_env_is_loud", "--nocapture"])
+        .args([
+            "--exact",
+            "hp7_invalid_cancel_signal_env_is_loud",
+            "--nocapture",
+        ])
         .env("HP7_CHILD", "1")
         .env("HANGSAFE_CANCEL_SIGNAL", value)
         .output()

@@ -63,7 +63,9 @@ fn hp4_internal_threads_do_not_take_process_signals() {
         if r.wait() != Ok(1) {
             return 2;
         }
-        if !eventually(Duration::from_secs(10), || pool.metrics().threads_alive >= 2) {
+        if !eventually(Duration::from_secs(10), || {
+            pool.metrics().threads_alive >= 2
+        }) {
             return 3;
         }
         set_mask(libc::SIG_BLOCK, Some(libc::SIGALRM));
@@ -151,7 +153,13 @@ fn cancel_after(reset: fn(i32)) -> i32 {
     std::thread::sleep(Duration::from_millis(200));
     // Cooperative from here: the read is not interrupted; answer it.
     // SAFETY: writes one byte from a local buffer to our pipe.
-    unsafe { libc::write(std::os::fd::AsRawFd::as_raw_fd(&wr), b"x".as_ptr().cast(), 1) };
+    unsafe {
+        libc::write(
+            std::os::fd::AsRawFd::as_raw_fd(&wr),
+            b"x".as_ptr().cast(),
+            1,
+        )
+    };
     if r.wait() != Err(RunError::Cancelled) {
         return 4;
     }

@@ -410,10 +410,13 @@ fn still_ours(sig: c_int) -> bool {
 
 /// The signal mask of hangsafe's own threads (pool threads, idle or
 /// running work, and the timer): every signal blocked except the cancel
-/// signal (if installed) and the synchronous fault signals, which the
-/// kernel delivers to the faulting thread anyway (blocking them would turn
-/// a fault into a kill without the application's handler). Process-directed
-/// signals therefore go to the application's threads (HP4).
+/// signal (if installed), the synchronous fault signals, which the kernel
+/// delivers to the faulting thread anyway (blocking them would turn a fault
+/// into a kill without the application's handler), and `SIGPIPE`, which the
+/// kernel sends to the thread that wrote (so the application's choice for
+/// it, usually `SIG_IGN`, applies to work as to any thread).
+/// Process-directed signals therefore go to the application's threads
+/// (HP4).
 pub(crate) fn internal_mask() -> libc::sigset_t {
     // SAFETY: a local set, initialised by sigfillset before use.
     unsafe {
@@ -426,6 +429,7 @@ pub(crate) fn internal_mask() -> libc::sigset_t {
             libc::SIGILL,
             libc::SIGTRAP,
             libc::SIGSYS,
+            libc::SIGPIPE,
         ] {
             libc::sigdelset(&mut set, s);
         }

@@ -115,7 +115,8 @@ impl CancelWord {
     #[cfg(not(loom))]
     pub(crate) fn rebind_after_fork(&self, tid: i32, gen: u64) {
         self.tid.store(tid, std::sync::atomic::Ordering::Relaxed);
-        self.fork_gen.store(gen, std::sync::atomic::Ordering::Relaxed);
+        self.fork_gen
+            .store(gen, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How many cancellable calls the owning thread is inside. For the

@@ -52,7 +52,8 @@
 //!   block every asynchronous signal except the cancel signal, from their
 //!   first instruction, so process-directed signals reach the
 //!   application's threads; the fault signals (`SIGSEGV`, `SIGBUS`,
-//!   `SIGFPE`, `SIGILL`, `SIGTRAP`, `SIGSYS`) stay unblocked. Before every
+//!   `SIGFPE`, `SIGILL`, `SIGTRAP`, `SIGSYS`) and `SIGPIPE` stay
+//!   unblocked. Before every
 //!   job the mask is set back, so work that blocks signals cannot make its
 //!   thread deaf to later cancels. If the application resets the cancel
 //!   signal or installs its own handler on it, cancels become cooperative

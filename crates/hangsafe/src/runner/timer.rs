@@ -148,7 +148,10 @@ fn timer() -> io::Result<&'static Timer> {
         })
         .map(|h| {
             use std::os::unix::thread::JoinHandleExt;
-            t.thread.store(h.into_pthread_t() as u64, Ordering::Release);
+            // `pthread_t` is a `c_ulong`: u64 on the supported targets.
+            #[allow(clippy::unnecessary_cast)]
+            let raw = h.into_pthread_t() as u64;
+            t.thread.store(raw, Ordering::Release);
             t
         })
         .map_err(|e| e.kind())
@@ -186,6 +189,7 @@ pub(crate) fn stop_at_exit(until: std::time::Instant) -> Option<libc::pthread_t>
     t.cv.notify_all();
     match t.thread.swap(0, Ordering::AcqRel) {
         0 => None,
+        #[allow(clippy::unnecessary_cast)] // see `timer()`
         th => Some(th as libc::pthread_t),
     }
 }
