@@ -282,7 +282,10 @@ impl JoinSlot {
 /// --errors-for-leak-kinds=definite,possible`.
 pub(crate) fn keep_main_thread(t: &std::thread::Thread) {
     static MAIN: std::sync::OnceLock<std::thread::Thread> = std::sync::OnceLock::new();
-    if MAIN.get().is_some() {
+    thread_local! {
+        static ASKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if MAIN.get().is_some() || ASKED.with(|a| a.replace(true)) {
         return;
     }
     // SAFETY: getpid and gettid have no preconditions.
