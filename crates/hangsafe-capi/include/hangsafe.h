@@ -130,10 +130,22 @@ int hs_runner_metrics(struct hs_runner_metrics *out);
  *
  * A blocked call is interrupted with a real-time signal, SIGRTMIN+4 by
  * default (the environment variable HANGSAFE_CANCEL_SIGNAL selects another:
- * "RTMIN+k" or a number). The program must not use that signal itself. If
- * it is unavailable, or switched off with HANGSAFE_CANCEL_SIGNAL=off, a
- * cancel still makes every later call fail with ECANCELED, but does not
- * interrupt one that is already blocked.
+ * "RTMIN+k", "RTMAX-k", either with a "SIG" prefix, or a number). The
+ * program must not use that signal itself. If it is unavailable, switched
+ * off with HANGSAFE_CANCEL_SIGNAL=off, or the variable is not understood
+ * (logged as an error; the default is then not used either), a cancel still
+ * makes every later call fail with ECANCELED, but does not interrupt one
+ * that is already blocked. The same holds from the moment the program
+ * resets the signal to SIG_DFL or installs its own handler on it: the
+ * library checks the disposition before each cancel and never sends the
+ * signal to a handler that is not its own (an error is logged once).
+ *
+ * Signals and threads: the library's own threads block every asynchronous
+ * signal but the cancel signal (work functions included; work that wants a
+ * signal unblocks it, and the mask is reset before each job). Only the
+ * hs_* calls above are async-signal-safe; hs_version(), get_runner(),
+ * check_runner(), release_runner() and hs_runner_metrics() are not. See
+ * runner.h for fork() and exit().
  */
 
 /* read(2): bytes read, 0 at end of file, or -1 with errno set. */

@@ -37,6 +37,42 @@
  *    escape: any of these would tear down a pool thread that the library
  *    still uses, and is not supported.
  *
+ * Process-level behaviour:
+ *
+ *  - fork(): the library registers pthread_atfork handlers when its first
+ *    thread starts. In the child, the pool has no idle thread and counts no
+ *    thread (those of the parent do not exist there), the deadline timer is
+ *    restarted on the next deadline, and keys held by the parent's runners
+ *    are free; the child's first get_runner() creates a thread of its own.
+ *    Handles inherited from the parent name work that runs only in the
+ *    parent: release them in the child. The prepare handler holds the
+ *    library's pool locks across fork(), so no other thread can leave one
+ *    locked in the child. After vfork() or _Fork() the child may only exec
+ *    or _exit.
+ *  - Signals: the library's threads (pool threads, also while they run
+ *    work, and the timer thread) block every asynchronous signal except the
+ *    cancel signal, from their first instruction, so process-directed
+ *    signals (SIGALRM, SIGCHLD, SIGTERM...) go to the program's threads.
+ *    The fault signals SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS,
+ *    and SIGPIPE (sent to the thread that wrote), stay unblocked. A work function that wants to receive a signal
+ *    unblocks it; the mask is set back before the thread's next job, so
+ *    work that blocks signals cannot make the thread deaf to cancels.
+ *  - If the program resets the cancel signal to SIG_DFL or installs its own
+ *    handler for it after the library installed it, the library notices
+ *    before sending a cancel, does not send it, logs an error once, and
+ *    cancellation becomes cooperative (see hs_testcancel()).
+ *  - None of the four functions of this header is async-signal-safe (they
+ *    allocate and take locks): do not call them from a signal handler.
+ *  - A crash in a work function (SIGSEGV, abort(), a stack overflow) is a
+ *    crash of the whole process, as on any thread.
+ *  - Exit: at exit() or return from main, idle pool threads and the timer
+ *    thread are stopped and joined (within 2 seconds in total), so that
+ *    valgrind --leak-check=full --show-possibly-lost=yes reports none of
+ *    them. Threads still running a work function are left alone: exit
+ *    never waits for work, and such a thread ends with the process. exit()
+ *    from inside a work function, or while other threads call get_runner(),
+ *    does not deadlock. _exit() skips this.
+ *
  * Diagnostics go to stderr, one line each, prefixed "hangsafe: ". The
  * environment variable HANGSAFE_LOG selects the level: off, error, warn
  * (the default), info, debug or trace.

@@ -8,10 +8,7 @@
 //!   (`hs_robust_mutex_*`), with forked processes sharing a mapping.
 //! * `misuse_test.c`: every entry point of both headers with NULL, zero,
 //!   huge and extreme arguments, in the wrong order, from inside work and
-//!   in a `fork()` child (hazards HE1..HE19, `docs/races-he.md`). Checks
-//!   that wait for another change are skipped unless
-//!   `HANGSAFE_TEST_PENDING` is set; `c_misuse_pending_static` (ignored)
-//!   runs them.
+//!   in a `fork()` child (hazards HE1..HE19, `docs/races-he.md`).
 //!
 //! The libraries are `libhangsafe.a` and `libhangsafe.so` in the profile
 //! directory that holds this test binary's `deps/` directory. Cargo does
@@ -387,14 +384,77 @@ fn c_misuse_test_valgrind() {
     run_valgrind("misuse_test");
 }
 
-/// The checks of `misuse_test.c` that document behaviour other changes
-/// provide (marked `PENDING` there): HE18, a `fork()` child gets a fresh
-/// pool and timer.
+// ---- Process-level hazards (docs/races-hp.md) -------------------------------
+
 #[test]
-#[ignore = "HE18: fixed by fork handling (A2); un-ignore after merging it"]
-fn c_misuse_pending_static() {
-    let exe = build_static("misuse_test", "misuse_test_pending");
-    let mut cmd = Command::new(&exe);
-    cmd.env("HANGSAFE_TEST_PENDING", "1");
-    run(cmd, "misuse_test (static, pending checks)", NATIVE_LIMIT);
+fn hp_process_test_static() {
+    run_static("process_test");
+}
+
+#[test]
+fn hp_process_test_shared() {
+    run_shared("process_test");
+}
+
+#[test]
+fn hp_process_test_valgrind() {
+    run_valgrind("process_test");
+}
+
+/// The flags the adopter runs its tests with: no suppression file,
+/// the default `--num-callers`, and "possibly lost" counted as an error.
+const STRICT_VALGRIND: &[&str] = &[
+    "--leak-check=full",
+    "--show-possibly-lost=yes",
+    "--errors-for-leak-kinds=definite,possible",
+    "--error-exitcode=1",
+];
+
+/// HP8: a C program that used runners and exits (returning from `main`, or
+/// calling `exit`) is clean under valgrind with [`STRICT_VALGRIND`]: the
+/// idle pool threads and the timer thread were joined at exit. Static and
+/// shared. Skipped without valgrind, except on CI.
+#[test]
+fn hp8_c_exit_is_valgrind_clean() {
+    if !on_path("valgrind") {
+        assert!(std::env::var_os("CI").is_none(), "CI must install valgrind");
+        println!("skipped: valgrind is not on PATH (set CI to make this an error)");
+        return;
+    }
+    let programs = [
+        build_static("exit_test", "exit_test_static"),
+        build_shared("exit_test", "exit_test_shared"),
+    ];
+    for exe in &programs {
+        for mode in ["clean", "exit"] {
+            let mut cmd = Command::new("valgrind");
+            cmd.args(STRICT_VALGRIND).arg(exe).arg(mode);
+            run(
+                cmd,
+                &format!("{} {mode} (strict valgrind)", exe.display()),
+                VALGRIND_LIMIT,
+            );
+        }
+    }
+}
+
+/// HP9, HP10: exit never waits for hung work, and `exit` from inside work
+/// ends the process: each within a few seconds, with the status given.
+#[test]
+fn hp9_c_exit_with_hung_work_or_from_work_is_prompt() {
+    let exe = build_static("exit_test", "exit_test_modes");
+    for (mode, want) in [("hung", 3), ("from-work", 7)] {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(mode);
+        let start = Instant::now();
+        let (out, in_time) = output_within(cmd, Duration::from_secs(60)).unwrap();
+        let took = start.elapsed();
+        show(&format!("exit_test {mode}"), &out);
+        assert!(in_time, "exit_test {mode} hung");
+        assert_eq!(out.status.code(), Some(want), "exit_test {mode}");
+        assert!(
+            took < Duration::from_secs(20),
+            "exit_test {mode} took {took:?}"
+        );
+    }
 }

@@ -939,7 +939,6 @@ fn he44_fork_child_plain_calls() {
 /// A fork child spawns after the parent left idle threads and a running
 /// timer: the child's work runs, and its deadlines are enforced.
 #[test]
-#[ignore = "HE45: fixed by fork handling (A2): the child needs a fresh pool and timer"]
 fn he45_fork_child_gets_a_working_pool() {
     bounded("he45", || {
         // Leave an idle pool thread and a started timer behind.

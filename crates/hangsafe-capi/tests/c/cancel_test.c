@@ -639,8 +639,17 @@ static void eintr_worker(void *data)
 {
 	struct cjob *j = data;
 	struct timespec req = { 10, 0 }, rem = { -1, -1 };
+	sigset_t usr1;
 	char c;
 
+	/*
+	 * Pool threads run work with every asynchronous signal blocked but
+	 * the cancel signal; work that wants a signal unblocks it (the mask
+	 * is reset before the thread's next job).
+	 */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 	W.thread = pthread_self();
 	atomic_store(&W.thread_set, 1);
 	atomic_store(&W.started, 1);

@@ -12,10 +12,7 @@
  * freed mutex, a data pointer shorter than its size, ...) is not called
  * here: README.md lists it under "Security and failure model".
  *
- * Tests named heN_... are the hazards of docs/races-he.md. A check that
- * documents behaviour another change must still provide is wrapped in
- * PENDING(...): it is skipped (and says so) unless HANGSAFE_TEST_PENDING
- * is set; tests/c_abi.rs has an ignored test that sets it.
+ * Tests named heN_... are the hazards of docs/races-he.md.
  *
  * Calls that hand the kernel a deliberately bad pointer (EFAULT) are
  * skipped under valgrind (HANGSAFE_TEST_VALGRIND), which reports them as
@@ -50,16 +47,6 @@ static int under_valgrind(void)
 {
 	return getenv("HANGSAFE_TEST_VALGRIND") != NULL;
 }
-
-/* Checks skipped until the change named in `why` is merged. */
-#define PENDING(id, why)                                                   \
-	do {                                                               \
-		if (getenv("HANGSAFE_TEST_PENDING") == NULL) {             \
-			printf("skipped %s: %s (HANGSAFE_TEST_PENDING=1 "   \
-			       "runs it)\n", id, why);                     \
-			return;                                            \
-		}                                                          \
-	} while (0)
 
 /* `expr` returns the error number `err` and leaves errno untouched. */
 #define CHECK_RC(expr, err)                                                \
@@ -1138,7 +1125,7 @@ static int child_runner(void *arg)
 
 /*
  * The parent has idle pool threads and a running timer when it forks;
- * the child gets a fresh pool (A2's atfork handler).
+ * the child gets a fresh pool (the pool's fork child handler).
  */
 static void he18_fork_child_gets_a_working_pool(void)
 {
@@ -1146,8 +1133,6 @@ static void he18_fork_child_gets_a_working_pool(void)
 	struct runner_context *r;
 
 	current = "he18_fork_child_gets_a_working_pool";
-	PENDING("he18_fork_child_gets_a_working_pool",
-		"fork handling is area A2");
 	/* Leave an idle thread and a started timer behind. */
 	r = get_runner(work_double, &n, sizeof(n), 10000000);
 	CHECK(r != NULL);

@@ -76,7 +76,10 @@ pub use net::{
 };
 pub use process::{wait4, waitid};
 pub use raw::{ioctl, syscall};
-pub use signal::{install, signal, stats, CancelSignal, InstallError, Stats, DEFAULT_SIGNAL};
+pub use signal::{
+    install, signal, stats, CancelSignal, InstallError, ParseSignalError, Stats, DEFAULT_SIGNAL,
+};
+pub(crate) use signal::{install_lock, reset_internal_mask, with_signals_blocked};
 pub use syscall::testcancel;
 pub(crate) use token::Target;
 pub use token::{CancelToken, Scope, ScopeError};

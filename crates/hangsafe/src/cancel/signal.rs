@@ -33,7 +33,7 @@ use super::thread;
 use crate::platform;
 use std::ffi::{c_int, c_void};
 use std::fmt;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The installed cancel signal, 0 until installed.
@@ -90,9 +90,13 @@ pub enum CancelSignal {
 /// The default: `SIGRTMIN() + 4`, clear of the signals glibc and common
 /// daemons claim. Override with [`install`] before the first runner or
 /// scope, or with the environment variable `HANGSAFE_CANCEL_SIGNAL`
-/// (`RTMIN+k`, a number, or `off` for cooperative cancellation only: the
-/// cancel bit is still checked before every cancellable syscall, but a
-/// blocked one is not interrupted).
+/// (`RTMIN+k`, `RTMAX-k`, either with a `SIG` prefix, a number, or `off`
+/// for cooperative cancellation only: the cancel bit is still checked
+/// before every cancellable syscall, but a blocked one is not
+/// interrupted). A value that is not understood or out of range is
+/// refused: it is logged as an error and no signal is installed
+/// (cooperative cancellation), rather than silently replaced by the
+/// default.
 pub const DEFAULT_SIGNAL: CancelSignal = CancelSignal::RtMinPlus(4);
 
 impl CancelSignal {
@@ -112,26 +116,92 @@ impl CancelSignal {
         Ok(sig)
     }
 
-    /// `Err(())` when the environment switches the signal off.
-    fn from_env() -> Result<Option<CancelSignal>, ()> {
-        let Ok(v) = std::env::var("HANGSAFE_CANCEL_SIGNAL") else {
+    /// The environment's choice: `Ok(None)` if `HANGSAFE_CANCEL_SIGNAL` is
+    /// unset or empty, `Err(None)` if it switches the signal off,
+    /// `Err(Some(msg))` if it is not understood (HP7: refused, never a
+    /// silent fallback to the default).
+    fn from_env() -> Result<Option<CancelSignal>, Option<String>> {
+        let Some(raw) = std::env::var_os("HANGSAFE_CANCEL_SIGNAL") else {
             return Ok(None);
         };
+        let v = raw.to_string_lossy();
         let v = v.trim();
+        if v.is_empty() {
+            return Ok(None);
+        }
         if v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("none") {
-            return Err(());
+            return Err(None);
         }
-        Ok(Self::parse(v))
+        match v.parse::<CancelSignal>() {
+            Ok(which) => match which.resolve() {
+                Ok(_) => Ok(Some(which)),
+                Err(e) => Err(Some(format!("HANGSAFE_CANCEL_SIGNAL={v:?}: {e}"))),
+            },
+            Err(e) => Err(Some(format!("HANGSAFE_CANCEL_SIGNAL={v:?}: {e}"))),
+        }
     }
+}
 
-    fn parse(v: &str) -> Option<CancelSignal> {
-        if let Some(k) = v
-            .strip_prefix("RTMIN+")
-            .or_else(|| v.strip_prefix("rtmin+"))
-        {
-            return k.parse().ok().map(CancelSignal::RtMinPlus);
+/// A cancel signal name that could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseSignalError(String);
+
+impl fmt::Display for ParseSignalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a real-time signal: use RTMIN+k, RTMAX-k (optionally with a SIG \
+             prefix), a signal number, or off",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ParseSignalError {}
+
+impl std::str::FromStr for CancelSignal {
+    type Err = ParseSignalError;
+
+    /// Parses `RTMIN+k`, `RTMAX-k`, `RTMIN`, `RTMAX` (any case, with or
+    /// without a `SIG` prefix) or a plain signal number. Whether the signal
+    /// is in range is checked by [`install`].
+    ///
+    /// ```
+    /// use hangsafe::cancel::CancelSignal;
+    /// assert_eq!("SIGRTMIN+5".parse(), Ok(CancelSignal::RtMinPlus(5)));
+    /// let max_minus_2: CancelSignal = "RTMAX-2".parse().unwrap();
+    /// assert_eq!(
+    ///     max_minus_2,
+    ///     CancelSignal::RtMinPlus(libc::SIGRTMAX() - 2 - libc::SIGRTMIN())
+    /// );
+    /// assert!("abc".parse::<CancelSignal>().is_err());
+    /// ```
+    fn from_str(v: &str) -> Result<Self, Self::Err> {
+        let err = || ParseSignalError(v.to_owned());
+        let t = v.trim();
+        let upper = t.to_ascii_uppercase();
+        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+        let offset = |rest: &str, sign: char| -> Result<i32, ParseSignalError> {
+            match rest.strip_prefix(sign) {
+                None if rest.is_empty() => Ok(0),
+                Some(k) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => {
+                    k.parse().map_err(|_| err())
+                }
+                _ => Err(err()),
+            }
+        };
+        if let Some(rest) = name.strip_prefix("RTMIN") {
+            return Ok(CancelSignal::RtMinPlus(offset(rest, '+')?));
         }
-        v.parse().ok().map(CancelSignal::Number)
+        if let Some(rest) = name.strip_prefix("RTMAX") {
+            let k = offset(rest, '-')?;
+            let span = libc::SIGRTMAX() - libc::SIGRTMIN();
+            return Ok(CancelSignal::RtMinPlus(span - k));
+        }
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return t.parse().map(CancelSignal::Number).map_err(|_| err());
+        }
+        Err(err())
     }
 }
 
@@ -261,8 +331,17 @@ pub(crate) fn ensure_installed() {
         }
         let which = match CancelSignal::from_env() {
             Ok(which) => which.unwrap_or(DEFAULT_SIGNAL),
-            Err(()) => {
+            Err(None) => {
                 log::info!("hangsafe: cancel signal off (HANGSAFE_CANCEL_SIGNAL); cancellation is cooperative");
+                return;
+            }
+            Err(Some(msg)) => {
+                // Refused, not replaced by the default: the user asked for
+                // another signal, maybe because the default is taken.
+                log::error!(
+                    "hangsafe: {msg}; no cancel signal installed, cancellation is \
+                     cooperative (blocked syscalls are not interrupted)"
+                );
                 return;
             }
         };
@@ -295,12 +374,109 @@ pub(crate) fn send(tid: i32) {
     if sig == 0 || tid <= 0 {
         return;
     }
+    if !still_ours(sig) {
+        return;
+    }
     SENT.fetch_add(1, Ordering::Relaxed);
     // SAFETY: tgkill on our own process; `tid` is a live thread of it
     // because it cannot retire while SENDING is set.
     unsafe {
         libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig);
     }
+}
+
+/// Whether `sig` still runs hangsafe's handler (HP6). The application may
+/// have reset it to `SIG_DFL` (the first cancel would kill the process) or
+/// installed its own handler since: then no signal is sent and the cancel
+/// stays cooperative (the cancel bit is set; the work sees it at its next
+/// check or cancellable call). Logged once.
+fn still_ours(sig: c_int) -> bool {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    // SAFETY: queries the current action into a zeroed struct; no change.
+    let ours = unsafe {
+        let mut cur: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut cur) == 0
+            && cur.sa_sigaction == handler as *const () as usize
+    };
+    if !ours && !WARNED.swap(true, Ordering::Relaxed) {
+        log::error!(
+            "hangsafe: the cancel signal {sig} no longer runs hangsafe's handler (the \
+             application changed it); cancels are cooperative from now on: blocked \
+             syscalls are not interrupted"
+        );
+    }
+    ours
+}
+
+/// The signal mask of hangsafe's own threads (pool threads, idle or
+/// running work, and the timer): every signal blocked except the cancel
+/// signal (if installed), the synchronous fault signals, which the kernel
+/// delivers to the faulting thread anyway (blocking them would turn a fault
+/// into a kill without the application's handler), and `SIGPIPE`, which the
+/// kernel sends to the thread that wrote (so the application's choice for
+/// it, usually `SIG_IGN`, applies to work as to any thread).
+/// Process-directed signals therefore go to the application's threads
+/// (HP4).
+pub(crate) fn internal_mask() -> libc::sigset_t {
+    // SAFETY: a local set, initialised by sigfillset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for s in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGSYS,
+            libc::SIGPIPE,
+        ] {
+            libc::sigdelset(&mut set, s);
+        }
+        let sig = SIGNAL.load(Ordering::Acquire);
+        if sig != 0 {
+            libc::sigdelset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Sets the calling thread's mask to [`internal_mask`]: what a pool thread
+/// does before every job, whatever the previous job did to it (HP5). One
+/// syscall.
+pub(crate) fn reset_internal_mask() {
+    let set = internal_mask();
+    // SAFETY: `set` is an initialised signal set.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
+}
+
+/// Runs `f` (which creates a thread) with every asynchronous signal
+/// blocked in the calling thread, so the new thread starts with them
+/// blocked and no signal can reach it before it sets its own mask; the
+/// caller's mask is restored afterwards.
+pub(crate) fn with_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
+    let mut set = internal_mask();
+    let sig = SIGNAL.load(Ordering::Acquire);
+    // SAFETY: local, initialised signal sets; `old` receives the mask.
+    let old = unsafe {
+        if sig != 0 {
+            // The new thread unblocks it itself once its word exists.
+            libc::sigaddset(&mut set, sig);
+        }
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, &mut old);
+        old
+    };
+    let r = f();
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    r
+}
+
+/// For the fork prepare handler: holds the installation lock across
+/// `fork`, so the child never inherits it locked by another thread.
+pub(crate) fn install_lock() -> std::sync::MutexGuard<'static, ()> {
+    crate::sync::lock(&INSTALL)
 }
 
 extern "C" fn handler(sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void) {

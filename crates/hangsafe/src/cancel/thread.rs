@@ -8,7 +8,34 @@
 
 use super::word::CancelWord;
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// The process generation: 0 in the original process, bumped by the fork
+/// child handler. Anything that names a thread (a cancel word's TID, a pool
+/// worker, a key reservation, the timer) records the generation it was
+/// made in; in a fork child, whatever belongs to an older generation names
+/// a thread that does not exist there.
+static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+
+/// The current process generation.
+#[inline]
+pub(crate) fn fork_generation() -> u64 {
+    FORK_GEN.load(Ordering::Relaxed)
+}
+
+/// For the fork child handler (the child's only thread): starts a new
+/// process generation and rebinds this thread's cancel word, if any, to
+/// its new TID. Takes no lock and allocates nothing.
+pub(crate) fn after_fork_child() {
+    let gen = FORK_GEN.fetch_add(1, Ordering::Relaxed) + 1;
+    let w = CURRENT.with(|c| c.get());
+    if !w.is_null() {
+        // SAFETY: a non-null CURRENT points to the word OWNER keeps alive
+        // for the life of this thread; gettid has no preconditions.
+        unsafe { (*w).rebind_after_fork(libc::gettid(), gen) };
+    }
+}
 
 thread_local! {
     static CURRENT: Cell<*const CancelWord> = const { Cell::new(std::ptr::null()) };
@@ -40,6 +67,12 @@ impl Drop for Owner {
             w.retire();
         }
     }
+}
+
+/// Makes sure the one-time installation of the cancel signal has finished
+/// (for the fork prepare handler).
+pub(crate) fn ensure_signal_installed() {
+    super::signal::ensure_installed();
 }
 
 /// This thread's cancel word, created on first use.

@@ -71,7 +71,14 @@ pub(crate) struct CancelWord {
     /// is interrupted). Written only by the stub, on the owning thread;
     /// read by that thread's signal handler.
     in_call: std::sync::atomic::AtomicU32,
-    tid: i32,
+    /// The owning thread's kernel TID (0: never signal). Atomic only so
+    /// that a fork child can rebind the forking thread's word to its new
+    /// TID (`thread::after_fork_child`).
+    tid: std::sync::atomic::AtomicI32,
+    /// The process generation (`thread::fork_generation`) the TID belongs
+    /// to. A word created before a fork names a thread of the parent: in
+    /// the child it is never signalled (HP1).
+    fork_gen: std::sync::atomic::AtomicU64,
 }
 
 /// What [`CancelWord::request`] did.
@@ -98,8 +105,18 @@ impl CancelWord {
         CancelWord {
             word: AtomicU64::new(0),
             in_call: std::sync::atomic::AtomicU32::new(0),
-            tid,
+            tid: std::sync::atomic::AtomicI32::new(tid),
+            fork_gen: std::sync::atomic::AtomicU64::new(fork_gen_now()),
         }
+    }
+
+    /// Rebinds the word to the calling thread's TID in the current process
+    /// generation. Only for the one thread of a fork child.
+    #[cfg(not(loom))]
+    pub(crate) fn rebind_after_fork(&self, tid: i32, gen: u64) {
+        self.tid.store(tid, std::sync::atomic::Ordering::Relaxed);
+        self.fork_gen
+            .store(gen, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How many cancellable calls the owning thread is inside. For the
@@ -178,7 +195,14 @@ impl CancelWord {
     /// between (R7), so the TID still names it.
     pub(crate) fn deliver(&self) {
         #[cfg(not(loom))]
-        super::signal::send(self.tid);
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            // A word of the parent's threads, seen in a fork child: its TID
+            // names no thread of this process (HP1).
+            if self.fork_gen.load(Relaxed) == fork_gen_now() {
+                super::signal::send(self.tid.load(Relaxed));
+            }
+        }
         self.sent();
     }
 
@@ -217,6 +241,17 @@ impl CancelWord {
     pub(crate) fn is_retired(&self) -> bool {
         self.word.load(Ordering::Acquire) & RETIRED != 0
     }
+}
+
+/// The current process generation (bumped in every fork child).
+#[cfg(not(loom))]
+fn fork_gen_now() -> u64 {
+    super::thread::fork_generation()
+}
+
+#[cfg(loom)]
+fn fork_gen_now() -> u64 {
+    0
 }
 
 #[cfg(all(test, not(loom)))]

@@ -602,7 +602,9 @@ impl<T: Send + 'static> Runner<T> {
             }
         }
         loop {
-            if !self.shared.register(Waiter::Thread(std::thread::current())) {
+            let me = std::thread::current();
+            super::process::keep_main_thread(&me);
+            if !self.shared.register(Waiter::Thread(me)) {
                 return self.take();
             }
             // Re-check after registering: the deadline may have passed

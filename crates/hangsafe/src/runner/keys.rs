@@ -6,7 +6,7 @@
 //! published, so a caller who sees the outcome can immediately spawn again
 //! for the same key: race R9), or when the job is dropped unrun.
 
-use crate::sync::{lock, Arc, Mutex};
+use crate::sync::{lock, Arc, Mutex, MutexGuard};
 use std::collections::HashSet;
 
 #[derive(Debug, Default)]
@@ -17,6 +17,10 @@ pub(crate) struct KeySet(Mutex<HashSet<Arc<str>>>);
 pub(crate) struct KeyGuard {
     set: Arc<KeySet>,
     key: Arc<str>,
+    /// The process generation the key was taken in. A fork child clears
+    /// every key; a guard of the parent's generation (work that called
+    /// fork) must not free a key the child has taken since.
+    gen: u64,
 }
 
 impl KeySet {
@@ -29,12 +33,20 @@ impl KeySet {
         Some(KeyGuard {
             set: Arc::clone(self),
             key,
+            gen: crate::cancel::thread::fork_generation(),
         })
+    }
+
+    /// The whole set, locked (for the fork handlers).
+    pub(crate) fn lock_all(&self) -> MutexGuard<'_, HashSet<Arc<str>>> {
+        lock(&self.0)
     }
 }
 
 impl Drop for KeyGuard {
     fn drop(&mut self) {
-        lock(&self.set.0).remove(&self.key);
+        if self.gen == crate::cancel::thread::fork_generation() {
+            lock(&self.set.0).remove(&self.key);
+        }
     }
 }

@@ -37,6 +37,43 @@
 //! still running [`PoolBuilder::abandon_after`] after its cancel is counted
 //! as abandoned (see [`Metrics::threads_abandoned`]).
 //!
+//! # Process-level behaviour
+//!
+//! * **fork.** `pthread_atfork` handlers (registered when the first pool
+//!   thread or the timer starts) give a fork child a consistent state: its
+//!   pools have no idle thread and count none alive (the parent's threads
+//!   do not exist there), every key is free, the deadline timer restarts on
+//!   the next deadline, and the parent's threads are never signalled. The
+//!   prepare handler holds the pool-level locks across the fork, so none
+//!   is inherited locked. Runners inherited from the parent name work that
+//!   runs only in the parent: drop them in the child. After `_Fork` or
+//!   `vfork` the child may only `exec` or `_exit`.
+//! * **Signals.** Pool threads (idle or running work) and the timer thread
+//!   block every asynchronous signal except the cancel signal, from their
+//!   first instruction, so process-directed signals reach the
+//!   application's threads; the fault signals (`SIGSEGV`, `SIGBUS`,
+//!   `SIGFPE`, `SIGILL`, `SIGTRAP`, `SIGSYS`) and `SIGPIPE` stay
+//!   unblocked. Before every
+//!   job the mask is set back, so work that blocks signals cannot make its
+//!   thread deaf to later cancels. If the application resets the cancel
+//!   signal or installs its own handler on it, cancels become cooperative
+//!   (never sent; logged once).
+//! * **Not async-signal-safe:** [`spawn`], [`Builder::spawn`], everything
+//!   on [`Runner`] (including `drop`), [`Pool`] and
+//!   [`RunnerSet`](crate::nexus::RunnerSet) allocate or lock; never call
+//!   them from a signal handler. The cancellable calls of
+//!   [`cancel`](crate::cancel) are async-signal-safe.
+//! * **A crash in work** (`SIGSEGV`, `abort`, stack overflow) ends the
+//!   process as on any thread; a panic in work is caught and ends the
+//!   runner [`State::Dead`].
+//! * **Exit.** At process exit (return from `main`, `exit`), idle pool
+//!   threads and the timer thread are stopped and joined within 2 s in
+//!   total, so a leak checker (valgrind with `--show-possibly-lost=yes`)
+//!   sees none of them. Threads running work are left alone and end with
+//!   the process: exit never waits for work. `exit` from inside work, from
+//!   a signal handler or during spawns cannot deadlock (locks are only
+//!   tried until the bound).
+//!
 //! # Example
 //!
 //! ```
@@ -62,6 +99,8 @@ mod keys;
 mod metrics;
 #[cfg(not(loom))]
 mod pool;
+#[cfg(not(loom))]
+mod process;
 mod shared;
 mod state;
 #[cfg(not(loom))]

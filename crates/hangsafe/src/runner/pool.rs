@@ -23,8 +23,10 @@
 use super::error::SpawnError;
 use super::keys::KeySet;
 use super::metrics::{Counters, Metrics};
+use super::process::{self, JoinSlot};
 use crate::cancel::word::CancelWord;
-use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, Ordering};
+use std::collections::HashSet;
 use std::io;
 use std::sync::OnceLock;
 use std::thread::{self, Thread};
@@ -148,6 +150,7 @@ impl PoolBuilder {
             shutdown: AtomicBool::new(false),
             next_id: AtomicUsize::new(0),
         });
+        process::register(&inner);
         Pool {
             _owner: Arc::new(Owner(Arc::clone(&inner))),
             inner,
@@ -243,6 +246,12 @@ struct Worker {
     mailbox: Mutex<Option<Job>>,
     full: AtomicBool,
     thread: Thread,
+    /// The process generation the thread was created in: in a fork child,
+    /// a worker of an older generation is the forking thread's copy (fork
+    /// called from inside work), which finishes its job and exits.
+    gen: u64,
+    /// Who joins or detaches the thread (the exit hook joins idle ones).
+    join: Arc<JoinSlot>,
 }
 
 impl Pool {
@@ -319,12 +328,22 @@ impl PoolInner {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let pool = Arc::clone(self);
-        let spawned = thread::Builder::new()
-            .name(format!("{}-{id}", self.cfg.name))
-            .stack_size(self.cfg.stack_size)
-            .spawn(move || pool.worker_main(job));
+        process::ensure_hooks();
+        let slot = Arc::new(JoinSlot::default());
+        let theirs = Arc::clone(&slot);
+        // Created with every asynchronous signal blocked (HP4): no window
+        // in which a process-directed signal can land on the new thread.
+        let spawned = crate::cancel::with_signals_blocked(|| {
+            thread::Builder::new()
+                .name(format!("{}-{id}", self.cfg.name))
+                .stack_size(self.cfg.stack_size)
+                .spawn(move || pool.worker_main(job, theirs))
+        });
         match spawned {
-            Ok(_) => Ok(()),
+            Ok(handle) => {
+                slot.set(handle);
+                Ok(())
+            }
             Err(e) => {
                 Counters::dec(&self.counters.threads_alive);
                 log::error!("hangsafe: cannot create a runner thread: {e}");
@@ -333,7 +352,7 @@ impl PoolInner {
         }
     }
 
-    fn worker_main(self: Arc<Self>, first: Job) {
+    fn worker_main(self: Arc<Self>, first: Job, join: Arc<JoinSlot>) {
         let me = Arc::new(Worker {
             // The thread's own word: what the stub and the signal handler
             // of this thread see (and retired when the thread exits).
@@ -341,13 +360,19 @@ impl PoolInner {
             mailbox: Mutex::new(None),
             full: AtomicBool::new(false),
             thread: thread::current(),
+            gen: crate::cancel::thread::fork_generation(),
+            join,
         });
         log::debug!("hangsafe: runner thread started");
         let mut job = Some(first);
         while let Some(j) = job.take() {
+            // Every job starts with the pool thread's own mask, whatever the
+            // previous job did to it: all asynchronous signals blocked but
+            // the cancel signal (HP4, HP5).
+            crate::cancel::reset_internal_mask();
             let mut idle = false;
             j(&me.word, &mut || {
-                if !self.shutdown.load(Ordering::SeqCst) {
+                if !self.shutdown.load(Ordering::SeqCst) && me.is_of_this_process() {
                     self.idle.push(Arc::clone(&me), &self.counters);
                     idle = true;
                 }
@@ -359,10 +384,88 @@ impl PoolInner {
         }
         // R7: from here on no canceller can target this thread.
         me.word.retire();
-        Counters::dec(&self.counters.threads_alive);
+        // A fork child's copy of a parent worker was never counted there.
+        if me.is_of_this_process() {
+            Counters::dec(&self.counters.threads_alive);
+        }
+        me.join.release_self();
         log::debug!("hangsafe: runner thread exits");
     }
 
+    /// For the fork prepare handler: takes this pool's locks, so that the
+    /// child inherits them unlocked and consistent (see [`process`]).
+    pub(crate) fn hold_for_fork(self: &Arc<Self>) -> ForkHold {
+        let idle = lock(&self.idle.list);
+        let keys = self.keys.lock_all();
+        // SAFETY: both guards borrow from `*self`, which `pool` (an Arc
+        // clone) keeps alive at the same address for as long as the
+        // ForkHold exists; the guards are fields declared before `pool`,
+        // so they are dropped (unlocked) before it.
+        unsafe {
+            ForkHold {
+                idle: std::mem::transmute::<
+                    MutexGuard<'_, Vec<Arc<Worker>>>,
+                    MutexGuard<'static, Vec<Arc<Worker>>>,
+                >(idle),
+                keys: std::mem::transmute::<
+                    MutexGuard<'_, HashSet<Arc<str>>>,
+                    MutexGuard<'static, HashSet<Arc<str>>>,
+                >(keys),
+                pool: Arc::clone(self),
+            }
+        }
+    }
+
+    /// For the exit hook: takes every idle thread off the idle stack (so
+    /// no spawn can hand it work), tells it to exit, and returns the
+    /// threads to join. Gives up on the lock at `until` (it is held only
+    /// for a few stores, unless exit interrupted its holder).
+    pub(crate) fn stop_idle_at_exit(&self, until: std::time::Instant) -> Vec<libc::pthread_t> {
+        let Some(mut list) = process::lock_until(&self.idle.list, until) else {
+            return Vec::new();
+        };
+        let idle: Vec<Arc<Worker>> = list.drain(..).collect();
+        self.counters.threads_idle.store(0, Ordering::Relaxed);
+        drop(list);
+        let mut threads = Vec::with_capacity(idle.len());
+        for w in idle {
+            if let Some(t) = w.join.claim(until) {
+                threads.push(t);
+            }
+            // A job that does not call `ready` ends the worker's loop.
+            w.give(Box::new(|_, _| {}));
+        }
+        threads
+    }
+}
+
+/// A pool's locks, held by the forking thread across `fork` (prepare to
+/// parent/child handler).
+pub(crate) struct ForkHold {
+    idle: MutexGuard<'static, Vec<Arc<Worker>>>,
+    keys: MutexGuard<'static, HashSet<Arc<str>>>,
+    pool: Arc<PoolInner>,
+}
+
+impl ForkHold {
+    /// In the fork child (its only thread): the pool's threads do not exist
+    /// here. Forgets the idle ones, frees every key (their runners' work
+    /// runs only in the parent), and zeroes the thread counters; then
+    /// unlocks. Runners already decided keep their counts.
+    pub(crate) fn reset_in_child(mut self) {
+        // Dropping these Arcs only decrements them: each worker is still
+        // referenced by its (parent) thread's copy of `me`, and nothing in
+        // a Worker's drop touches the thread it names.
+        self.idle.clear();
+        self.keys.clear();
+        let c = &self.pool.counters;
+        c.threads_idle.store(0, Ordering::Relaxed);
+        c.threads_alive.store(0, Ordering::Relaxed);
+        c.abandoned_now.store(0, Ordering::Relaxed);
+    }
+}
+
+impl PoolInner {
     /// Removes `me` from the idle stack. False if a spawner popped it first
     /// (and therefore a job is on its way).
     fn leave_idle(&self, me: &Arc<Worker>) -> bool {
@@ -371,6 +474,12 @@ impl PoolInner {
 }
 
 impl Worker {
+    /// Whether this thread was created in this process (not in a parent
+    /// before a fork).
+    fn is_of_this_process(&self) -> bool {
+        self.gen == crate::cancel::thread::fork_generation()
+    }
+
     fn give(&self, job: Job) {
         *lock(&self.mailbox) = Some(job);
         self.full.store(true, Ordering::Release);

@@ -15,6 +15,7 @@
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::io;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
@@ -64,33 +65,96 @@ struct Inner {
     heap: BinaryHeap<Entry>,
     seq: u64,
     compact_at: usize,
+    /// Set by the exit hook: the thread returns.
+    stop: bool,
 }
 
 struct Timer {
     inner: Mutex<Inner>,
     cv: Condvar,
+    /// The thread's `pthread_t`, for the exit hook to join (0: not stored
+    /// yet, or already taken).
+    thread: AtomicU64,
 }
 
 const MIN_COMPACT: usize = 1024;
 
-static TIMER: OnceLock<Result<&'static Timer, io::ErrorKind>> = OnceLock::new();
+/// One incarnation of the timer. A fork child (whose timer thread exists
+/// only in the parent) and the exit hook (which stops the thread) start a
+/// new epoch; the next `timer()` call then starts a new timer thread.
+/// Incarnations are never freed: an old one is kept reachable through
+/// `_prev` (the parent's heap may still be referenced by copies of the
+/// parent's threads' stacks in the child's memory).
+struct Incarnation {
+    epoch: u64,
+    timer: OnceLock<Result<&'static Timer, io::ErrorKind>>,
+    _prev: *const Incarnation,
+}
+
+/// The current epoch (see [`Incarnation`]).
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+/// The current incarnation, null before the first use.
+static CURRENT: AtomicPtr<Incarnation> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The incarnation of the current epoch, created on first use.
+fn incarnation() -> &'static Incarnation {
+    let epoch = EPOCH.load(Ordering::Acquire);
+    let mut cur = CURRENT.load(Ordering::Acquire);
+    loop {
+        // SAFETY: a non-null CURRENT points to a leaked, never freed
+        // Incarnation.
+        if let Some(inc) = unsafe { cur.as_ref() } {
+            if inc.epoch == epoch {
+                return inc;
+            }
+        }
+        let new = Box::into_raw(Box::new(Incarnation {
+            epoch,
+            timer: OnceLock::new(),
+            _prev: cur,
+        }));
+        match CURRENT.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: just leaked; never freed.
+            Ok(_) => return unsafe { &*new },
+            Err(seen) => {
+                // SAFETY: `new` was never shared; freeing our own box.
+                drop(unsafe { Box::from_raw(new) });
+                cur = seen;
+            }
+        }
+    }
+}
 
 fn timer() -> io::Result<&'static Timer> {
-    let r = TIMER.get_or_init(|| {
+    let r = incarnation().timer.get_or_init(|| {
         let t: &'static Timer = Box::leak(Box::new(Timer {
             inner: Mutex::new(Inner {
                 heap: BinaryHeap::new(),
                 seq: 0,
                 compact_at: MIN_COMPACT,
+                stop: false,
             }),
             cv: Condvar::new(),
+            thread: AtomicU64::new(0),
         }));
-        std::thread::Builder::new()
-            .name("hangsafe-timer".into())
-            .stack_size(64 * 1024)
-            .spawn(move || t.run())
-            .map(|_| t)
-            .map_err(|e| e.kind())
+        super::process::ensure_hooks();
+        // Every asynchronous signal blocked, from its first instruction
+        // (HP4): process-directed signals go to the application.
+        crate::cancel::with_signals_blocked(|| {
+            std::thread::Builder::new()
+                .name("hangsafe-timer".into())
+                .stack_size(64 * 1024)
+                .spawn(move || t.run())
+        })
+        .map(|h| {
+            use std::os::unix::thread::JoinHandleExt;
+            // `pthread_t` is a `c_ulong`: u64 on the supported targets.
+            #[allow(clippy::unnecessary_cast)]
+            let raw = h.into_pthread_t() as u64;
+            t.thread.store(raw, Ordering::Release);
+            t
+        })
+        .map_err(|e| e.kind())
     });
     match r {
         Ok(t) => Ok(t),
@@ -100,6 +164,41 @@ fn timer() -> io::Result<&'static Timer> {
         )),
     }
 }
+
+/// For the fork child handler: the timer thread does not exist in the
+/// child; the next use starts a new one. Lock-free, allocates nothing.
+pub(crate) fn after_fork_child() {
+    EPOCH.fetch_add(1, Ordering::AcqRel);
+}
+
+/// For the exit hook: stops this process's timer thread, if it runs, and
+/// returns it to be joined. A later deadline (from another exit handler)
+/// starts a new timer.
+pub(crate) fn stop_at_exit(until: std::time::Instant) -> Option<libc::pthread_t> {
+    let cur = CURRENT.load(Ordering::Acquire);
+    // SAFETY: see `incarnation`.
+    let inc = unsafe { cur.as_ref() }?;
+    if inc.epoch != EPOCH.load(Ordering::Acquire) {
+        return None; // the parent's timer, in a fork child
+    }
+    let t = *inc.timer.get()?.as_ref().ok()?;
+    EPOCH.fetch_add(1, Ordering::AcqRel);
+    let mut g = super::process::lock_until(&t.inner, until)?;
+    g.stop = true;
+    drop(g);
+    t.cv.notify_all();
+    match t.thread.swap(0, Ordering::AcqRel) {
+        0 => None,
+        #[allow(clippy::unnecessary_cast)] // see `timer()`
+        th => Some(th as libc::pthread_t),
+    }
+}
+
+// SAFETY: `_prev` is only a keep-alive link to a leaked, immutable-after-
+// publication Incarnation; nothing is ever read through it.
+unsafe impl Send for Incarnation {}
+// SAFETY: as above.
+unsafe impl Sync for Incarnation {}
 
 /// Makes sure the timer thread runs, so that a later [`schedule`] cannot
 /// fail. Call before committing to a runner with a deadline.
@@ -192,6 +291,9 @@ impl Timer {
         let mut due: Vec<(TimerKind, Weak<dyn TimerTarget>)> = Vec::new();
         let mut g = crate::sync::lock(&self.inner);
         loop {
+            if g.stop {
+                return;
+            }
             let now = Instant::now();
             while g.heap.peek().is_some_and(|top| top.when <= now) {
                 if let Some(e) = g.heap.pop() {
