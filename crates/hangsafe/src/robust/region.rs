@@ -396,9 +396,26 @@ pub enum RegionTrust {
 }
 
 impl RegionTrust {
-    /// Whether a file with this owner, group and mode is acceptable to a
-    /// process running as `euid`.
-    fn check(self, owner: u32, group: u32, mode: u32, euid: u32) -> Result<(), RegionError> {
+    /// Whether a file with this owner, group and mode (as `fstat` gives
+    /// them) is acceptable to a process running as `euid`:
+    /// [`RegionError::Untrusted`] if not. This is the check every named
+    /// open and create applies to the opened file.
+    ///
+    /// ```
+    /// use hangsafe::robust::RegionTrust;
+    ///
+    /// assert!(RegionTrust::Owner.check_owner_mode(1000, 1000, 0o600, 1000).is_ok());
+    /// assert!(RegionTrust::Owner.check_owner_mode(1001, 1000, 0o600, 1000).is_err());
+    /// assert!(RegionTrust::Owner.check_owner_mode(1000, 1000, 0o666, 1000).is_err());
+    /// assert!(RegionTrust::Group(50).check_owner_mode(1001, 50, 0o660, 1000).is_ok());
+    /// ```
+    pub fn check_owner_mode(
+        self,
+        owner: u32,
+        group: u32,
+        mode: u32,
+        euid: u32,
+    ) -> Result<(), RegionError> {
         let refuse = |reason| {
             Err(RegionError::Untrusted {
                 reason,
@@ -429,7 +446,7 @@ impl RegionTrust {
     fn check_file(self, meta: &std::fs::Metadata) -> Result<(), RegionError> {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };
-        self.check(meta.uid(), meta.gid(), meta.mode(), euid)
+        self.check_owner_mode(meta.uid(), meta.gid(), meta.mode(), euid)
     }
 }
 
@@ -923,6 +940,18 @@ fn write_all_at(fd: BorrowedFd<'_>, mut buf: &[u8], mut offset: u64) -> io::Resu
         }
     }
     Ok(())
+}
+
+/// `offset..offset + len` lies within a `T`.
+fn check_range<T>(offset: usize, len: usize) -> Result<(), RegionError> {
+    let fits = offset
+        .checked_add(len)
+        .is_some_and(|end| end <= std::mem::size_of::<T>());
+    if fits {
+        Ok(())
+    } else {
+        Err(invalid_input("range beyond the region's data"))
+    }
 }
 
 fn invalid_input(what: &'static str) -> RegionError {
@@ -1461,6 +1490,64 @@ impl<T: Pod> SharedRegion<T> {
         Ok(unsafe { out.assume_init() })
     }
 
+    /// Reads `buf.len()` bytes at `offset` bytes into the data, while
+    /// `guard` (this region's lock) is held, like [`read`](Self::read)
+    /// (`pread` after [`check_len`](Self::check_len)). A range beyond the
+    /// data, or a `guard` of another mutex, is an `InvalidInput` I/O error.
+    pub fn read_at(
+        &self,
+        guard: &RobustMutexGuard<'_, T>,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), RegionError> {
+        self.check_guard(guard)?;
+        check_range::<T>(offset, buf.len())?;
+        match &self.fd {
+            Some(fd) => {
+                self.check_len()?;
+                read_exact_at(fd.as_fd(), buf, self.data_offset() + offset as u64)
+                    .map_err(|e| self.truncated_or(e))
+            }
+            None => {
+                // SAFETY: in bounds (checked above) of an anonymous mapping
+                // that cannot shrink; `guard` (checked to be ours) holds the
+                // lock, so no other thread writes the data meanwhile.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        self.map
+                            .ptr
+                            .as_ptr()
+                            .add(self.data_offset() as usize + offset),
+                        buf.as_mut_ptr(),
+                        buf.len(),
+                    )
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Unlocks `guard` (this region's lock) unless the file was emptied
+    /// meanwhile: a file of zero bytes no longer has the page holding the
+    /// lock word, so the guard is forgotten (nothing left to unlock) and
+    /// [`RegionError::Truncated`] returned instead of faulting. Otherwise as
+    /// [`RobustMutexGuard::unlock`]. See "Truncation" in the module docs
+    /// for the window that remains.
+    pub fn unlock(&self, guard: RobustMutexGuard<'_, T>) -> Result<(), RegionError> {
+        self.check_guard(&guard)?;
+        if let Some(fd) = &self.fd {
+            let len = file_len(fd.as_fd())?;
+            if len == 0 {
+                std::mem::forget(guard);
+                return Err(RegionError::Truncated {
+                    len,
+                    needed: self.map.len as u64,
+                });
+            }
+        }
+        RobustMutexGuard::unlock(guard).map_err(RegionError::Mutex)
+    }
+
     /// Writes `bytes` at `offset` bytes into the data, while `guard` (this
     /// region's lock) is held: with `pwrite` after
     /// [`check_len`](Self::check_len), so a file truncated by someone else
@@ -1487,12 +1574,7 @@ impl<T: Pod> SharedRegion<T> {
         bytes: &[u8],
     ) -> Result<(), RegionError> {
         self.check_guard(guard)?;
-        let fits = offset
-            .checked_add(bytes.len())
-            .is_some_and(|end| end <= std::mem::size_of::<T>());
-        if !fits {
-            return Err(invalid_input("write_at: range beyond the region's data"));
-        }
+        check_range::<T>(offset, bytes.len())?;
         match &self.fd {
             Some(fd) => {
                 self.check_len()?;
