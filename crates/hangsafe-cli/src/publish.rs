@@ -536,8 +536,9 @@ fn untrusted_hint(name: &str, e: &RegionError) -> String {
     };
     format!(
         "another user may have planted or changed it, so it is not used. Remove it \
-         (`hangsafe status --remove --force {name}` as root or as its owner), or, to read \
-         a table of a user you trust, `hangsafe status --trust-owner {owner} {name}`"
+         (as root: `hangsafe status --remove --force {name}`; as its owner: \
+         `hangsafe status --remove {name}`), or, to read a table of a user you trust, \
+         `hangsafe status --trust-owner {owner} {name}`"
     )
 }
 
@@ -632,6 +633,11 @@ pub struct Publisher {
     pub failures: u64,
 }
 
+/// Every liveness region a publisher of this process mapped (each leaked
+/// on purpose: its guard lives until exit).
+static LIVENESS_REGIONS: std::sync::Mutex<Vec<&'static SharedRegion<Alive>>> =
+    std::sync::Mutex::new(Vec::new());
+
 /// The PID of the live publisher of NAME, whose liveness lock is held:
 /// from its liveness record (read without the lock, which it holds; it
 /// wrote its PID right after taking it), else from the table header.
@@ -709,6 +715,11 @@ impl Publisher {
         // The guard must outlive this function (it is held until exit), so
         // the region it borrows is leaked: one mapping per process.
         let alive_region: &'static SharedRegion<Alive> = Box::leak(Box::new(alive_region));
+        // Kept reachable, so that leak checkers (the fuzz targets run
+        // under LeakSanitizer) see the deliberate leak as in use.
+        if let Ok(mut all) = LIVENESS_REGIONS.lock() {
+            all.push(alive_region);
+        }
         let mut guard = match alive_region.lock_timeout(PUBLISHER_LOCK_WAIT) {
             Ok(g) => {
                 let before = alive_region.read(&g).map_err(|e| alive_err(e.to_string()))?;
@@ -1061,7 +1072,9 @@ pub fn read(
     }
     let trust = trust_owner.map_or(RegionTrust::Owner, RegionTrust::OwnerOrUid);
     let tn = table_name(name);
+    // A table file not yet initialised is waited for, within the timeout.
     let table = table_options(trust)
+        .ready_timeout(timeout.min(Duration::from_secs(1)))
         .open::<Table>(&tn)
         .map_err(|e| open_error(name, &tn, e))?;
     let publisher = publisher_state(name, trust)?;
@@ -1139,6 +1152,38 @@ fn parse(
         timeout: Duration::from_nanos(t.timeout_ns),
         recoveries: t.recoveries,
     })
+}
+
+/// Fuzzing: recomputes the checksum of both copies of the table in
+/// `file` (the bytes of a whole table region file), so that mutated rows
+/// get past verification and reach the row decoder. Files too short or
+/// with an implausible data offset are left alone.
+#[doc(hidden)]
+pub fn reseal_for_fuzz(file: &mut [u8]) {
+    let Some(raw) = file.get(40..48) else { return };
+    let mut b = [0u8; 8];
+    b.copy_from_slice(raw);
+    let Ok(data) = usize::try_from(u64::from_ne_bytes(b)) else {
+        return;
+    };
+    let size = std::mem::size_of::<Copy>();
+    for i in 0..2 {
+        let at = data
+            .saturating_add(offset_of!(Table, copies))
+            .saturating_add(i * size);
+        let Some(bytes) = file.get_mut(at..at.saturating_add(size)) else {
+            return;
+        };
+        let mut c: Box<Copy> = Box::new(zeroed());
+        // SAFETY: `Copy: Pod` and has no padding: any `size` bytes make a
+        // valid `Copy`; the box is exclusively ours and `size` bytes long.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&mut *c as *mut Copy).cast::<u8>(), size)
+        };
+        let sum = checksum(&c).to_ne_bytes();
+        let o = offset_of!(Copy, checksum);
+        bytes[o..o + 8].copy_from_slice(&sum);
+    }
 }
 
 /// What `status --remove` did, or why it did not.
