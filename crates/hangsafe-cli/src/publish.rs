@@ -73,8 +73,8 @@ use crate::report::{Report, State};
 use hangsafe::robust::{
     LockError, Pod, RegionError, RegionOptions, RegionTrust, RobustMutexGuard, SharedRegion,
 };
-use std::mem::offset_of;
 use std::fmt;
+use std::mem::offset_of;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Rows a table holds.
@@ -284,9 +284,9 @@ impl fmt::Display for PublishError {
                 f,
                 "invalid name {n:?}: use 1 to {NAME_MAX} letters, digits, '-' or '_'"
             ),
-            PublishError::Busy { pid: 0 } => f.write_str(
-                "another publisher (pid unknown) is publishing under this name",
-            ),
+            PublishError::Busy { pid: 0 } => {
+                f.write_str("another publisher (pid unknown) is publishing under this name")
+            }
             PublishError::Busy { pid } => write!(
                 f,
                 "another publisher (pid {pid}) is publishing under this name"
@@ -722,7 +722,9 @@ impl Publisher {
         }
         let mut guard = match alive_region.lock_timeout(PUBLISHER_LOCK_WAIT) {
             Ok(g) => {
-                let before = alive_region.read(&g).map_err(|e| alive_err(e.to_string()))?;
+                let before = alive_region
+                    .read(&g)
+                    .map_err(|e| alive_err(e.to_string()))?;
                 if before.state == ALIVE_DIED {
                     notes.push(format!(
                         "the previous publisher (pid {}) had died; taking over",
@@ -733,13 +735,20 @@ impl Publisher {
             }
             Err(LockError::OwnerDead(dead)) => {
                 let mut g = dead.into_guard();
-                let before = alive_region.read(&g).map_err(|e| alive_err(e.to_string()))?;
+                let before = alive_region
+                    .read(&g)
+                    .map_err(|e| alive_err(e.to_string()))?;
                 notes.push(format!(
                     "the previous publisher (pid {}) died; recovered its liveness lock",
                     before.pid
                 ));
-                put(alive_region, &mut g, offset_of!(Alive, state), &u64s(&[ALIVE_DIED]))
-                    .map_err(alive_err)?;
+                put(
+                    alive_region,
+                    &mut g,
+                    offset_of!(Alive, state),
+                    &u64s(&[ALIVE_DIED]),
+                )
+                .map_err(alive_err)?;
                 g.make_consistent()
                     .map_err(|e| alive_err(format!("cannot make consistent: {e}")))?;
                 g
@@ -860,8 +869,18 @@ impl Publisher {
         }
         put(table, &mut g, at + end, &gen.to_ne_bytes())?;
         // The copy is complete before it becomes current.
-        put(table, &mut g, offset_of!(Table, generation), &gen.to_ne_bytes())?;
-        put(table, &mut g, offset_of!(Table, current), &(next as u64).to_ne_bytes())?;
+        put(
+            table,
+            &mut g,
+            offset_of!(Table, generation),
+            &gen.to_ne_bytes(),
+        )?;
+        put(
+            table,
+            &mut g,
+            offset_of!(Table, current),
+            &(next as u64).to_ne_bytes(),
+        )?;
         release(table, g)
     }
 }
@@ -1274,8 +1293,7 @@ fn check_removable(region: &str, force: bool) -> Result<Option<Doomed>, RemoveEr
     };
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    if let Err(e) = RegionTrust::Owner.check_owner_mode(meta.uid(), meta.gid(), meta.mode(), euid)
-    {
+    if let Err(e) = RegionTrust::Owner.check_owner_mode(meta.uid(), meta.gid(), meta.mode(), euid) {
         return Err(RemoveError::Refused(format!(
             "{path}: {e}: not removing it; as its owner, or as root with --force, you can"
         )));
@@ -1329,8 +1347,8 @@ pub fn remove(name: &str, force: bool) -> Result<Vec<String>, RemoveError> {
     for d in doomed {
         // The name must still be the file that was checked. In the sticky
         // /dev/shm only its owner (us) or root can replace it meanwhile.
-        let same = std::fs::symlink_metadata(&d.path)
-            .is_ok_and(|m| (m.dev(), m.ino()) == (d.dev, d.ino));
+        let same =
+            std::fs::symlink_metadata(&d.path).is_ok_and(|m| (m.dev(), m.ino()) == (d.dev, d.ino));
         if !same {
             return Err(RemoveError::Refused(format!(
                 "{}: replaced while being removed; not removing it",

@@ -64,7 +64,13 @@ fn chown(path: &Path, uid: u32, gid: u32) {
     let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a NUL-terminated path valid for the call.
     let rc = unsafe { libc::chown(c.as_ptr(), uid, gid) };
-    assert_eq!(rc, 0, "chown {}: {}", path.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "chown {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -176,7 +182,10 @@ fn hb1_status_refuses_a_table_owned_by_another_user() {
     );
     let e = stderr(&o);
     assert!(e.contains(&format!("uid {NOBODY}")), "{e}");
-    assert!(e.contains("--remove") && e.contains("--trust-owner"), "no hint: {e}");
+    assert!(
+        e.contains("--remove") && e.contains("--trust-owner"),
+        "no hint: {e}"
+    );
     // Explicit opt-in: trust that user.
     let o = status(&["--trust-owner", &NOBODY.to_string(), &name.0]);
     assert_eq!(code("status", o.status), 0, "{}", stderr(&o));
@@ -199,7 +208,11 @@ fn hb2_status_refuses_a_table_writable_by_others() {
     chmod(&name.alive(), 0o660);
     let o = status(&[&name.0]);
     assert_eq!(code("status", o.status), EXIT_NOPERM, "{}", stderr(&o));
-    assert!(stderr(&o).contains("writable by its group"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("writable by its group"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -283,7 +296,10 @@ fn truncation_storm(name: &Name, runs: usize) -> ExitStatus {
 fn hb4_truncation_while_reading_never_kills_status_or_the_publisher() {
     let name = Name::new("hb4");
     let s = truncation_storm(&name, 400);
-    assert!(s.signal().is_none() || s.signal() == Some(libc::SIGTERM), "{s:?}");
+    assert!(
+        s.signal().is_none() || s.signal() == Some(libc::SIGTERM),
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -346,7 +362,12 @@ fn hb8_status_remove_cleans_up_only_a_stale_publication_of_ours() {
     let mut p = publisher(&name.0, "100ms");
     wait_published(&name.0);
     let o = status(&["--remove", "--force", &name.0]);
-    assert_eq!(code("status --remove --force", o.status), 0, "{}", stderr(&o));
+    assert_eq!(
+        code("status --remove --force", o.status),
+        0,
+        "{}",
+        stderr(&o)
+    );
     assert!(!name.table().exists() && !name.alive().exists());
     stop(&mut p);
     // Not ours: refused, left in place (a symlink is never followed).
@@ -354,7 +375,12 @@ fn hb8_status_remove_cleans_up_only_a_stale_publication_of_ours() {
     if is_root() {
         chown(&name.table(), NOBODY, NOBODY);
         let o = status(&["--remove", &name.0]);
-        assert_eq!(code("status --remove", o.status), EXIT_NOPERM, "{}", stderr(&o));
+        assert_eq!(
+            code("status --remove", o.status),
+            EXIT_NOPERM,
+            "{}",
+            stderr(&o)
+        );
         assert!(name.table().exists());
     } else {
         eprintln!("hb8: not root, cannot chown: not checking another user's file");
@@ -364,7 +390,12 @@ fn hb8_status_remove_cleans_up_only_a_stale_publication_of_ours() {
     std::fs::write(&target, b"keep me").unwrap();
     std::os::unix::fs::symlink(&target, name.table()).unwrap();
     let o = status(&["--remove", &name.0]);
-    assert_eq!(code("status --remove", o.status), EXIT_NOPERM, "{}", stderr(&o));
+    assert_eq!(
+        code("status --remove", o.status),
+        EXIT_NOPERM,
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
     let _ = std::fs::remove_file(&target);
 }

@@ -54,19 +54,29 @@ fn hb1_region_owned_by_another_user_is_refused() {
     assert!(
         matches!(
             e,
-            RegionError::Untrusted { reason: UntrustedReason::OtherOwner, owner: NOBODY, euid: 0, .. }
+            RegionError::Untrusted {
+                reason: UntrustedReason::OtherOwner,
+                owner: NOBODY,
+                euid: 0,
+                ..
+            }
         ),
         "{e:?}"
     );
     let r = SharedRegion::<u64>::create_or_open(&name.0, 0);
-    assert!(r.is_err(), "create_or_open used a region owned by uid {NOBODY}");
+    assert!(
+        r.is_err(),
+        "create_or_open used a region owned by uid {NOBODY}"
+    );
     // Deliberate opt-in: that user, or anyone.
     for trust in [RegionTrust::OwnerOrUid(NOBODY), RegionTrust::Anyone] {
         let r: SharedRegion<u64> = RegionOptions::new().trust(trust).open(&name.0).unwrap();
         assert_eq!(*r.lock().unwrap(), 7);
     }
     // Another uid named: still refused.
-    let r = RegionOptions::new().trust(RegionTrust::OwnerOrUid(NOBODY - 1)).open::<u64>(&name.0);
+    let r = RegionOptions::new()
+        .trust(RegionTrust::OwnerOrUid(NOBODY - 1))
+        .open::<u64>(&name.0);
     assert!(matches!(r, Err(RegionError::Untrusted { .. })), "{r:?}");
 }
 
@@ -82,11 +92,31 @@ fn hb1_group_policy_accepts_the_group_and_nobody_else() {
     chown(&name.path(), NOBODY, NOBODY);
     let opts = RegionOptions::new().trust(RegionTrust::Group(NOBODY));
     assert_eq!(*opts.open::<u64>(&name.0).unwrap().lock().unwrap(), 7);
-    let r = RegionOptions::new().trust(RegionTrust::Group(NOBODY - 1)).open::<u64>(&name.0);
-    assert!(matches!(r, Err(RegionError::Untrusted { reason: UntrustedReason::OtherOwner, .. })), "{r:?}");
+    let r = RegionOptions::new()
+        .trust(RegionTrust::Group(NOBODY - 1))
+        .open::<u64>(&name.0);
+    assert!(
+        matches!(
+            r,
+            Err(RegionError::Untrusted {
+                reason: UntrustedReason::OtherOwner,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
     std::fs::set_permissions(name.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
     let r = opts.open::<u64>(&name.0);
-    assert!(matches!(r, Err(RegionError::Untrusted { reason: UntrustedReason::OtherWritable, .. })), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(RegionError::Untrusted {
+                reason: UntrustedReason::OtherWritable,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -98,10 +128,25 @@ fn hb2_region_writable_by_others_is_refused() {
     assert!(r.is_err(), "a region writable by others was opened");
     let e = r.unwrap_err();
     assert!(e.to_string().contains("writable by others"), "{e}");
-    assert!(matches!(e, RegionError::Untrusted { reason: UntrustedReason::OtherWritable, .. }));
+    assert!(matches!(
+        e,
+        RegionError::Untrusted {
+            reason: UntrustedReason::OtherWritable,
+            ..
+        }
+    ));
     std::fs::set_permissions(name.path(), std::fs::Permissions::from_mode(0o620)).unwrap();
     let r = SharedRegion::<u64>::open(&name.0);
-    assert!(matches!(r, Err(RegionError::Untrusted { reason: UntrustedReason::GroupWritable, .. })), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(RegionError::Untrusted {
+                reason: UntrustedReason::GroupWritable,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
     // A mode the policy refuses is refused at creation too.
     let other = Name::new("hb2-create");
     // SAFETY: umask has no preconditions (this test binary's only use).
@@ -137,20 +182,34 @@ fn hb2_symlinks_and_fifos_under_the_name_are_refused() {
 fn hb7_truncated_region_read_and_write_are_errors_not_sigbus() {
     let name = Name::new("hb7");
     let region = SharedRegion::create(&name.0, [5u64; 2048]).unwrap();
-    let f = std::fs::OpenOptions::new().write(true).open(name.path()).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap();
     f.set_len(4096).unwrap();
-    assert!(matches!(region.check_len(), Err(RegionError::Truncated { len: 4096, .. })));
+    assert!(matches!(
+        region.check_len(),
+        Err(RegionError::Truncated { len: 4096, .. })
+    ));
     let mut g = region.lock().unwrap();
     let r = region.read(&g);
-    assert!(matches!(r, Err(RegionError::Truncated { len: 4096, .. })), "{:?}", r.map(|_| ()));
+    assert!(
+        matches!(r, Err(RegionError::Truncated { len: 4096, .. })),
+        "{:?}",
+        r.map(|_| ())
+    );
     let r = region.write_at(&mut g, 8000, &[1; 8]);
     assert!(matches!(r, Err(RegionError::Truncated { .. })), "{r:?}");
     drop(g);
     // Opening it now: too small, read with pread.
     let r = SharedRegion::<[u64; 2048]>::open(&name.0);
-    assert!(matches!(r, Err(RegionError::TooSmall { len: 4096, .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(RegionError::TooSmall { len: 4096, .. })),
+        "{r:?}"
+    );
     // Regrown: readable again (zeros where it was cut).
-    f.set_len(region.fd().map(|_| 128 + 64 + 8 * 2048).unwrap()).unwrap();
+    f.set_len(region.fd().map(|_| 128 + 64 + 8 * 2048).unwrap())
+        .unwrap();
     let g = region.lock().unwrap();
     let data = region.read(&g).unwrap();
     assert_eq!(data[0], 5);

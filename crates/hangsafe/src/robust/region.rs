@@ -65,9 +65,9 @@
 
 use super::error::Error;
 use super::mutex::RobustMutex;
+use super::mutex::RobustMutexGuard;
 use super::pod::Pod;
 use super::raw::RawRobustMutex;
-use super::mutex::RobustMutexGuard;
 use std::ffi::CString;
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -942,6 +942,24 @@ fn write_all_at(fd: BorrowedFd<'_>, mut buf: &[u8], mut offset: u64) -> io::Resu
     Ok(())
 }
 
+/// A zeroed `T` on the heap (a shared table can be too big for a thread's
+/// stack).
+fn zeroed_box<T: Pod>() -> Box<T> {
+    let layout = std::alloc::Layout::new::<T>();
+    if layout.size() == 0 {
+        // SAFETY: `T: Pod`: all-zero (here: no bytes) is a valid `T`.
+        return Box::new(unsafe { std::mem::zeroed() });
+    }
+    // SAFETY: `layout` has a non-zero size.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `p` was allocated by the global allocator with `T`'s layout,
+    // and its zeroed bytes are a valid `T` (`T: Pod`).
+    unsafe { Box::from_raw(p) }
+}
+
 /// `offset..offset + len` lies within a `T`.
 fn check_range<T>(offset: usize, len: usize) -> Result<(), RegionError> {
     let fits = offset
@@ -975,42 +993,14 @@ fn validate(h: &HeaderValues, want: &Layout, file_len: u64) -> Result<(), Region
         });
     }
     let fields = [
-        (
-            "header_size",
-            HEADER_SIZE as u64,
-            u64::from(h.header_size),
-        ),
-        (
-            "data_size",
-            want.data_size,
-            h.data_size,
-        ),
-        (
-            "data_align",
-            want.data_align,
-            h.data_align,
-        ),
+        ("header_size", HEADER_SIZE as u64, u64::from(h.header_size)),
+        ("data_size", want.data_size, h.data_size),
+        ("data_align", want.data_align, h.data_align),
         ("layout_tag", want.tag, h.layout_tag),
-        (
-            "mutex_offset",
-            want.mutex_offset,
-            h.mutex_offset,
-        ),
-        (
-            "mutex_size",
-            want.mutex_size,
-            h.mutex_size,
-        ),
-        (
-            "data_offset",
-            want.data_offset,
-            h.data_offset,
-        ),
-        (
-            "total_len",
-            want.total_len,
-            h.total_len,
-        ),
+        ("mutex_offset", want.mutex_offset, h.mutex_offset),
+        ("mutex_size", want.mutex_size, h.mutex_size),
+        ("data_offset", want.data_offset, h.data_offset),
+        ("total_len", want.total_len, h.total_len),
     ];
     for (field, expected, found) in fields {
         if expected != found {
@@ -1454,40 +1444,57 @@ impl<T: Pod> SharedRegion<T> {
     /// ```
     pub fn read(&self, guard: &RobustMutexGuard<'_, T>) -> Result<Box<T>, RegionError> {
         self.check_guard(guard)?;
-        self.read_unlocked()
+        let mut out = zeroed_box::<T>();
+        self.copy_out(&mut out)?;
+        Ok(out)
     }
 
     /// Like [`read`](Self::read), without the lock: the copy may mix two
     /// updates (torn), so use it only for data that tolerates that or that
-    /// carries its own check (a checksum, a generation).
+    /// carries its own check (a checksum, a generation). File-backed
+    /// regions only (the copy is a `pread`, which may race writers in
+    /// other processes and threads); an anonymous region is an
+    /// `InvalidInput` I/O error.
     pub fn read_unlocked(&self) -> Result<Box<T>, RegionError> {
-        let mut out: Box<std::mem::MaybeUninit<T>> = Box::new_zeroed();
+        if self.fd.is_none() {
+            return Err(invalid_input(
+                "read_unlocked needs a file-backed region; lock and read",
+            ));
+        }
+        let mut out = zeroed_box::<T>();
+        self.copy_out(&mut out)?;
+        Ok(out)
+    }
+
+    /// Copies the data into `out`: `pread` for a file, a memory copy for
+    /// an anonymous region (whose lock the caller holds).
+    fn copy_out(&self, out: &mut T) -> Result<(), RegionError> {
         let len = std::mem::size_of::<T>();
-        // SAFETY: the box holds `size_of::<T>()` zeroed, hence initialised,
-        // bytes, which we own exclusively while `bytes` lives.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), len) };
+        // SAFETY: `out` is an initialised `T`, exclusively borrowed for as
+        // long as `bytes` lives; writing any bytes into it leaves a valid
+        // `T` (`T: Pod`), padding included.
+        let bytes = unsafe { std::slice::from_raw_parts_mut((out as *mut T).cast::<u8>(), len) };
         match &self.fd {
             Some(fd) => {
                 self.check_len()?;
                 read_exact_at(fd.as_fd(), bytes, self.data_offset())
-                    .map_err(|e| self.truncated_or(e))?;
+                    .map_err(|e| self.truncated_or(e))
             }
             None => {
                 // SAFETY: an anonymous mapping cannot shrink; the data lies
-                // at `data_offset` within it (checked at construction), and
-                // other processes only write it with plain stores: a racing
-                // copy is torn, not undefined, for integer-only `T: Pod`.
+                // at `data_offset` within it (checked at construction); the
+                // caller holds the lock (`read` checked the guard), so no
+                // thread of this process writes the data meanwhile.
                 unsafe {
                     std::ptr::copy_nonoverlapping(
                         self.map.ptr.as_ptr().add(self.data_offset() as usize),
                         bytes.as_mut_ptr(),
                         len,
                     )
-                }
+                };
+                Ok(())
             }
         }
-        // SAFETY: `T: Pod`: every byte pattern is a valid `T`.
-        Ok(unsafe { out.assume_init() })
     }
 
     /// Reads `buf.len()` bytes at `offset` bytes into the data, while
