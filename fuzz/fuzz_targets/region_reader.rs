@@ -13,7 +13,7 @@
 //! * 2: the same, with the operations applied by another thread *while*
 //!   `status` reads (concurrent writes and truncations). Truncations keep
 //!   at least one byte: emptying the file while the lock word is in use
-//!   is the window `docs/races-hb.md` (HB7) documents;
+//!   is the window `docs/races-hb.md` (HB8) documents;
 //! * 3: the rest of the input is a file opened with
 //!   `SharedRegion::open_from_fd`, then locked and read.
 //!
@@ -40,6 +40,14 @@ struct Template {
 fn template() -> &'static Template {
     static T: OnceLock<Template> = OnceLock::new();
     T.get_or_init(|| {
+        // Warm up what std allocates lazily, once per process, the first
+        // time a thread is spawned or named (the main thread's handle, the
+        // TLS destructor list): otherwise the leak check of the first input
+        // that spawns a thread would report it.
+        let _ = std::thread::current();
+        std::thread::scope(|s| {
+            s.spawn(|| {});
+        });
         let name = format!("fuzz-template-{}", std::process::id());
         let rows = [
             report("/mnt/a", State::Up, ""),
@@ -159,6 +167,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    let _ = template();
     let name = format!("fuzz-{}", std::process::id());
     let table_path = format!("/dev/shm/{}", publish::table_name(&name));
     let alive_path = format!("/dev/shm/{}", publish::alive_name(&name));

@@ -240,7 +240,7 @@ fn hb3_publisher_refuses_a_region_planted_by_another_user() {
 
 /// Runs `status` `runs` times while another thread keeps truncating the
 /// table to a random length and restoring it. The first page (header and
-/// lock word) is kept: a truncation into it is the case HB7 documents.
+/// lock word) is kept: a truncation into it is the case HB8 documents.
 /// Returns the publisher's fate.
 fn truncation_storm(name: &Name, runs: usize) -> ExitStatus {
     let mut p = publisher(&name.0, "1ms");
@@ -342,8 +342,8 @@ fn hb6_a_busy_name_reports_the_live_publishers_pid() {
 }
 
 #[test]
-fn hb8_status_remove_cleans_up_only_a_stale_publication_of_ours() {
-    let name = Name::new("hb8");
+fn hb7_status_remove_cleans_up_only_a_stale_publication_of_ours() {
+    let name = Name::new("hb7");
     // A live publisher: refused without --force.
     let mut p = publisher(&name.0, "100ms");
     wait_published(&name.0);
@@ -383,10 +383,10 @@ fn hb8_status_remove_cleans_up_only_a_stale_publication_of_ours() {
         );
         assert!(name.table().exists());
     } else {
-        eprintln!("hb8: not root, cannot chown: not checking another user's file");
+        eprintln!("hb7: not root, cannot chown: not checking another user's file");
     }
     let _ = std::fs::remove_file(name.table());
-    let target = std::env::temp_dir().join(format!("hb8-target-{}", std::process::id()));
+    let target = std::env::temp_dir().join(format!("hb7-target-{}", std::process::id()));
     std::fs::write(&target, b"keep me").unwrap();
     std::os::unix::fs::symlink(&target, name.table()).unwrap();
     let o = status(&["--remove", &name.0]);

@@ -1,7 +1,7 @@
 //! Regions that belong to someone else: `SharedRegion` refuses a file not
 //! owned by the effective user or writable by group/others, unless the
 //! caller opts in (`RegionOptions::trust`). See docs/races-hb.md (HB1,
-//! HB2, HB7).
+//! HB2, HB4).
 
 use hangsafe::robust::{RegionError, RegionOptions, RegionTrust, SharedRegion, UntrustedReason};
 use std::ffi::CString;
@@ -175,12 +175,12 @@ fn hb2_symlinks_and_fifos_under_the_name_are_refused() {
     assert!(r.is_err(), "{r:?}");
 }
 
-/// HB7: a file truncated after opening is an error from `read`/`write_at`,
+/// HB4: a file truncated after opening is an error from `read`/`write_at`,
 /// never a SIGBUS; the lock word's page stays as long as the file is not
 /// empty.
 #[test]
-fn hb7_truncated_region_read_and_write_are_errors_not_sigbus() {
-    let name = Name::new("hb7");
+fn hb4_truncated_region_read_and_write_are_errors_not_sigbus() {
+    let name = Name::new("hb4");
     let region = SharedRegion::create(&name.0, [5u64; 2048]).unwrap();
     let f = std::fs::OpenOptions::new()
         .write(true)
