@@ -46,7 +46,7 @@ fn template() -> &'static Template {
         // that spawns a thread would report it.
         let _ = std::thread::current();
         std::thread::scope(|s| {
-            s.spawn(|| {});
+            let _ = s.spawn(|| {}).join();
         });
         let name = format!("fuzz-template-{}", std::process::id());
         let rows = [
@@ -192,13 +192,16 @@ fuzz_target!(|data: &[u8]| {
             let len = t.table.len() as u64;
             let ops = ops(rest, len);
             std::thread::scope(|s| {
-                s.spawn(|| {
+                let writer = s.spawn(|| {
                     for op in &ops {
                         apply(&f, op, true);
                         std::thread::yield_now();
                     }
                 });
                 let _ = publish::read_for_fuzz(&name);
+                // An explicit join waits for the thread's exit (its TLS
+                // destructors included), which the scope's end does not.
+                let _ = writer.join();
             });
         }
         3 => open_from_fd(rest),
