@@ -522,9 +522,11 @@ impl RegionOptions {
     /// owner only). As with `open(2)`, the process umask is applied.
     ///
     /// Anyone who can write the file can corrupt the data, break the lock,
-    /// or truncate the file (which makes every process that maps it crash
-    /// with `SIGBUS` on its next access): share a region only with
-    /// processes you trust.
+    /// or truncate the file (which makes a process that then accesses the
+    /// mapping crash with `SIGBUS`; see "Truncation" in the module docs):
+    /// share a region only with processes you trust. A mode that lets
+    /// group or others write is refused unless [`trust`](Self::trust)
+    /// allows it.
     #[must_use]
     pub fn mode(mut self, mode: u32) -> RegionOptions {
         self.mode = mode;
