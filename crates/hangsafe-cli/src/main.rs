@@ -17,12 +17,13 @@ mod man;
 mod mounts;
 mod output;
 mod probe;
-mod publish;
-mod report;
 mod status;
 mod table;
 mod target;
 mod watch;
+
+// The published table lives in the library part (for the fuzz targets).
+use hangsafe_cli::{publish, report};
 
 use clap::{ColorChoice, Parser, Subcommand};
 use std::process::ExitCode;

@@ -47,20 +47,34 @@
 //! publisher that finds either mutex `OwnerDead` recovers it and records
 //! it (`recoveries`, `last_recovery_*` in the table header).
 //!
-//! Limits: the regions are created mode 0600 (only the same user, or root,
-//! can read them, because reading locks); the owner-death detection is
-//! that of [`hangsafe::robust`] (a dead owner's TID reused by an unrelated
-//! thread before anyone looks reads as alive). Regions are never unlinked
-//! automatically, so `status` works after the publisher ended: remove
-//! `/dev/shm/hangsafe-NAME` and `/dev/shm/hangsafe-NAME.alive` to discard
+//! # Whose table it is, and truncation
+//!
+//! The regions are created mode 0600, and both the publisher and `status`
+//! refuse a region file owned by another user or writable by group or
+//! others ([`RegionTrust::Owner`]): in the world-writable `/dev/shm`,
+//! anyone could otherwise plant a file under the name and forge rows.
+//! `status --trust-owner UID` opts in to reading another user's table.
+//!
+//! Nothing of the table is accessed through the mapping: it is read with
+//! `pread` and written with `pwrite` under the lock, after checking the
+//! file's size (see [`SharedRegion::read`]), so a file truncated by
+//! another process of the user gives an error, never a `SIGBUS`. Only the
+//! lock word is used in place (see the region docs for the window left
+//! when the file is emptied to zero bytes).
+//!
+//! Limits: only the same user, or root, can read a table (reading locks);
+//! the owner-death detection is that of [`hangsafe::robust`] (a dead
+//! owner's TID reused by an unrelated thread before anyone looks reads as
+//! alive). Regions are never unlinked automatically, so `status` works
+//! after the publisher ended: `hangsafe status --remove NAME` discards
 //! them.
 
 use crate::report::{Report, State};
 use hangsafe::robust::{
-    LockError, Pod, RegionError, RegionOptions, RobustMutexGuard, SharedRegion,
+    LockError, Pod, RegionError, RegionOptions, RegionTrust, RobustMutexGuard, SharedRegion,
 };
 use std::fmt;
-use std::sync::atomic::{fence, Ordering};
+use std::mem::offset_of;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Rows a table holds.
@@ -217,6 +231,34 @@ pub struct Alive {
 // SAFETY: `#[repr(C)]`, only `u64`s: every bit pattern is valid.
 unsafe impl Pod for Alive {}
 
+// No padding anywhere: every byte of these types is a field, so their
+// bytes may be viewed as `[u8]` (`bytes_of`).
+const _: () = {
+    use std::mem::size_of;
+    assert!(size_of::<Row>() == 8 + 2 + 2 + 4 + TARGET_LEN + DETAIL_LEN);
+    assert!(size_of::<Copy>() == 8 * 8 + CAPACITY * size_of::<Row>());
+    assert!(size_of::<Table>() == 12 * 8 + 2 * size_of::<Copy>());
+    assert!(size_of::<Alive>() == 5 * 8);
+};
+
+/// Types whose every byte belongs to a field (no padding).
+trait NoPadding: Pod {}
+impl NoPadding for Copy {}
+impl NoPadding for Alive {}
+
+/// The bytes of `v`, to be written with `pwrite`.
+fn bytes_of<T: NoPadding>(v: &T) -> &[u8] {
+    // SAFETY: `T: NoPadding` (asserted above for each implementor): all
+    // `size_of::<T>()` bytes are initialised field bytes; the slice borrows
+    // `v`.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+}
+
+/// `u64`s as native-endian bytes, to be written with `pwrite`.
+fn u64s(values: &[u64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_ne_bytes()).collect()
+}
+
 /// Why a NAME is rejected, or a region could not be used.
 #[derive(Debug)]
 pub enum PublishError {
@@ -227,6 +269,9 @@ pub enum PublishError {
         /// Its PID, as last recorded.
         pid: u64,
     },
+    /// The region file belongs to another user or is writable by others:
+    /// refused (someone else may have planted it).
+    Untrusted(String),
     /// The region exists but is not a table of this version, or cannot be
     /// created, mapped or locked.
     Region(String),
@@ -239,11 +284,14 @@ impl fmt::Display for PublishError {
                 f,
                 "invalid name {n:?}: use 1 to {NAME_MAX} letters, digits, '-' or '_'"
             ),
+            PublishError::Busy { pid: 0 } => {
+                f.write_str("another publisher (pid unknown) is publishing under this name")
+            }
             PublishError::Busy { pid } => write!(
                 f,
                 "another publisher (pid {pid}) is publishing under this name"
             ),
-            PublishError::Region(e) => f.write_str(e),
+            PublishError::Untrusted(e) | PublishError::Region(e) => f.write_str(e),
         }
     }
 }
@@ -472,16 +520,72 @@ fn empty_table() -> Table {
     t
 }
 
-fn table_options() -> RegionOptions {
-    RegionOptions::new().tag(TABLE_TAG)
+fn table_options(trust: RegionTrust) -> RegionOptions {
+    RegionOptions::new().tag(TABLE_TAG).trust(trust)
 }
 
-fn alive_options() -> RegionOptions {
-    RegionOptions::new().tag(ALIVE_TAG)
+fn alive_options(trust: RegionTrust) -> RegionOptions {
+    RegionOptions::new().tag(ALIVE_TAG).trust(trust)
 }
 
-fn region_error(what: &str, e: RegionError) -> PublishError {
-    PublishError::Region(format!("/dev/shm/{what}: {e}"))
+/// The advice that goes with a refused region of NAME.
+fn untrusted_hint(name: &str, e: &RegionError) -> String {
+    let owner = match e {
+        RegionError::Untrusted { owner, .. } => *owner,
+        _ => 0,
+    };
+    format!(
+        "another user may have planted or changed it, so it is not used. Remove it \
+         (as root: `hangsafe status --remove --force {name}`; as its owner: \
+         `hangsafe status --remove {name}`), or, to read a table of a user you trust, \
+         `hangsafe status --trust-owner {owner} {name}`"
+    )
+}
+
+fn region_error(name: &str, what: &str, e: RegionError) -> PublishError {
+    match e {
+        RegionError::Untrusted { .. } => PublishError::Untrusted(format!(
+            "/dev/shm/{what}: {e}: {}",
+            untrusted_hint(name, &e)
+        )),
+        _ => PublishError::Region(format!("/dev/shm/{what}: {e}")),
+    }
+}
+
+/// Writes `bytes` at `offset` of the data of `region` under `guard`.
+fn put<T: Pod>(
+    region: &SharedRegion<T>,
+    guard: &mut RobustMutexGuard<'_, T>,
+    offset: usize,
+    bytes: &[u8],
+) -> Result<(), String> {
+    region
+        .write_at(guard, offset, bytes)
+        .map_err(|e| format!("cannot write the table: {e}"))
+}
+
+/// Reads the `u64` at `offset` of the data of `region` under `guard`.
+fn get_u64<T: Pod>(
+    region: &SharedRegion<T>,
+    guard: &RobustMutexGuard<'_, T>,
+    offset: usize,
+) -> Result<u64, String> {
+    let mut b = [0u8; 8];
+    region
+        .read_at(guard, offset, &mut b)
+        .map_err(|e| format!("cannot read the table: {e}"))?;
+    Ok(u64::from_ne_bytes(b))
+}
+
+/// The recovery fields of the table header (`recoveries` and the three
+/// `last_recovery_*`), bumped by one recovery by `by`.
+fn recovery_fields(recoveries: u64, by: u64) -> Vec<u8> {
+    u64s(&[
+        recoveries.wrapping_add(1),
+        real_ns(),
+        u64::from(std::process::id()),
+        by,
+    ])
 }
 
 /// Locks the table for a publisher, recovering it if its owner died.
@@ -489,6 +593,7 @@ fn region_error(what: &str, e: RegionError) -> PublishError {
 fn lock_table_publisher(
     table: &SharedRegion<Table>,
 ) -> Result<(RobustMutexGuard<'_, Table>, bool), String> {
+    table.check_len().map_err(|e| e.to_string())?;
     match table.lock_timeout(PUBLISHER_LOCK_WAIT) {
         Ok(g) => Ok((g, false)),
         Err(LockError::OwnerDead(dead)) => {
@@ -496,10 +601,9 @@ fn lock_table_publisher(
             // the lock. The current copy is complete by construction; the
             // other one is scratch and is rewritten before it is used.
             let mut g = dead.into_guard();
-            g.recoveries = g.recoveries.wrapping_add(1);
-            g.last_recovery_ns = real_ns();
-            g.last_recovery_pid = u64::from(std::process::id());
-            g.last_recovery_by = BY_PUBLISHER;
+            let n = get_u64(table, &g, offset_of!(Table, recoveries))?;
+            let fields = recovery_fields(n, BY_PUBLISHER);
+            put(table, &mut g, offset_of!(Table, recoveries), &fields)?;
             g.make_consistent()
                 .map_err(|e| format!("cannot make the table consistent: {e}"))?;
             Ok((g, true))
@@ -508,17 +612,64 @@ fn lock_table_publisher(
     }
 }
 
+/// Releases a lock of `region` (see [`SharedRegion::unlock`]).
+fn release<T: Pod>(region: &SharedRegion<T>, g: RobustMutexGuard<'_, T>) -> Result<(), String> {
+    region
+        .unlock(g)
+        .map_err(|e| format!("cannot unlock the table: {e}"))
+}
+
 /// The publishing side: owns the table region and holds the liveness lock
 /// for as long as it exists. Not `Send`: the liveness lock belongs to the
 /// thread that took it (the watch's main thread).
 pub struct Publisher {
     table: SharedRegion<Table>,
+    alive_region: &'static SharedRegion<Alive>,
     alive: Option<RobustMutexGuard<'static, Alive>>,
     stall: Option<Duration>,
     /// What happened at start-up worth telling the user (recoveries).
     pub notes: Vec<String>,
     /// Updates that failed (lock timeouts), for the final summary.
     pub failures: u64,
+}
+
+/// Every liveness region a publisher of this process mapped (each leaked
+/// on purpose: its guard lives until exit).
+static LIVENESS_REGIONS: std::sync::Mutex<Vec<&'static SharedRegion<Alive>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The PID of the live publisher of NAME, whose liveness lock is held:
+/// from its liveness record (read without the lock, which it holds; it
+/// wrote its PID right after taking it), else from the table header.
+fn busy_pid(name: &str, alive_region: &SharedRegion<Alive>) -> u64 {
+    let from_alive = alive_region.read_unlocked().map_or(0, |a| a.pid);
+    if from_alive != 0 {
+        return from_alive;
+    }
+    let Ok(t) = table_options(RegionTrust::Owner).open::<Table>(&table_name(name)) else {
+        return 0;
+    };
+    if t.check_len().is_err() {
+        return 0;
+    }
+    let pid = match t.lock_timeout(Duration::from_millis(200)) {
+        Ok(g) => {
+            let pid = get_u64(&t, &g, offset_of!(Table, publisher_pid)).unwrap_or(0);
+            let _ = release(&t, g);
+            pid
+        }
+        Err(LockError::OwnerDead(dead)) => {
+            // Never drop an owner-dead guard unrepaired: the current copy
+            // is complete by construction.
+            let mut g = dead.into_guard();
+            let pid = get_u64(&t, &g, offset_of!(Table, publisher_pid)).unwrap_or(0);
+            let _ = g.make_consistent();
+            let _ = release(&t, g);
+            pid
+        }
+        Err(_) => 0,
+    };
+    pid
 }
 
 impl Publisher {
@@ -534,6 +685,7 @@ impl Publisher {
         let mut notes = Vec::new();
         let now = real_ns();
         let pid = u64::from(std::process::id());
+        let trust = RegionTrust::Owner;
 
         // Liveness first, so that two publishers never share a table.
         let alive_init = Alive {
@@ -544,104 +696,118 @@ impl Publisher {
             ended_ns: 0,
         };
         let an = alive_name(name);
-        let mut alive_region = alive_options()
+        let mut alive_region = alive_options(trust)
             .create_or_open(&an, alive_init)
-            .map_err(|e| region_error(&an, e))?;
+            .map_err(|e| region_error(name, &an, e))?;
         if alive_region.is_not_recoverable() {
             // Only a buggy or foreign client can leave it so; start over.
             notes.push(format!("/dev/shm/{an} was not recoverable; recreated it"));
             drop(alive_region);
             let _ = SharedRegion::unlink(&an);
-            alive_region = alive_options()
+            alive_region = alive_options(trust)
                 .create_or_open(&an, alive_init)
-                .map_err(|e| region_error(&an, e))?;
+                .map_err(|e| region_error(name, &an, e))?;
         }
+        let alive_err = |e: String| PublishError::Region(format!("/dev/shm/{an}: {e}"));
+        alive_region
+            .check_len()
+            .map_err(|e| alive_err(e.to_string()))?;
         // The guard must outlive this function (it is held until exit), so
         // the region it borrows is leaked: one mapping per process.
         let alive_region: &'static SharedRegion<Alive> = Box::leak(Box::new(alive_region));
+        // Kept reachable, so that leak checkers (the fuzz targets run
+        // under LeakSanitizer) see the deliberate leak as in use.
+        if let Ok(mut all) = LIVENESS_REGIONS.lock() {
+            all.push(alive_region);
+        }
         let mut guard = match alive_region.lock_timeout(PUBLISHER_LOCK_WAIT) {
             Ok(g) => {
-                if g.state == ALIVE_DIED {
+                let before = alive_region
+                    .read(&g)
+                    .map_err(|e| alive_err(e.to_string()))?;
+                if before.state == ALIVE_DIED {
                     notes.push(format!(
                         "the previous publisher (pid {}) had died; taking over",
-                        g.pid
+                        before.pid
                     ));
                 }
                 g
             }
             Err(LockError::OwnerDead(dead)) => {
                 let mut g = dead.into_guard();
+                let before = alive_region
+                    .read(&g)
+                    .map_err(|e| alive_err(e.to_string()))?;
                 notes.push(format!(
                     "the previous publisher (pid {}) died; recovered its liveness lock",
-                    g.pid
+                    before.pid
                 ));
-                g.state = ALIVE_DIED;
-                g.make_consistent().map_err(|e| {
-                    PublishError::Region(format!("/dev/shm/{an}: cannot make consistent: {e}"))
-                })?;
+                put(
+                    alive_region,
+                    &mut g,
+                    offset_of!(Alive, state),
+                    &u64s(&[ALIVE_DIED]),
+                )
+                .map_err(alive_err)?;
+                g.make_consistent()
+                    .map_err(|e| alive_err(format!("cannot make consistent: {e}")))?;
                 g
             }
             Err(LockError::TimedOut | LockError::WouldBlock) => {
-                let pid = table_options()
-                    .open::<Table>(&table_name(name))
-                    .ok()
-                    .and_then(|t| match t.try_lock() {
-                        Ok(g) => Some(g.publisher_pid),
-                        Err(LockError::OwnerDead(dead)) => {
-                            // Never drop an owner-dead guard unrepaired: the
-                            // current copy is complete by construction.
-                            let mut g = dead.into_guard();
-                            let _ = g.make_consistent();
-                            Some(g.publisher_pid)
-                        }
-                        Err(_) => None,
-                    })
-                    .unwrap_or(0);
-                return Err(PublishError::Busy { pid });
+                return Err(PublishError::Busy {
+                    pid: busy_pid(name, alive_region),
+                });
             }
-            Err(e) => {
-                return Err(PublishError::Region(format!("/dev/shm/{an}: {e}")));
-            }
+            Err(e) => return Err(alive_err(e.to_string())),
         };
-        guard.format = FORMAT;
-        guard.state = ALIVE_RUNNING;
-        guard.pid = pid;
-        guard.started_ns = now;
-        guard.ended_ns = 0;
+        let me = Alive {
+            format: FORMAT,
+            state: ALIVE_RUNNING,
+            pid,
+            started_ns: now,
+            ended_ns: 0,
+        };
+        put(alive_region, &mut guard, 0, bytes_of(&me)).map_err(alive_err)?;
 
         let tn = table_name(name);
-        let mut table = match table_options().create_or_open(&tn, empty_table()) {
+        let mut table = match table_options(trust).create_or_open(&tn, empty_table()) {
             Ok(t) => t,
-            Err(e) => return Err(region_error(&tn, e)),
+            Err(e) => return Err(region_error(name, &tn, e)),
         };
         if table.is_not_recoverable() {
             notes.push(format!("/dev/shm/{tn} was not recoverable; recreated it"));
             drop(table);
             let _ = SharedRegion::unlink(&tn);
-            table = table_options()
+            table = table_options(trust)
                 .create_or_open(&tn, empty_table())
-                .map_err(|e| region_error(&tn, e))?;
+                .map_err(|e| region_error(name, &tn, e))?;
         }
+        let table_err = |e: String| PublishError::Region(format!("/dev/shm/{tn}: {e}"));
         {
-            let (mut g, recovered) = lock_table_publisher(&table)
-                .map_err(|e| PublishError::Region(format!("/dev/shm/{tn}: {e}")))?;
+            let (mut g, recovered) = lock_table_publisher(&table).map_err(table_err)?;
+            let head = table.read(&g).map_err(|e| table_err(e.to_string()))?;
             if recovered {
                 notes.push(format!(
                     "the table's previous owner (pid {}) died holding its lock; recovered it \
                      (the last complete table is kept)",
-                    g.publisher_pid
+                    head.publisher_pid
                 ));
             }
-            if g.format != FORMAT {
+            if head.format != FORMAT {
+                let _ = release(&table, g);
                 return Err(PublishError::Region(format!(
                     "/dev/shm/{tn} holds another table format; remove it"
                 )));
             }
-            g.publisher_pid = pid;
-            g.publisher_started_ns = now;
-            g.interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
-            g.timeout_ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-            g.publishers = g.publishers.wrapping_add(1);
+            let fields = u64s(&[
+                pid,
+                now,
+                u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX),
+                u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
+                head.publishers.wrapping_add(1),
+            ]);
+            put(&table, &mut g, offset_of!(Table, publisher_pid), &fields).map_err(table_err)?;
+            release(&table, g).map_err(table_err)?;
         }
         let stall = std::env::var(STALL_ENV)
             .ok()
@@ -650,6 +816,7 @@ impl Publisher {
             .map(Duration::from_millis);
         Ok(Publisher {
             table,
+            alive_region,
             alive: Some(guard),
             stall,
             notes,
@@ -658,45 +825,63 @@ impl Publisher {
     }
 
     /// Publishes `rows` (the first [`CAPACITY`]) as the table of `round`.
+    ///
+    /// Every step is a `pwrite` under the lock, in this order: the copy's
+    /// `gen_begin`, the rest of the copy but `gen_end`, `gen_end`, the
+    /// header's `generation`, then `current`. A publisher killed between
+    /// any two leaves `current` naming a complete copy.
     pub fn update(&mut self, rows: &[Report], round: u64) -> Result<(), String> {
-        let (mut g, recovered) = lock_table_publisher(&self.table)?;
+        let table = &self.table;
+        let (mut g, recovered) = lock_table_publisher(table)?;
         if recovered {
             self.notes
                 .push("a reader died holding the table lock; recovered it".to_owned());
         }
-        let next = usize::from(g.current & 1 == 0);
-        let gen = g.generation.wrapping_add(1);
+        let current = get_u64(table, &g, offset_of!(Table, current))?;
+        let generation = get_u64(table, &g, offset_of!(Table, generation))?;
+        let next = usize::from(current & 1 == 0);
+        let gen = generation.wrapping_add(1);
         let n = rows.len().min(CAPACITY);
-        {
-            let c = &mut g.copies[next];
-            c.gen_begin = gen;
-            // The copy is marked "being written" before anything else of
-            // it changes.
-            fence(Ordering::SeqCst);
-            c.updated_real_ns = real_ns();
-            c.updated_boot_ns = boot_ns();
-            c.round = round;
-            c.rows_len = n as u64;
-            c.dropped = (rows.len() - n) as u64;
-            for (row, rep) in c.rows.iter_mut().zip(&rows[..n]) {
-                encode(row, rep);
-            }
-            c.checksum = checksum(c);
+        let mut c: Box<Copy> = Box::new(zeroed());
+        c.gen_begin = gen;
+        c.updated_real_ns = real_ns();
+        c.updated_boot_ns = boot_ns();
+        c.round = round;
+        c.rows_len = n as u64;
+        c.dropped = (rows.len() - n) as u64;
+        for (row, rep) in c.rows.iter_mut().zip(&rows[..n]) {
+            encode(row, rep);
         }
+        c.checksum = checksum(&c);
+        // Not `gen`: the copy is incomplete until `gen_end` is written.
+        c.gen_end = !gen;
+        let at = offset_of!(Table, copies) + next * std::mem::size_of::<Copy>();
+        let bytes = bytes_of(&*c);
+        let end = offset_of!(Copy, gen_end);
+        // The copy is marked "being written" before anything else of it
+        // changes.
+        put(table, &mut g, at, &bytes[..8])?;
+        put(table, &mut g, at + 8, &bytes[8..end])?;
         if let Some(stall) = self.stall {
             // Test knob: a SIGKILL during this sleep leaves a written but
             // incomplete copy (no `gen_end`, not current), lock held.
             std::thread::sleep(stall);
         }
-        fence(Ordering::SeqCst);
-        g.copies[next].gen_end = gen;
+        put(table, &mut g, at + end, &gen.to_ne_bytes())?;
         // The copy is complete before it becomes current.
-        fence(Ordering::SeqCst);
-        g.generation = gen;
-        g.current = next as u64;
-        fence(Ordering::SeqCst);
-        drop(g);
-        Ok(())
+        put(
+            table,
+            &mut g,
+            offset_of!(Table, generation),
+            &gen.to_ne_bytes(),
+        )?;
+        put(
+            table,
+            &mut g,
+            offset_of!(Table, current),
+            &(next as u64).to_ne_bytes(),
+        )?;
+        release(table, g)
     }
 }
 
@@ -705,9 +890,20 @@ impl Drop for Publisher {
     /// released (a reader's `try_lock` then succeeds and reads "exited").
     fn drop(&mut self) {
         if let Some(mut g) = self.alive.take() {
-            g.state = ALIVE_EXITED;
-            g.ended_ns = real_ns();
-            if let Err(e) = RobustMutexGuard::unlock(g) {
+            let r = put(
+                self.alive_region,
+                &mut g,
+                offset_of!(Alive, state),
+                &ALIVE_EXITED.to_ne_bytes(),
+            )
+            .and_then(|()| {
+                let at = offset_of!(Alive, ended_ns);
+                put(self.alive_region, &mut g, at, &real_ns().to_ne_bytes())
+            });
+            if let Err(e) = r {
+                log::error!("hangsafe: recording the publisher's exit: {e}");
+            }
+            if let Err(e) = self.alive_region.unlock(g) {
                 log::error!("hangsafe: releasing the publisher lock: {e}");
             }
         }
@@ -748,8 +944,13 @@ pub enum ReadError {
     NotFound,
     /// The lock was not obtained within the timeout.
     LockTimedOut(Duration),
-    /// The table is unusable: another format, not recoverable, or no
-    /// intact copy.
+    /// The table exists but this user may not open it.
+    PermissionDenied(String),
+    /// The table (or its liveness record) belongs to another user or is
+    /// writable by others: refused.
+    Untrusted(String),
+    /// The table is unusable: another format, not recoverable, truncated,
+    /// or no intact copy.
     Unusable(String),
 }
 
@@ -765,11 +966,34 @@ impl fmt::Display for ReadError {
             }
             ReadError::LockTimedOut(d) => write!(
                 f,
-                "the table's lock was not released within {} (its holder is stopped or hung)",
-                crate::duration::format(*d)
+                "the table's lock was not released within {d:?} (its holder is stopped or hung)"
             ),
-            ReadError::Unusable(e) => f.write_str(e),
+            ReadError::PermissionDenied(e) | ReadError::Untrusted(e) | ReadError::Unusable(e) => {
+                f.write_str(e)
+            }
         }
+    }
+}
+
+/// What a table that cannot be opened is, for `status`.
+fn open_error(name: &str, region: &str, e: RegionError) -> ReadError {
+    let path = format!("/dev/shm/{region}");
+    match e {
+        RegionError::NotFound => ReadError::NotFound,
+        RegionError::Untrusted { .. } => {
+            ReadError::Untrusted(format!("{path}: {e}: {}", untrusted_hint(name, &e)))
+        }
+        RegionError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            use std::os::unix::fs::MetadataExt as _;
+            let whose = std::fs::symlink_metadata(&path).map_or(String::new(), |m| {
+                format!(" (owner uid {}, mode {:04o})", m.uid(), m.mode() & 0o7777)
+            });
+            ReadError::PermissionDenied(format!(
+                "{path}: permission denied{whose}: only its owner (or root) can read a table; \
+                 run status as that user"
+            ))
+        }
+        e => ReadError::Unusable(format!("{path}: {e}")),
     }
 }
 
@@ -809,87 +1033,115 @@ pub struct Snapshot {
 }
 
 /// Looks at the liveness record of NAME (see the module docs).
-fn publisher_state(name: &str) -> PublisherState {
-    let Ok(region) = alive_options().open::<Alive>(&alive_name(name)) else {
-        return PublisherState::Unknown;
+fn publisher_state(name: &str, trust: RegionTrust) -> Result<PublisherState, ReadError> {
+    let an = alive_name(name);
+    let region = match alive_options(trust).open::<Alive>(&an) {
+        Ok(r) => r,
+        Err(e @ RegionError::Untrusted { .. }) => return Err(open_error(name, &an, e)),
+        Err(_) => return Ok(PublisherState::Unknown),
     };
+    if region.check_len().is_err() {
+        return Ok(PublisherState::Unknown);
+    }
     let state = match region.try_lock() {
         Err(LockError::WouldBlock) => PublisherState::Alive,
-        Ok(g) => match g.state {
-            ALIVE_EXITED => PublisherState::Exited,
-            ALIVE_DIED => PublisherState::Died,
-            _ => PublisherState::Unknown,
-        },
+        Ok(g) => {
+            let state = region.read(&g).map_or(ALIVE_NONE, |a| a.state);
+            let _ = region.unlock(g);
+            match state {
+                ALIVE_EXITED => PublisherState::Exited,
+                ALIVE_DIED => PublisherState::Died,
+                _ => PublisherState::Unknown,
+            }
+        }
         Err(LockError::OwnerDead(dead)) => {
             let mut g = dead.into_guard();
-            g.state = ALIVE_DIED;
-            g.ended_ns = real_ns();
-            match g.make_consistent() {
-                Ok(()) => PublisherState::Died,
-                Err(e) => {
-                    // Dropping it now makes it not recoverable; the next
-                    // publisher recreates it.
-                    log::error!("hangsafe: cannot make the liveness lock consistent: {e}");
-                    PublisherState::Died
-                }
+            let fields = u64s(&[ALIVE_DIED]);
+            let _ = put(&region, &mut g, offset_of!(Alive, state), &fields);
+            let at = offset_of!(Alive, ended_ns);
+            let _ = put(&region, &mut g, at, &real_ns().to_ne_bytes());
+            if let Err(e) = g.make_consistent() {
+                // Dropping it now makes it not recoverable; the next
+                // publisher recreates it.
+                log::error!("hangsafe: cannot make the liveness lock consistent: {e}");
             }
+            let _ = region.unlock(g);
+            PublisherState::Died
         }
         Err(_) => PublisherState::Unknown,
     };
-    state
+    Ok(state)
 }
 
 /// Reads the table of NAME: waits at most `timeout` for its lock, recovers
 /// it if its holder died, and returns the current copy after verifying it.
-pub fn read(name: &str, timeout: Duration) -> Result<Snapshot, ReadError> {
+/// Only a table owned by this user (or by `trust_owner`), writable by
+/// nobody else, is read.
+///
+/// Whatever the file holds, and even if it is truncated meanwhile, this
+/// returns an error rather than crash: the table is copied out with
+/// `pread` (see the module docs).
+pub fn read(
+    name: &str,
+    timeout: Duration,
+    trust_owner: Option<u32>,
+) -> Result<Snapshot, ReadError> {
     if validate_name(name).is_err() {
         return Err(ReadError::BadName(name.to_owned()));
     }
+    let trust = trust_owner.map_or(RegionTrust::Owner, RegionTrust::OwnerOrUid);
     let tn = table_name(name);
-    let table = match table_options().open::<Table>(&tn) {
-        Ok(t) => t,
-        Err(RegionError::NotFound) => return Err(ReadError::NotFound),
-        Err(e) => return Err(ReadError::Unusable(format!("/dev/shm/{tn}: {e}"))),
-    };
-    let publisher = publisher_state(name);
+    // A table file not yet initialised is waited for, within the timeout.
+    let table = table_options(trust)
+        .ready_timeout(timeout.min(Duration::from_secs(1)))
+        .open::<Table>(&tn)
+        .map_err(|e| open_error(name, &tn, e))?;
+    let publisher = publisher_state(name, trust)?;
+    let damaged = |e: String| ReadError::Unusable(format!("/dev/shm/{tn}: {e}"));
+    table.check_len().map_err(|e| damaged(e.to_string()))?;
     let (mut g, owner_died) = match table.lock_timeout(timeout) {
         Ok(g) => (g, false),
         Err(LockError::OwnerDead(dead)) => (dead.into_guard(), true),
         Err(LockError::TimedOut) => return Err(ReadError::LockTimedOut(timeout)),
-        Err(e) => return Err(ReadError::Unusable(format!("/dev/shm/{tn}: {e}"))),
+        Err(e) => return Err(damaged(e.to_string())),
     };
     if owner_died {
         // Nothing to repair: the current copy is complete by construction
         // (and verified below); the other copy is scratch.
-        g.recoveries = g.recoveries.wrapping_add(1);
-        g.last_recovery_ns = real_ns();
-        g.last_recovery_pid = u64::from(std::process::id());
-        g.last_recovery_by = BY_STATUS;
+        let n = get_u64(&table, &g, offset_of!(Table, recoveries)).map_err(damaged)?;
+        let fields = recovery_fields(n, BY_STATUS);
+        put(&table, &mut g, offset_of!(Table, recoveries), &fields).map_err(damaged)?;
         if let Err(e) = g.make_consistent() {
-            return Err(ReadError::Unusable(format!(
-                "/dev/shm/{tn}: cannot make the lock consistent: {e}"
-            )));
+            return Err(damaged(format!("cannot make the lock consistent: {e}")));
         }
     }
-    if g.format != FORMAT {
+    // Copied out under the lock with pread; everything else happens after
+    // unlocking.
+    let t = table.read(&g).map_err(|e| damaged(e.to_string()));
+    let unlocked = table.unlock(g).map_err(|e| damaged(e.to_string()));
+    let t = t?;
+    unlocked?;
+    parse(&tn, &t, owner_died, publisher)
+}
+
+/// The snapshot a table copied out of the region describes; an error if
+/// it is of another format or its current copy is damaged. Pure: any
+/// bytes give a snapshot or an error.
+fn parse(
+    tn: &str,
+    t: &Table,
+    owner_died: bool,
+    publisher: PublisherState,
+) -> Result<Snapshot, ReadError> {
+    if t.format != FORMAT {
         return Err(ReadError::Unusable(format!(
             "/dev/shm/{tn}: unknown table format"
         )));
     }
-    let cur = (g.current & 1) as usize;
-    // Copied out under the lock; everything else happens after unlocking.
-    let copy: Box<Copy> = Box::new(g.copies[cur]);
-    let other: Box<Copy> = Box::new(g.copies[1 - cur]);
-    let head = (
-        g.publisher_pid,
-        g.publisher_started_ns,
-        g.interval_ns,
-        g.timeout_ns,
-        g.recoveries,
-    );
-    drop(g);
-
-    verify(&copy).map_err(|why| {
+    let cur = (t.current & 1) as usize;
+    let copy = &t.copies[cur];
+    let other = &t.copies[1 - cur];
+    verify(copy).map_err(|why| {
         ReadError::Unusable(format!(
             "/dev/shm/{tn}: the current copy is damaged ({why})"
         ))
@@ -913,12 +1165,213 @@ pub fn read(name: &str, timeout: Duration) -> Result<Snapshot, ReadError> {
         owner_died,
         interrupted,
         publisher,
-        pid: head.0,
-        started_ns: head.1,
-        interval: Duration::from_nanos(head.2),
-        timeout: Duration::from_nanos(head.3),
-        recoveries: head.4,
+        pid: t.publisher_pid,
+        started_ns: t.publisher_started_ns,
+        interval: Duration::from_nanos(t.interval_ns),
+        timeout: Duration::from_nanos(t.timeout_ns),
+        recoveries: t.recoveries,
     })
+}
+
+/// Fuzzing: recomputes the checksum of both copies of the table in
+/// `file` (the bytes of a whole table region file), so that mutated rows
+/// get past verification and reach the row decoder. Files too short or
+/// with an implausible data offset are left alone.
+#[doc(hidden)]
+pub fn reseal_for_fuzz(file: &mut [u8]) {
+    let Some(raw) = file.get(40..48) else { return };
+    let mut b = [0u8; 8];
+    b.copy_from_slice(raw);
+    let Ok(data) = usize::try_from(u64::from_ne_bytes(b)) else {
+        return;
+    };
+    let size = std::mem::size_of::<Copy>();
+    for i in 0..2 {
+        let at = data
+            .saturating_add(offset_of!(Table, copies))
+            .saturating_add(i * size);
+        let Some(bytes) = file.get_mut(at..at.saturating_add(size)) else {
+            return;
+        };
+        let mut c: Box<Copy> = Box::new(zeroed());
+        // SAFETY: `Copy: Pod` and has no padding: any `size` bytes make a
+        // valid `Copy`; the box is exclusively ours and `size` bytes long.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&mut *c as *mut Copy).cast::<u8>(), size)
+        };
+        let sum = checksum(&c).to_ne_bytes();
+        let o = offset_of!(Copy, checksum);
+        bytes[o..o + 8].copy_from_slice(&sum);
+    }
+}
+
+/// What `status --remove` did, or why it did not.
+#[derive(Debug)]
+pub enum RemoveError {
+    /// NAME is invalid.
+    BadName(String),
+    /// Neither file exists.
+    NotFound,
+    /// A live publisher holds NAME (and `force` was not given).
+    Alive {
+        /// Its PID (0 if unknown).
+        pid: u64,
+    },
+    /// A file is not ours (another owner, writable by others, not a
+    /// regular file), and `force` was not given; or the system refused.
+    Refused(String),
+    /// A system call failed.
+    Io(String),
+}
+
+impl fmt::Display for RemoveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoveError::BadName(n) => write!(
+                f,
+                "invalid name {n:?}: use 1 to {NAME_MAX} letters, digits, '-' or '_'"
+            ),
+            RemoveError::NotFound => f.write_str("no such table: nothing to remove"),
+            RemoveError::Alive { pid } => {
+                let pid = if *pid == 0 {
+                    "pid unknown".to_owned()
+                } else {
+                    format!("pid {pid}")
+                };
+                write!(
+                    f,
+                    "a live publisher ({pid}) holds this name: stop it first, or pass --force \
+                     (it keeps publishing into the removed file, which status no longer sees)"
+                )
+            }
+            RemoveError::Refused(e) | RemoveError::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+/// A file of NAME to remove: its path and identity when checked.
+struct Doomed {
+    path: String,
+    dev: u64,
+    ino: u64,
+}
+
+/// Checks one file of NAME for removal: a regular file (never a symlink,
+/// which is not followed), owned by this user and writable by nobody else,
+/// unless `force`. `None` if it does not exist.
+fn check_removable(region: &str, force: bool) -> Result<Option<Doomed>, RemoveError> {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let path = format!("/dev/shm/{region}");
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(RemoveError::Io(format!("{path}: {e}"))),
+    };
+    let doomed = Doomed {
+        path: path.clone(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+    };
+    if force {
+        return Ok(Some(doomed));
+    }
+    if !meta.file_type().is_file() {
+        return Err(RemoveError::Refused(format!(
+            "{path}: not a regular file (a symlink or other object planted under the name); \
+             remove it by hand, or pass --force"
+        )));
+    }
+    // Check the file itself, through a descriptor (no symlink followed).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path);
+    let meta = match file.and_then(|f| f.metadata()) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => meta,
+        Err(e) => return Err(RemoveError::Io(format!("{path}: {e}"))),
+    };
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if let Err(e) = RegionTrust::Owner.check_owner_mode(meta.uid(), meta.gid(), meta.mode(), euid) {
+        return Err(RemoveError::Refused(format!(
+            "{path}: {e}: not removing it; as its owner, or as root with --force, you can"
+        )));
+    }
+    Ok(Some(Doomed {
+        path,
+        dev: meta.dev(),
+        ino: meta.ino(),
+    }))
+}
+
+/// `status --remove NAME`: removes a stale publication (both files), only
+/// if both are ours and no live publisher holds NAME; `force` removes them
+/// anyway (whoever owns them, as far as the system allows).
+pub fn remove(name: &str, force: bool) -> Result<Vec<String>, RemoveError> {
+    use std::os::unix::fs::MetadataExt as _;
+    if validate_name(name).is_err() {
+        return Err(RemoveError::BadName(name.to_owned()));
+    }
+    let (tn, an) = (table_name(name), alive_name(name));
+    let doomed: Vec<Doomed> = [check_removable(&tn, force)?, check_removable(&an, force)?]
+        .into_iter()
+        .flatten()
+        .collect();
+    if doomed.is_empty() {
+        return Err(RemoveError::NotFound);
+    }
+    if !force {
+        if let Ok(region) = alive_options(RegionTrust::Owner).open::<Alive>(&an) {
+            if region.check_len().is_ok() {
+                match region.try_lock() {
+                    Err(LockError::WouldBlock) => {
+                        return Err(RemoveError::Alive {
+                            pid: region.read_unlocked().map_or(0, |a| a.pid),
+                        })
+                    }
+                    Ok(g) => {
+                        let _ = region.unlock(g);
+                    }
+                    Err(LockError::OwnerDead(dead)) => {
+                        let mut g = dead.into_guard();
+                        let _ = g.make_consistent();
+                        let _ = region.unlock(g);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+    let mut removed = Vec::new();
+    for d in doomed {
+        // The name must still be the file that was checked. In the sticky
+        // /dev/shm only its owner (us) or root can replace it meanwhile.
+        let same =
+            std::fs::symlink_metadata(&d.path).is_ok_and(|m| (m.dev(), m.ino()) == (d.dev, d.ino));
+        if !same {
+            return Err(RemoveError::Refused(format!(
+                "{}: replaced while being removed; not removing it",
+                d.path
+            )));
+        }
+        match std::fs::remove_file(&d.path) {
+            Ok(()) => removed.push(d.path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(RemoveError::Refused(format!("{}: {e}", d.path)))
+            }
+            Err(e) => return Err(RemoveError::Io(format!("{}: {e}", d.path))),
+        }
+    }
+    Ok(removed)
+}
+
+/// Fuzzing and tests: reads the table of NAME as `status` does, from
+/// whatever the files hold. Never panics; every outcome is a value.
+#[doc(hidden)]
+pub fn read_for_fuzz(name: &str) -> Result<Snapshot, ReadError> {
+    read(name, Duration::from_millis(20), None)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use crate::duration;
 use crate::output::{self, ColorChoice};
-use crate::publish::{self, PublisherState, ReadError, Snapshot};
+use crate::publish::{self, PublisherState, ReadError, RemoveError, Snapshot};
 use crate::report::{self, Report};
 use serde_json::json;
 use std::io::{self, Write as _};
@@ -14,6 +14,15 @@ use std::time::{Duration, UNIX_EPOCH};
 /// Exit status when the table is damaged or of another format
 /// (sysexits' `EX_DATAERR`).
 pub const EXIT_DATAERR: u8 = 65;
+/// Exit status when the table exists but this user may not open it
+/// (sysexits' `EX_NOINPUT`: an input file that is not readable).
+pub const EXIT_NOINPUT: u8 = 66;
+/// Exit status when the table is refused because another user owns it or
+/// others may write it, or `--remove` refuses a file that is not ours
+/// (sysexits' `EX_NOPERM`).
+pub const EXIT_NOPERM: u8 = 77;
+/// Exit status of `--remove` when a system call fails (`EX_IOERR`).
+pub const EXIT_IOERR: u8 = 74;
 /// Exit status when no table of that name exists (`EX_UNAVAILABLE`).
 pub const EXIT_UNAVAILABLE: u8 = 69;
 /// Exit status when the table's lock was not obtained in time
@@ -25,6 +34,14 @@ const STATUS_ABOUT: &str = "Show the table a `watch --publish NAME` publishes";
 const STATUS_LONG_ABOUT: &str = "\
 Show the table that `hangsafe watch --publish NAME` publishes in shared
 memory (/dev/shm/hangsafe-NAME), from any process of the same user.
+
+Only a table owned by the user running status, and writable by nobody
+else, is shown: /dev/shm is writable by every user, so anyone could
+otherwise plant a file under the name and forge its rows. Such a file is
+refused (exit 77) with a hint; --trust-owner UID reads a table of a user
+you trust, and status --remove discards a stale one. The table is copied
+out with pread under its lock, so a file truncated meanwhile is an error
+(exit 65), never a crash.
 
 The table is read under hangsafe's robust mutex, waiting at most
 --timeout for it: status never hangs, even if the publisher is stopped
@@ -58,14 +75,26 @@ Exit status: from the rows, as for check.
   1   at least one is down, none timed out
   2   at least one timed out
   64  usage error (invalid NAME: 1 to 64 letters, digits, '-', '_')
-  65  the table is damaged or of another format
+  65  the table is damaged, truncated, or of another format
+  66  permission denied: the table belongs to another user (run as its owner)
   69  no table named NAME (no publisher ever ran, or it was removed)
   75  the table's lock was not obtained within --timeout
+  77  refused: the table is owned by another user (and not --trust-owner)
+      or writable by its group or others; see --remove
+With --remove:
+  0   removed (the paths removed are printed)
+  69  nothing to remove
+  75  a live publisher holds NAME (stop it, or --force)
+  74  a system call failed (other than a refusal)
+  77  a file is not ours (another owner, writable by others, a symlink)
+      and not --force, or the system refused to remove it
+  other codes as above (64 usage)
 
 Examples:
   hangsafe watch --publish web /mnt/nfs &
   hangsafe status web
-  hangsafe status --json web";
+  hangsafe status --json web
+  hangsafe status --remove web          # after the publisher stopped";
 
 /// Options of `hangsafe status`.
 #[derive(Debug, clap::Args)]
@@ -83,6 +112,38 @@ pub struct StatusArgs {
     #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
     color: ColorChoice,
 
+    /// Also accept a table owned by this user id (not writable by others)
+    #[arg(
+        long,
+        value_name = "UID",
+        long_help = "Also accept a table owned by user id UID, e.g. root reading\n\
+                     the table of a service's user. It must still be writable by\n\
+                     nobody else. Without it, only this user's own tables are read."
+    )]
+    trust_owner: Option<u32>,
+
+    /// Remove a stale publication of NAME instead of showing it
+    #[arg(
+        long,
+        long_help = "Remove /dev/shm/hangsafe-NAME and /dev/shm/hangsafe-NAME.alive\n\
+                     instead of showing them: only if both are regular files of\n\
+                     this user, writable by nobody else, and no live publisher\n\
+                     holds NAME (exit 75 otherwise); see --force."
+    )]
+    remove: bool,
+
+    /// With --remove: also while a publisher lives, and files not ours
+    #[arg(
+        long,
+        requires = "remove",
+        long_help = "With --remove: remove the files even if a live publisher holds\n\
+                     NAME (it keeps writing into the removed file, which status no\n\
+                     longer sees), and whoever owns them, as far as the system\n\
+                     allows (in the sticky /dev/shm only their owner or root may).\n\
+                     A symlink is removed itself, never followed."
+    )]
+    force: bool,
+
     /// How long to wait for the table's lock
     #[arg(
         short,
@@ -99,7 +160,10 @@ pub struct StatusArgs {
 
 /// Runs `hangsafe status`.
 pub fn run(args: StatusArgs) -> ExitCode {
-    let snap = match publish::read(&args.name, args.timeout) {
+    if args.remove {
+        return remove(&args.name, args.force);
+    }
+    let snap = match publish::read(&args.name, args.timeout, args.trust_owner) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("hangsafe status {}: {e}", args.name);
@@ -107,6 +171,8 @@ pub fn run(args: StatusArgs) -> ExitCode {
                 ReadError::BadName(_) => crate::EXIT_USAGE,
                 ReadError::NotFound => EXIT_UNAVAILABLE,
                 ReadError::LockTimedOut(_) => EXIT_TEMPFAIL,
+                ReadError::PermissionDenied(_) => EXIT_NOINPUT,
+                ReadError::Untrusted(_) => EXIT_NOPERM,
                 ReadError::Unusable(_) => EXIT_DATAERR,
             });
         }
@@ -125,6 +191,28 @@ pub fn run(args: StatusArgs) -> ExitCode {
         }
     }
     ExitCode::from(report::exit_code(&snap.rows))
+}
+
+/// `status --remove NAME`.
+fn remove(name: &str, force: bool) -> ExitCode {
+    match publish::remove(name, force) {
+        Ok(paths) => {
+            for p in paths {
+                println!("removed {p}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hangsafe status --remove {name}: {e}");
+            ExitCode::from(match e {
+                RemoveError::BadName(_) => crate::EXIT_USAGE,
+                RemoveError::NotFound => EXIT_UNAVAILABLE,
+                RemoveError::Alive { .. } => EXIT_TEMPFAIL,
+                RemoveError::Refused(_) => EXIT_NOPERM,
+                RemoveError::Io(_) => EXIT_IOERR,
+            })
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {

@@ -133,6 +133,8 @@ Exit status: from the last state of each target, as for check.
   66  /proc/self/mountinfo could not be read
   71  the event loop could not be set up (signalfd, eventfd)
   73  --publish: the table cannot be created, or another publisher holds NAME
+  77  --publish: a file of NAME in /dev/shm belongs to another user or is
+      writable by others (refused; see status --remove)
 
 Examples:
   hangsafe watch --interval 10s /mnt/nfs tcp://db:5432
@@ -187,7 +189,9 @@ pub struct WatchArgs {
                      publisher's liveness in /dev/shm/hangsafe-NAME.alive) for\n\
                      `hangsafe status NAME`. NAME: 1 to 64 letters, digits, '-', '_'.\n\
                      Fails (exit 73) if another live publisher holds NAME; a\n\
-                     publisher that died is taken over and its lock recovered."
+                     publisher that died is taken over and its lock recovered.\n\
+                     Refuses (exit 77) files of NAME owned by another user or\n\
+                     writable by others."
     )]
     publish: Option<String>,
 
@@ -394,6 +398,10 @@ pub fn run(args: WatchArgs) -> ExitCode {
             Err(e @ PublishError::BadName(_)) => {
                 eprintln!("hangsafe watch: --publish: {e}");
                 return ExitCode::from(crate::EXIT_USAGE);
+            }
+            Err(e @ PublishError::Untrusted(_)) => {
+                eprintln!("hangsafe watch: --publish {name}: {e}");
+                return ExitCode::from(crate::status::EXIT_NOPERM);
             }
             Err(e) => {
                 eprintln!("hangsafe watch: --publish {name}: {e}");

@@ -111,4 +111,4 @@ pub use mutex::{LockError, LockResult, OwnerDead, RobustMutex, RobustMutexGuard}
 pub use pod::Pod;
 pub use raw::RawRobustMutex;
 #[cfg(not(loom))]
-pub use region::{RegionError, RegionOptions, SharedRegion};
+pub use region::{RegionError, RegionOptions, RegionTrust, SharedRegion, UntrustedReason};

@@ -109,11 +109,6 @@ impl<T: Pod> RobustMutex<T> {
         Ok(())
     }
 
-    /// The raw mutex inside.
-    pub(crate) fn raw(&self) -> &RawRobustMutex {
-        &self.raw
-    }
-
     /// Blocks until the lock is held.
     ///
     /// # Errors
@@ -248,6 +243,12 @@ pub struct RobustMutexGuard<'a, T: Pod> {
 unsafe impl<T: Pod + Sync> Sync for RobustMutexGuard<'_, T> {}
 
 impl<T: Pod> RobustMutexGuard<'_, T> {
+    /// The mutex this guard holds (to check that a guard belongs to a
+    /// given region).
+    pub(crate) fn held(&self) -> *const RobustMutex<T> {
+        self.mutex
+    }
+
     /// Marks the data as repaired after an owner died holding the lock, so
     /// that dropping this guard unlocks normally instead of making the
     /// mutex not recoverable.

@@ -22,10 +22,52 @@
 //! `magic` and `version` stay at offsets 0 and 8 in every future version, so
 //! that any build can tell "not a region" from "a region of another
 //! version".
+//!
+//! # Whose file it is
+//!
+//! `/dev/shm` is writable by everyone (sticky, like `/tmp`), so the file
+//! behind a name may have been planted by another local user, or made
+//! writable by others since. Whoever can write the file can forge its data,
+//! break its lock and truncate it. Opening or creating a region **by name**
+//! therefore checks the opened descriptor (`fstat`, after an `open` with
+//! `O_NOFOLLOW`, and before anything is mapped or read, so no other file can
+//! be swapped in between check and use): by default ([`RegionTrust::Owner`])
+//! it must be a regular file owned by the effective user and not writable
+//! by its group or by others, or the call fails with
+//! [`RegionError::Untrusted`]. Deliberate sharing between users is opted
+//! into with [`RegionOptions::trust`]. Regions opened from a descriptor
+//! ([`SharedRegion::open_from_fd`]) trust whoever handed the descriptor
+//! over and are not checked (a memfd is mode `0777`).
+//!
+//! # Truncation
+//!
+//! A process that can write the file can also shrink it; the kernel then
+//! removes the pages beyond the new end from every mapping, and the next
+//! access to one of them through the mapping raises `SIGBUS`. So:
+//!
+//! * opening reads the header and the mutex with `pread` (never through the
+//!   mapping) after checking the size with `fstat`;
+//! * [`SharedRegion::read`] and [`SharedRegion::write_at`] copy the data
+//!   with `pread`/`pwrite` after checking the size under the lock: a
+//!   truncated file is [`RegionError::Truncated`], never a signal;
+//!   [`SharedRegion::check_len`] checks it before any other access.
+//!
+//! What remains: the mutex's own word lives in the first page of the file
+//! and is used with atomic instructions (lock, unlock, `make_consistent`).
+//! Shrinking the file **to zero bytes** (any other size keeps the first
+//! page mapped) between a size check and such an instruction, a window of
+//! nanoseconds, still raises `SIGBUS` in the locker. With the default
+//! [`RegionTrust::Owner`], only processes of the same user (or root) can do
+//! that: processes that could equally kill or `ptrace` the locker. Data
+//! accessed through the guard's `Deref` is not protected either: use
+//! [`read`](SharedRegion::read)/[`write_at`](SharedRegion::write_at) where
+//! another process of the user may truncate the file.
 
 use super::error::Error;
 use super::mutex::RobustMutex;
+use super::mutex::RobustMutexGuard;
 use super::pod::Pod;
+use super::raw::RawRobustMutex;
 use std::ffi::CString;
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -37,7 +79,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// "HSREGION", read as a big-endian number (stored native-endian).
@@ -194,6 +236,28 @@ pub enum RegionError {
         /// The size needed.
         needed: u64,
     },
+    /// The file is not one this process may trust: see [`RegionTrust`]
+    /// and [`RegionOptions::trust`]. Nothing of it was read or mapped.
+    Untrusted {
+        /// Why it is refused.
+        reason: UntrustedReason,
+        /// The file's owner (uid).
+        owner: u32,
+        /// The file's group (gid).
+        group: u32,
+        /// The file's permission bits.
+        mode: u32,
+        /// The effective uid of this process.
+        euid: u32,
+    },
+    /// The file was shrunk below the region's size after it was opened
+    /// (someone with write access truncated it). The data was not touched.
+    Truncated {
+        /// The file's size now.
+        len: u64,
+        /// The region's size.
+        needed: u64,
+    },
     /// A system call failed (`open`, `ftruncate`, `mmap`, `linkat`...).
     Io(io::Error),
     /// The mutex could not be initialised (e.g. no `/proc` to identify the
@@ -235,6 +299,30 @@ impl fmt::Display for RegionError {
                 f,
                 "shared region file is too small: {len} bytes, {needed} needed"
             ),
+            RegionError::Untrusted {
+                reason,
+                owner,
+                group,
+                mode,
+                euid,
+            } => {
+                let why = match reason {
+                    UntrustedReason::OtherOwner => {
+                        format!("owned by uid {owner} (this process runs as uid {euid})")
+                    }
+                    UntrustedReason::GroupWritable => {
+                        format!("writable by its group (gid {group}, mode {mode:04o})")
+                    }
+                    UntrustedReason::OtherWritable => {
+                        format!("writable by others (mode {mode:04o})")
+                    }
+                };
+                write!(f, "refusing shared region file {why}")
+            }
+            RegionError::Truncated { len, needed } => write!(
+                f,
+                "shared region file was truncated to {len} bytes ({needed} needed) while in use"
+            ),
             RegionError::Io(e) => write!(f, "shared region: {e}"),
             RegionError::Mutex(e) => write!(f, "shared region: {e}"),
         }
@@ -260,6 +348,105 @@ impl From<io::Error> for RegionError {
 impl From<Error> for RegionError {
     fn from(e: Error) -> RegionError {
         RegionError::Mutex(e)
+    }
+}
+
+/// Why a region file is not trusted ([`RegionError::Untrusted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UntrustedReason {
+    /// Another user owns it (and the [`RegionTrust`] does not name it).
+    OtherOwner,
+    /// Its group may write it (and the [`RegionTrust`] does not allow that
+    /// group).
+    GroupWritable,
+    /// Every user may write it.
+    OtherWritable,
+}
+
+/// Which region files a process accepts when it opens (or creates) a region
+/// by name: see [`RegionOptions::trust`].
+///
+/// Every policy but [`Anyone`](Self::Anyone) refuses a file writable by
+/// others (mode `o+w`), since anyone at all could then forge it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RegionTrust {
+    /// The default: the file is owned by the effective uid and is not
+    /// writable by its group or by others. Only this user (and root) can
+    /// change it.
+    #[default]
+    Owner,
+    /// Also a file owned by this uid (for example a daemon's user, whose
+    /// region a monitoring process reads), still not writable by group or
+    /// others.
+    OwnerOrUid(u32),
+    /// Sharing within a group: a file owned by the effective uid or whose
+    /// group is this gid, which that group may write (mode `0660`). Only
+    /// members of the group (and root) can create a file of that group, so
+    /// this trusts exactly them. A region created by name with this policy
+    /// is given that group (`fchown`) before it gets its name; choose a
+    /// mode that lets the group write (e.g. `0o660`, with a umask that
+    /// keeps it).
+    Group(u32),
+    /// Any file: no check. Whoever can write the file can forge the data,
+    /// break the lock and truncate the file (see the module docs). Only for
+    /// files in a directory that only trusted users can write.
+    Anyone,
+}
+
+impl RegionTrust {
+    /// Whether a file with this owner, group and mode (as `fstat` gives
+    /// them) is acceptable to a process running as `euid`:
+    /// [`RegionError::Untrusted`] if not. This is the check every named
+    /// open and create applies to the opened file.
+    ///
+    /// ```
+    /// use hangsafe::robust::RegionTrust;
+    ///
+    /// assert!(RegionTrust::Owner.check_owner_mode(1000, 1000, 0o600, 1000).is_ok());
+    /// assert!(RegionTrust::Owner.check_owner_mode(1001, 1000, 0o600, 1000).is_err());
+    /// assert!(RegionTrust::Owner.check_owner_mode(1000, 1000, 0o666, 1000).is_err());
+    /// assert!(RegionTrust::Group(50).check_owner_mode(1001, 50, 0o660, 1000).is_ok());
+    /// ```
+    pub fn check_owner_mode(
+        self,
+        owner: u32,
+        group: u32,
+        mode: u32,
+        euid: u32,
+    ) -> Result<(), RegionError> {
+        let refuse = |reason| {
+            Err(RegionError::Untrusted {
+                reason,
+                owner,
+                group,
+                mode: mode & 0o7777,
+                euid,
+            })
+        };
+        let group_writable = mode & 0o020 != 0;
+        let (owner_ok, group_ok) = match self {
+            RegionTrust::Anyone => return Ok(()),
+            RegionTrust::Owner => (owner == euid, false),
+            RegionTrust::OwnerOrUid(uid) => (owner == euid || owner == uid, false),
+            RegionTrust::Group(gid) => (owner == euid || group == gid, group == gid),
+        };
+        if !owner_ok {
+            refuse(UntrustedReason::OtherOwner)
+        } else if mode & 0o002 != 0 {
+            refuse(UntrustedReason::OtherWritable)
+        } else if group_writable && !group_ok {
+            refuse(UntrustedReason::GroupWritable)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_file(self, meta: &std::fs::Metadata) -> Result<(), RegionError> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        self.check_owner_mode(meta.uid(), meta.gid(), meta.mode(), euid)
     }
 }
 
@@ -290,6 +477,7 @@ pub struct RegionOptions {
     mode: u32,
     tag: Option<u64>,
     ready_timeout: Duration,
+    trust: RegionTrust,
 }
 
 impl Default for RegionOptions {
@@ -306,16 +494,39 @@ impl RegionOptions {
             mode: 0o600,
             tag: None,
             ready_timeout: Duration::from_secs(1),
+            trust: RegionTrust::Owner,
         }
+    }
+
+    /// Which files a region opened or created **by name** may be (default
+    /// [`RegionTrust::Owner`]: owned by this user, not writable by group or
+    /// others). A file that does not qualify is refused with
+    /// [`RegionError::Untrusted`] before anything of it is read or mapped.
+    /// A region this process creates is checked too (a mode the policy
+    /// refuses, such as `0o666` with a zero umask, is an error).
+    ///
+    /// ```
+    /// use hangsafe::robust::{RegionOptions, RegionTrust};
+    ///
+    /// // Readers and writers in group 1234 share the region.
+    /// let opts = RegionOptions::new().mode(0o660).trust(RegionTrust::Group(1234));
+    /// # let _ = opts;
+    /// ```
+    #[must_use]
+    pub fn trust(mut self, trust: RegionTrust) -> RegionOptions {
+        self.trust = trust;
+        self
     }
 
     /// The permission bits of a file created by name (default `0o600`: the
     /// owner only). As with `open(2)`, the process umask is applied.
     ///
     /// Anyone who can write the file can corrupt the data, break the lock,
-    /// or truncate the file (which makes every process that maps it crash
-    /// with `SIGBUS` on its next access): share a region only with
-    /// processes you trust.
+    /// or truncate the file (which makes a process that then accesses the
+    /// mapping crash with `SIGBUS`; see "Truncation" in the module docs):
+    /// share a region only with processes you trust. A mode that lets
+    /// group or others write is refused unless [`trust`](Self::trust)
+    /// allows it.
     #[must_use]
     pub fn mode(mut self, mode: u32) -> RegionOptions {
         self.mode = mode;
@@ -368,7 +579,7 @@ impl RegionOptions {
     pub fn open<T: Pod>(&self, name: &str) -> Result<SharedRegion<T>, RegionError> {
         let path = shm_path(name)?;
         let file = open_existing(&path)?;
-        self.attach(file)
+        self.attach(file, true)
     }
 
     /// Opens the region `name`, creating it with `init` if it does not
@@ -386,7 +597,7 @@ impl RegionOptions {
         let mut last = RegionError::NotFound;
         for _ in 0..16 {
             match open_existing(&path) {
-                Ok(file) => return self.attach(file),
+                Ok(file) => return self.attach(file, true),
                 Err(RegionError::NotFound) => {}
                 Err(e) => return Err(e),
             }
@@ -444,7 +655,7 @@ impl RegionOptions {
         &self,
         fd: impl Into<OwnedFd>,
     ) -> Result<SharedRegion<T>, RegionError> {
-        self.attach(File::from(fd.into()))
+        self.attach(File::from(fd.into()), false)
     }
 
     /// Creates the region at `path`, atomically if the filesystem can.
@@ -457,6 +668,7 @@ impl RegionOptions {
             .open(SHM_DIR);
         match tmp {
             Ok(file) => {
+                self.adopt_created(&file)?;
                 // Initialise a file nobody can see, then give it its name:
                 // an opener never sees it half-initialised, and if this
                 // process dies first, the kernel frees the file.
@@ -496,7 +708,9 @@ impl RegionOptions {
                 _ => RegionError::Io(e),
             })?;
         let id = file.metadata().map(|m| (m.dev(), m.ino()));
-        let r = self.init_file(file, init);
+        let r = self
+            .adopt_created(&file)
+            .and_then(|()| self.init_file(file, init));
         if r.is_err() {
             // Remove the unpublished file we created, unless someone
             // already replaced it.
@@ -507,6 +721,19 @@ impl RegionOptions {
             }
         }
         r
+    }
+
+    /// Gives a file this process just created the group of a
+    /// [`RegionTrust::Group`] policy, then checks it against the policy.
+    fn adopt_created(&self, file: &File) -> Result<(), RegionError> {
+        if let RegionTrust::Group(gid) = self.trust {
+            // SAFETY: fchown on a descriptor we own; -1 keeps the owner.
+            let rc = unsafe { libc::fchown(file.as_raw_fd(), u32::MAX, gid) };
+            if rc != 0 {
+                return Err(RegionError::Io(io::Error::last_os_error()));
+            }
+        }
+        self.trust.check_file(&file.metadata()?)
     }
 
     /// Sizes an empty file for the region, maps it, initialises it and
@@ -522,9 +749,14 @@ impl RegionOptions {
         Ok(SharedRegion::new(map, Some(file.into()), true))
     }
 
-    /// Maps and validates an existing region, waiting up to `ready_timeout`
-    /// for its creator to publish it.
-    fn attach<T: Pod>(&self, file: File) -> Result<SharedRegion<T>, RegionError> {
+    /// Validates an existing region and maps it, waiting up to
+    /// `ready_timeout` for its creator to publish it. `named`: opened by
+    /// name, so the file's owner and mode are checked first.
+    ///
+    /// Everything is read with `pread` after an `fstat`, never through a
+    /// mapping, so a file of any size and content (even one shrinking
+    /// meanwhile) gives an error, not a `SIGBUS`.
+    fn attach<T: Pod>(&self, file: File, named: bool) -> Result<SharedRegion<T>, RegionError> {
         let want = self.layout::<T>();
         let start = Instant::now();
         let mut pause = Duration::from_micros(100);
@@ -532,6 +764,9 @@ impl RegionOptions {
             let meta = file.metadata()?;
             if !meta.file_type().is_file() {
                 return Err(not_regular());
+            }
+            if named {
+                self.trust.check_file(&meta)?;
             }
             let size = meta.len();
             // An empty file is one whose creator has not sized it yet.
@@ -542,22 +777,20 @@ impl RegionOptions {
                         needed: want.total_len,
                     });
                 }
-                // Map no more than the region needs (the header alone if the
-                // file is shorter, to report what it holds).
-                let map = Mapping::new(Some(file.as_fd()), size.min(want.total_len))?;
-                let h = map.header();
-                // Acquire: pairs with the creator's Release store of the
-                // magic, after which everything it initialised is visible.
-                match h.magic.load(Ordering::Acquire) {
+                match read_header(file.as_fd(), &want)?.magic {
                     0 => {}
                     MAGIC => {
-                        validate(h, &want, size)?;
-                        let region: SharedRegion<T> =
-                            SharedRegion::new(map, Some(file.into()), false);
+                        // Pairs with the creator's Release store of the
+                        // magic: the header and mutex read after this
+                        // fence are the ones it initialised.
+                        fence(Ordering::Acquire);
+                        let h = read_header(file.as_fd(), &want)?;
+                        validate(&h, &want, size)?;
                         // Refuse a mutex from another PID namespace (or one
                         // never initialised) now, not at the first lock.
-                        region.mutex().raw().check_caller()?;
-                        return Ok(region);
+                        read_mutex(file.as_fd(), &want)?.check_caller()?;
+                        let map = Mapping::new(Some(file.as_fd()), want.total_len)?;
+                        return Ok(SharedRegion::new(map, Some(file.into()), false));
                     }
                     found => return Err(RegionError::BadMagic { found }),
                 }
@@ -572,6 +805,179 @@ impl RegionOptions {
     }
 }
 
+/// The header's fields, as read from the file.
+struct HeaderValues {
+    magic: u64,
+    version: u32,
+    header_size: u32,
+    total_len: u64,
+    mutex_offset: u64,
+    mutex_size: u64,
+    data_offset: u64,
+    data_size: u64,
+    data_align: u64,
+    layout_tag: u64,
+}
+
+impl HeaderValues {
+    /// Decodes the header's native-endian fields (see the layout in the
+    /// module docs).
+    fn parse(b: &[u8; HEADER_SIZE]) -> HeaderValues {
+        let u64_at = |o: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[o..o + 8]);
+            u64::from_ne_bytes(x)
+        };
+        let u32_at = |o: usize| {
+            let mut x = [0u8; 4];
+            x.copy_from_slice(&b[o..o + 4]);
+            u32::from_ne_bytes(x)
+        };
+        HeaderValues {
+            magic: u64_at(0),
+            version: u32_at(8),
+            header_size: u32_at(12),
+            total_len: u64_at(16),
+            mutex_offset: u64_at(24),
+            mutex_size: u64_at(32),
+            data_offset: u64_at(40),
+            data_size: u64_at(48),
+            data_align: u64_at(56),
+            layout_tag: u64_at(64),
+        }
+    }
+}
+
+/// Reads the header with `pread`; a file shorter than the header (it
+/// shrank since its size was checked) is `TooSmall`.
+fn read_header(fd: BorrowedFd<'_>, want: &Layout) -> Result<HeaderValues, RegionError> {
+    let mut b = [0u8; HEADER_SIZE];
+    read_exact_at(fd, &mut b, 0).map_err(|e| short_read(fd, e, want.total_len))?;
+    Ok(HeaderValues::parse(&b))
+}
+
+/// A copy of the region's mutex, read with `pread` (to check its namespace
+/// without touching the mapping).
+fn read_mutex(fd: BorrowedFd<'_>, want: &Layout) -> Result<RawRobustMutex, RegionError> {
+    let mut b = [0u8; RawRobustMutex::SIZE];
+    read_exact_at(fd, &mut b, want.mutex_offset).map_err(|e| short_read(fd, e, want.total_len))?;
+    // SAFETY: `RawRobustMutex` is `repr(C)` and made of atomic integers
+    // and a `u32` array, 64 bytes without padding (asserted next to its
+    // definition): every 64-byte pattern is a valid value, and the copy is
+    // a local value nobody else sees.
+    Ok(unsafe { std::mem::transmute::<[u8; RawRobustMutex::SIZE], RawRobustMutex>(b) })
+}
+
+/// Turns an `UnexpectedEof` of a `pread` into `TooSmall` (the file is
+/// shorter than what was read).
+fn short_read(fd: BorrowedFd<'_>, e: io::Error, needed: u64) -> RegionError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        RegionError::TooSmall {
+            len: file_len(fd).unwrap_or(0),
+            needed,
+        }
+    } else {
+        RegionError::Io(e)
+    }
+}
+
+/// The size of the file `fd` (`fstat`).
+fn file_len(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: all-zero is a valid `struct stat`.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is a live descriptor and `st` is writable for the call.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::try_from(st.st_size).unwrap_or(0))
+}
+
+/// `pread` until `buf` is full; `UnexpectedEof` if the file ends first.
+fn read_exact_at(fd: BorrowedFd<'_>, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `fd` is
+        // live for the call.
+        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) };
+        match n {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n if n > 0 => {
+                let n = n as usize;
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `pwrite` all of `buf` at `offset`.
+fn write_all_at(fd: BorrowedFd<'_>, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes; `fd` is
+        // live for the call.
+        let n = unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off) };
+        match n {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n if n > 0 => {
+                let n = n as usize;
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A zeroed `T` on the heap (a shared table can be too big for a thread's
+/// stack).
+fn zeroed_box<T: Pod>() -> Box<T> {
+    let layout = std::alloc::Layout::new::<T>();
+    if layout.size() == 0 {
+        // SAFETY: `T: Pod`: all-zero (here: no bytes) is a valid `T`.
+        return Box::new(unsafe { std::mem::zeroed() });
+    }
+    // SAFETY: `layout` has a non-zero size.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `p` was allocated by the global allocator with `T`'s layout,
+    // and its zeroed bytes are a valid `T` (`T: Pod`).
+    unsafe { Box::from_raw(p) }
+}
+
+/// `offset..offset + len` lies within a `T`.
+fn check_range<T>(offset: usize, len: usize) -> Result<(), RegionError> {
+    let fits = offset
+        .checked_add(len)
+        .is_some_and(|end| end <= std::mem::size_of::<T>());
+    if fits {
+        Ok(())
+    } else {
+        Err(invalid_input("range beyond the region's data"))
+    }
+}
+
+fn invalid_input(what: &'static str) -> RegionError {
+    RegionError::Io(io::Error::new(io::ErrorKind::InvalidInput, what))
+}
+
 fn not_regular() -> RegionError {
     RegionError::Io(io::Error::new(
         io::ErrorKind::InvalidInput,
@@ -580,8 +986,8 @@ fn not_regular() -> RegionError {
 }
 
 /// Checks a published header against the layout this process needs.
-fn validate(h: &Header, want: &Layout, file_len: u64) -> Result<(), RegionError> {
-    let version = h.version.load(Ordering::Relaxed);
+fn validate(h: &HeaderValues, want: &Layout, file_len: u64) -> Result<(), RegionError> {
+    let version = h.version;
     if version != VERSION {
         return Err(RegionError::VersionMismatch {
             found: version,
@@ -589,42 +995,14 @@ fn validate(h: &Header, want: &Layout, file_len: u64) -> Result<(), RegionError>
         });
     }
     let fields = [
-        (
-            "header_size",
-            HEADER_SIZE as u64,
-            u64::from(h.header_size.load(Ordering::Relaxed)),
-        ),
-        (
-            "data_size",
-            want.data_size,
-            h.data_size.load(Ordering::Relaxed),
-        ),
-        (
-            "data_align",
-            want.data_align,
-            h.data_align.load(Ordering::Relaxed),
-        ),
-        ("layout_tag", want.tag, h.layout_tag.load(Ordering::Relaxed)),
-        (
-            "mutex_offset",
-            want.mutex_offset,
-            h.mutex_offset.load(Ordering::Relaxed),
-        ),
-        (
-            "mutex_size",
-            want.mutex_size,
-            h.mutex_size.load(Ordering::Relaxed),
-        ),
-        (
-            "data_offset",
-            want.data_offset,
-            h.data_offset.load(Ordering::Relaxed),
-        ),
-        (
-            "total_len",
-            want.total_len,
-            h.total_len.load(Ordering::Relaxed),
-        ),
+        ("header_size", HEADER_SIZE as u64, u64::from(h.header_size)),
+        ("data_size", want.data_size, h.data_size),
+        ("data_align", want.data_align, h.data_align),
+        ("layout_tag", want.tag, h.layout_tag),
+        ("mutex_offset", want.mutex_offset, h.mutex_offset),
+        ("mutex_size", want.mutex_size, h.mutex_size),
+        ("data_offset", want.data_offset, h.data_offset),
+        ("total_len", want.total_len, h.total_len),
     ];
     for (field, expected, found) in fields {
         if expected != found {
@@ -747,7 +1125,9 @@ fn open_existing(path: &Path) -> Result<File, RegionError> {
     OpenOptions::new()
         .read(true)
         .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        // Never a symlink; never block (a FIFO planted under the name is
+        // refused by the regular-file check that follows).
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => RegionError::NotFound,
@@ -1028,6 +1408,232 @@ impl<T: Pod> SharedRegion<T> {
         // there is a valid value, and the data is only accessed under the
         // lock. The reference borrows `self`, which keeps the mapping alive.
         unsafe { &*self.map.mutex_ptr::<T>() }
+    }
+
+    /// Checks (`fstat`) that the file still holds the whole region:
+    /// [`RegionError::Truncated`] if someone shrank it since it was opened.
+    /// Call it before locking where another process of the same user might
+    /// truncate the file: the lock word is then touched only if the file
+    /// was whole a moment before (see "Truncation" in the module docs for
+    /// what remains). Anonymous regions cannot shrink.
+    pub fn check_len(&self) -> Result<(), RegionError> {
+        let Some(fd) = &self.fd else { return Ok(()) };
+        let needed = self.map.len as u64;
+        let len = file_len(fd.as_fd())?;
+        if len < needed {
+            return Err(RegionError::Truncated { len, needed });
+        }
+        Ok(())
+    }
+
+    /// A copy of the data, read while `guard` (this region's lock) is
+    /// held: with `pread` after [`check_len`](Self::check_len), so a file
+    /// truncated by someone else gives [`RegionError::Truncated`] instead of
+    /// a `SIGBUS`. Boxed, because shared tables can be large.
+    ///
+    /// A `guard` of another mutex is an `InvalidInput` I/O error.
+    ///
+    /// ```
+    /// use hangsafe::robust::SharedRegion;
+    ///
+    /// let name = format!("hangsafe-doc-read-{}", std::process::id());
+    /// let region = SharedRegion::create(&name, [3u64; 4])?;
+    /// let guard = region.lock().unwrap();
+    /// assert_eq!(*region.read(&guard)?, [3; 4]);
+    /// drop(guard);
+    /// SharedRegion::unlink(&name)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read(&self, guard: &RobustMutexGuard<'_, T>) -> Result<Box<T>, RegionError> {
+        self.check_guard(guard)?;
+        let mut out = zeroed_box::<T>();
+        self.copy_out(&mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`read`](Self::read), without the lock: the copy may mix two
+    /// updates (torn), so use it only for data that tolerates that or that
+    /// carries its own check (a checksum, a generation). File-backed
+    /// regions only (the copy is a `pread`, which may race writers in
+    /// other processes and threads); an anonymous region is an
+    /// `InvalidInput` I/O error.
+    pub fn read_unlocked(&self) -> Result<Box<T>, RegionError> {
+        if self.fd.is_none() {
+            return Err(invalid_input(
+                "read_unlocked needs a file-backed region; lock and read",
+            ));
+        }
+        let mut out = zeroed_box::<T>();
+        self.copy_out(&mut out)?;
+        Ok(out)
+    }
+
+    /// Copies the data into `out`: `pread` for a file, a memory copy for
+    /// an anonymous region (whose lock the caller holds).
+    fn copy_out(&self, out: &mut T) -> Result<(), RegionError> {
+        let len = std::mem::size_of::<T>();
+        // SAFETY: `out` is an initialised `T`, exclusively borrowed for as
+        // long as `bytes` lives; writing any bytes into it leaves a valid
+        // `T` (`T: Pod`), padding included.
+        let bytes = unsafe { std::slice::from_raw_parts_mut((out as *mut T).cast::<u8>(), len) };
+        match &self.fd {
+            Some(fd) => {
+                self.check_len()?;
+                read_exact_at(fd.as_fd(), bytes, self.data_offset())
+                    .map_err(|e| self.truncated_or(e))
+            }
+            None => {
+                // SAFETY: an anonymous mapping cannot shrink; the data lies
+                // at `data_offset` within it (checked at construction); the
+                // caller holds the lock (`read` checked the guard), so no
+                // thread of this process writes the data meanwhile.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        self.map.ptr.as_ptr().add(self.data_offset() as usize),
+                        bytes.as_mut_ptr(),
+                        len,
+                    )
+                };
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads `buf.len()` bytes at `offset` bytes into the data, while
+    /// `guard` (this region's lock) is held, like [`read`](Self::read)
+    /// (`pread` after [`check_len`](Self::check_len)). A range beyond the
+    /// data, or a `guard` of another mutex, is an `InvalidInput` I/O error.
+    pub fn read_at(
+        &self,
+        guard: &RobustMutexGuard<'_, T>,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), RegionError> {
+        self.check_guard(guard)?;
+        check_range::<T>(offset, buf.len())?;
+        match &self.fd {
+            Some(fd) => {
+                self.check_len()?;
+                read_exact_at(fd.as_fd(), buf, self.data_offset() + offset as u64)
+                    .map_err(|e| self.truncated_or(e))
+            }
+            None => {
+                // SAFETY: in bounds (checked above) of an anonymous mapping
+                // that cannot shrink; `guard` (checked to be ours) holds the
+                // lock, so no other thread writes the data meanwhile.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        self.map
+                            .ptr
+                            .as_ptr()
+                            .add(self.data_offset() as usize + offset),
+                        buf.as_mut_ptr(),
+                        buf.len(),
+                    )
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Unlocks `guard` (this region's lock) unless the file was emptied
+    /// meanwhile: a file of zero bytes no longer has the page holding the
+    /// lock word, so the guard is forgotten (nothing left to unlock) and
+    /// [`RegionError::Truncated`] returned instead of faulting. Otherwise as
+    /// [`RobustMutexGuard::unlock`]. See "Truncation" in the module docs
+    /// for the window that remains.
+    pub fn unlock(&self, guard: RobustMutexGuard<'_, T>) -> Result<(), RegionError> {
+        self.check_guard(&guard)?;
+        if let Some(fd) = &self.fd {
+            let len = file_len(fd.as_fd())?;
+            if len == 0 {
+                std::mem::forget(guard);
+                return Err(RegionError::Truncated {
+                    len,
+                    needed: self.map.len as u64,
+                });
+            }
+        }
+        RobustMutexGuard::unlock(guard).map_err(RegionError::Mutex)
+    }
+
+    /// Writes `bytes` at `offset` bytes into the data, while `guard` (this
+    /// region's lock) is held: with `pwrite` after
+    /// [`check_len`](Self::check_len), so a file truncated by someone else
+    /// gives [`RegionError::Truncated`] instead of a `SIGBUS`. Each call is
+    /// one `pwrite`: a sequence of calls lands in order, so a writer killed
+    /// between two of them leaves the earlier ones done.
+    ///
+    /// A range beyond the data, or a `guard` of another mutex, is an
+    /// `InvalidInput` I/O error.
+    ///
+    /// ```
+    /// use hangsafe::robust::SharedRegion;
+    ///
+    /// let region = SharedRegion::anonymous([0u8; 4])?;
+    /// let mut guard = region.lock().unwrap();
+    /// region.write_at(&mut guard, 1, &[7, 8])?;
+    /// assert_eq!(*guard, [0, 7, 8, 0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_at(
+        &self,
+        guard: &mut RobustMutexGuard<'_, T>,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), RegionError> {
+        self.check_guard(guard)?;
+        check_range::<T>(offset, bytes.len())?;
+        match &self.fd {
+            Some(fd) => {
+                self.check_len()?;
+                write_all_at(fd.as_fd(), bytes, self.data_offset() + offset as u64)
+                    .map_err(|e| self.truncated_or(e))
+            }
+            None => {
+                // SAFETY: in bounds (checked above) of an anonymous mapping
+                // that cannot shrink; `guard` (checked to be ours) gives this
+                // thread the exclusive right to write the data, which lives
+                // in an `UnsafeCell`; `T: Pod`, so any bytes leave a valid
+                // `T`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        bytes.as_ptr(),
+                        self.map
+                            .ptr
+                            .as_ptr()
+                            .add(self.data_offset() as usize + offset),
+                        bytes.len(),
+                    )
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The data's offset in the file.
+    fn data_offset(&self) -> u64 {
+        (mutex_offset::<T>() + RobustMutex::<T>::DATA_OFFSET) as u64
+    }
+
+    fn check_guard(&self, guard: &RobustMutexGuard<'_, T>) -> Result<(), RegionError> {
+        if std::ptr::eq(guard.held(), self.mutex()) {
+            Ok(())
+        } else {
+            Err(invalid_input("the guard is not this region's lock"))
+        }
+    }
+
+    /// A failed `pread`/`pwrite`: `Truncated` if the file shrank.
+    fn truncated_or(&self, e: io::Error) -> RegionError {
+        match self.check_len() {
+            Err(t @ RegionError::Truncated { .. }) => t,
+            _ if e.kind() == io::ErrorKind::UnexpectedEof => RegionError::Truncated {
+                len: 0,
+                needed: self.map.len as u64,
+            },
+            _ => RegionError::Io(e),
+        }
     }
 
     /// Whether this handle created the region (and wrote its `init`), as
