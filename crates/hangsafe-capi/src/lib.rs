@@ -53,3 +53,8 @@ pub use runner::{
     RUNNER_CANCELLED, RUNNER_DEAD, RUNNER_DONE, RUNNER_IDLE, RUNNER_RUNNING,
 };
 pub use version::hs_version;
+
+// The `.symver` directives that give every exported function its version
+// node (see build.rs).
+#[cfg(hangsafe_symver)]
+include!(concat!(env!("OUT_DIR"), "/symver.rs"));
