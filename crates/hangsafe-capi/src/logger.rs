@@ -260,6 +260,8 @@ fn filter_for(priority: c_int) -> Option<LevelFilter> {
 /// with `arg`, until the next `hs_set_log_callback` returns.
 #[no_mangle]
 pub unsafe extern "C" fn hs_set_log_callback(func: Option<HsLogFn>, arg: *mut c_void) -> c_int {
+    // Not barrier::run: that would install the logger (and complain about a
+    // bad HANGSAFE_LOG) before the callback is in place.
     barrier::run_signal_safe("hs_set_log_callback", -1, || {
         if in_callback() {
             errno::set(libc::EDEADLK);
