@@ -7,8 +7,9 @@
  *
  * This header includes runner.h (the multipath-tools compatible runner
  * API) and adds hangsafe's own functions, all prefixed hs_: version,
- * runner pool metrics, cancellable versions of common blocking system
- * calls for work run by a runner, and a robust process-shared mutex.
+ * runner pool metrics, logging to the application's logger, cancellable
+ * versions of common blocking system calls for work run by a runner, and
+ * a robust process-shared mutex.
  * Functions that can fail return -1 (or NULL) and set errno, unless
  * documented otherwise (the robust mutex functions return an error number,
  * as pthread does).
@@ -82,6 +83,74 @@ struct hs_runner_metrics {
  * Returns 0, or -1 with errno set to EINVAL if out is NULL.
  */
 int hs_runner_metrics(struct hs_runner_metrics *out);
+
+/* ---- Logging ------------------------------------------------------------ */
+
+/*
+ * By default the library writes each diagnostic as one line on stderr,
+ * "hangsafe: <level>: <message>", at the level that the environment
+ * variable HANGSAFE_LOG selects (off, error, warn (the default), info,
+ * debug, trace). A daemon routes them to its own logger instead:
+ *
+ *	static void to_condlog(int prio, const char *msg, void *arg)
+ *	{
+ *		(void)arg;
+ *		condlog(prio == LOG_DEBUG ? 4 : 2, "%s", msg);
+ *	}
+ *	...
+ *	hs_set_log_callback(to_condlog, NULL);	// first, before other calls
+ *	hs_set_log_level(LOG_INFO);		// optional
+ *
+ * Priorities are syslog's (<syslog.h>): errors LOG_ERR (3), warnings
+ * LOG_WARNING (4), information LOG_INFO (6), debug and trace LOG_DEBUG
+ * (7). msg is one line without a trailing newline, starting "hangsafe: ";
+ * it is valid only during the call.
+ *
+ * Repeats: identical messages (same priority and text) are rate-limited
+ * for every destination: the first is delivered, the following ones are
+ * counted for 5 seconds, and the next message after that is preceded by
+ * one "hangsafe: last message repeated N times: <message>". Bounded
+ * memory; a thread never waits for another to decide.
+ */
+
+/* The log callback: see hs_set_log_callback(). */
+typedef void (*hs_log_fn)(int priority, const char *msg, void *arg);
+
+/*
+ * hs_set_log_callback - deliver every message of the library to fn(...,
+ * arg) instead of stderr; fn NULL restores stderr.
+ *
+ * fn may be called from any thread, including the library's own pool and
+ * timer threads, and from several threads at once. It should be quick and
+ * must not throw (C++) or longjmp out. Messages produced by hangsafe calls
+ * that fn itself makes are dropped (never delivered recursively).
+ *
+ * Guarantee: once hs_set_log_callback() returns 0, no call of the previous
+ * callback is running on any thread and none will start, so the previous
+ * arg may be freed. To give it, hs_set_log_callback() waits for calls of
+ * the previous callback that are in progress: do not call it while holding
+ * a lock that the callback takes.
+ *
+ * Call it first (before any other function of the library), so that even
+ * a complaint about HANGSAFE_LOG reaches fn.
+ *
+ * Returns 0, or -1 with errno set:
+ *   EDEADLK  called from inside the callback (nothing changed);
+ *   ENOTSUP  the process has its own Rust `log` logger, which keeps
+ *            receiving the messages (the callback is stored but unused).
+ */
+int hs_set_log_callback(hs_log_fn fn, void *arg);
+
+/*
+ * hs_set_log_level - deliver messages of priority `priority` and more
+ * severe: LOG_ERR, LOG_WARNING (LOG_NOTICE is the same here), LOG_INFO or
+ * LOG_DEBUG; LOG_EMERG, LOG_ALERT and LOG_CRIT silence the library (it
+ * logs nothing more severe than LOG_ERR). Overrides HANGSAFE_LOG.
+ *
+ * Returns 0, or -1 with errno set to EINVAL for a value outside 0..7, or
+ * ENOTSUP as for hs_set_log_callback().
+ */
+int hs_set_log_level(int priority);
 
 /* ---- Cancellable system calls ------------------------------------------ */
 

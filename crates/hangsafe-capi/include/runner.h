@@ -75,7 +75,9 @@
  *
  * Diagnostics go to stderr, one line each, prefixed "hangsafe: ". The
  * environment variable HANGSAFE_LOG selects the level: off, error, warn
- * (the default), info, debug or trace.
+ * (the default), info, debug or trace. hs_set_log_callback() and
+ * hs_set_log_level() in hangsafe.h route them to the application's logger
+ * instead. Identical repeated messages are rate-limited.
  */
 #ifndef RUNNER_H_INCLUDED
 #define RUNNER_H_INCLUDED

@@ -23,8 +23,10 @@
 //!   panic, and each entry point that does more than return a constant
 //!   also runs behind a panic barrier (module `barrier`) that turns a panic
 //!   into an error return.
-//! * The first call installs a small stderr logger unless the process
-//!   already has a `log` logger (module `logger`).
+//! * The first call installs a small logger unless the process already
+//!   has a `log` logger (module `logger`): stderr by default, or the
+//!   application's callback ([`hs_set_log_callback`]), with identical
+//!   repeated messages rate-limited (module `ratelimit`).
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -35,6 +37,7 @@ mod cancel;
 mod errno;
 mod logger;
 mod metrics;
+mod ratelimit;
 mod robust;
 mod runner;
 mod version;
@@ -43,6 +46,7 @@ pub use cancel::{
     hs_accept4, hs_connect, hs_ioctl3, hs_nanosleep, hs_openat4, hs_poll, hs_read, hs_testcancel,
     hs_write,
 };
+pub use logger::{hs_set_log_callback, hs_set_log_level, HsLogFn};
 pub use metrics::{hs_runner_metrics, HsRunnerMetrics};
 pub use robust::{
     hs_robust_mutex_consistent, hs_robust_mutex_init, hs_robust_mutex_lock,
@@ -53,3 +57,8 @@ pub use runner::{
     RUNNER_CANCELLED, RUNNER_DEAD, RUNNER_DONE, RUNNER_IDLE, RUNNER_RUNNING,
 };
 pub use version::hs_version;
+
+// The `.symver` directives that give every exported function its version
+// node (see build.rs).
+#[cfg(hangsafe_symver)]
+include!(concat!(env!("OUT_DIR"), "/symver.rs"));

@@ -176,11 +176,32 @@ fn build_static(program: &str, name: &str) -> PathBuf {
     exe
 }
 
-/// Builds `program` linked dynamically against libhangsafe.so, as `name`,
-/// and makes sure it loads the library just built.
-fn build_shared(program: &str, name: &str) -> PathBuf {
+/// A directory laid out as an installed library is: `libhangsafe.so.0`
+/// (the SONAME, which programs record and the loader looks for) and the
+/// development link `libhangsafe.so`, both symlinks to the library just
+/// built. Returns the directory.
+fn shared_lib_dir() -> PathBuf {
     let lib = library("libhangsafe.so");
-    let dir = lib.parent().expect("library has no directory");
+    let dir = out_path("lib");
+    std::fs::create_dir_all(&dir).expect("cannot create the library directory");
+    for (name, points_to) in [
+        ("libhangsafe.so.0", lib.clone()),
+        ("libhangsafe.so", PathBuf::from("libhangsafe.so.0")),
+    ] {
+        let link = dir.join(name);
+        // Several tests run at once: replace by renaming a fresh link over it.
+        let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&points_to, &tmp).expect("cannot create a symlink");
+        std::fs::rename(&tmp, &link).expect("cannot rename a symlink");
+    }
+    dir
+}
+
+/// Builds `program` linked dynamically against libhangsafe.so, as `name`,
+/// and makes sure it loads the library just built (through its SONAME).
+fn build_shared(program: &str, name: &str) -> PathBuf {
+    let dir = shared_lib_dir();
     let exe = out_path(name);
     let link = vec![
         format!("-L{}", dir.display()),
@@ -193,10 +214,11 @@ fn build_shared(program: &str, name: &str) -> PathBuf {
     if let Ok(ldd) = ldd {
         let text = String::from_utf8_lossy(&ldd.stdout);
         println!("{text}");
+        let want = dir.join("libhangsafe.so.0");
         assert!(
-            text.contains(&lib.display().to_string()),
+            text.contains(&want.display().to_string()),
             "{name} does not load {}",
-            lib.display()
+            want.display()
         );
     }
     exe
