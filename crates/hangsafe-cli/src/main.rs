@@ -12,7 +12,6 @@
 
 mod bench;
 mod check;
-mod duration;
 mod man;
 mod mounts;
 mod output;
@@ -21,14 +20,16 @@ mod publish;
 mod report;
 mod status;
 mod table;
-mod target;
 mod watch;
+
+// The parsers (fuzzed through the library target) and the exit table.
+use hangsafe_cli::{duration, exit, target};
 
 use clap::{ColorChoice, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Exit status for command-line usage errors (sysexits' `EX_USAGE`).
-pub const EXIT_USAGE: u8 = 64;
+pub const EXIT_USAGE: u8 = exit::USAGE.code;
 
 /// One-line description of the program (`-h`).
 const ABOUT: &str = "Check mounts, paths, devices and endpoints without ever hanging";

@@ -1,0 +1,8 @@
+//! The parts of the `hangsafe` command that are plain functions of their
+//! input, as a library: the parsers of targets and durations (fuzzed by
+//! the targets in `fuzz/`) and the table of exit statuses (checked against
+//! README by the tests). The command itself is the `hangsafe` binary.
+
+pub mod duration;
+pub mod exit;
+pub mod target;
