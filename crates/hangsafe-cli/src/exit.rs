@@ -156,11 +156,15 @@ pub fn help_section(command: &str) -> String {
 /// The "Exit status:" section of the main help: every code and the
 /// subcommands it applies to.
 pub fn main_help_section() -> String {
-    let mut out = String::from("Exit status (details in each subcommand's --help):\n");
+    let mut out = String::from("Exit status:\n");
     for c in CODES {
-        entry(&mut out, c.code, &format!("{}: {}", c.commands.join(", "), c.meaning));
+        entry(
+            &mut out,
+            c.code,
+            &format!("{}: {}", c.commands.join(", "), c.meaning),
+        );
     }
-    out.pop();
+    out.push_str("\nEach subcommand's --help lists the codes it uses.");
     out
 }
 
@@ -212,7 +216,10 @@ mod tests {
     #[test]
     fn sections_list_each_code_once_and_wrap() {
         let s = help_section("check");
-        assert!(s.starts_with("Exit status:\n  0   every target is up"), "{s}");
+        assert!(
+            s.starts_with("Exit status:\n  0   every target is up"),
+            "{s}"
+        );
         let codes: Vec<&str> = s
             .lines()
             .skip(1)
@@ -223,10 +230,12 @@ mod tests {
         assert!(s.lines().all(|l| l.chars().count() <= WIDTH), "{s}");
         // Continuation lines never start with a number (they would read
         // as another code).
-        assert!(s
-            .lines()
-            .filter(|l| l.starts_with("      "))
-            .all(|l| l.split_whitespace().next().unwrap().parse::<u8>().is_err()));
+        assert!(s.lines().filter(|l| l.starts_with("      ")).all(|l| l
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u8>()
+            .is_err()));
         assert!(main_help_section().contains("  73  man: DIR"));
     }
 }
