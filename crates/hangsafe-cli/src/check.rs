@@ -407,6 +407,10 @@ pub fn run_probes(
 
     let never_started = targets.len() - next;
     let running = concurrency.min(targets.len());
+    let limit = match throttled {
+        Some(_) => format!("a local limit allowed {concurrency}"),
+        None => format!("--concurrency {concurrency}"),
+    };
     for (idx, target) in targets.iter().enumerate().skip(next) {
         reports[idx] = Some(Report {
             target: target.spec.clone(),
@@ -415,7 +419,7 @@ pub fn run_probes(
             latency: None,
             detail: format!(
                 "never started: the command's {} deadline passed while {running} {} \
-                 running (--concurrency {concurrency})",
+                 running ({limit})",
                 duration::format(timeout),
                 if running == 1 {
                     "probe was"

@@ -274,10 +274,11 @@ fn limited(nproc: u32, args: &[&str], dir: Option<&Path>) -> Option<Command> {
             return None;
         }
     }
-    // A uid of its own (no other process counts against its limit).
+    // A uid of its own for every run (the limit counts every thread of
+    // the uid, so two runs under one uid would disturb each other).
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let uid =
-        50_000 + (std::process::id() % 5_000) * 4 + NEXT.fetch_add(1, Ordering::Relaxed) as u32 % 4;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) as u32 % 16;
+    let uid = 100_000 + (std::process::id() % 100_000) * 16 + n;
     let uid = uid.to_string();
     let limit = format!("--nproc={nproc}:{nproc}");
     let mut c = Command::new("setpriv");
