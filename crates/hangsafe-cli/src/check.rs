@@ -102,7 +102,10 @@ timed out).";
 /// [`crate::exit`]): environment and examples.
 const CHECK_AFTER_EXIT: &str = "\
 Environment:
-  NO_COLOR  when set and not empty, --color auto does not colour
+  NO_COLOR      when set and not empty, --color auto does not colour
+  HANGSAFE_LOG  level of the library's own messages on stderr: off,
+                error, warn (default), info, debug, trace; identical
+                consecutive messages are shown once, with a count
 
 Examples:
   hangsafe check                                   all real mount points

@@ -5,6 +5,12 @@
 //! level `HANGSAFE_LOG` names (`off`, `error`, `warn`, `info`, `debug`,
 //! `trace`; default `warn`).
 //!
+//! By default (no `HANGSAFE_LOG`) the library's warnings about a runner's
+//! fate (a thread abandoned after its cancel, a runner dead after a panic;
+//! log target [`RUNNER_FATES`]) are left out: the command reports those in
+//! its own table and notes, and a stray stderr line would break `watch`'s
+//! live view. Any explicit level shows them.
+//!
 //! Identical consecutive messages are collapsed, syslog style: the first
 //! is written, the repeats are counted, and "last message repeated N
 //! times" is written when a different message arrives, when a repeat
@@ -14,6 +20,7 @@
 
 use log::{LevelFilter, Log, Metadata, Record};
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,6 +32,9 @@ pub const REPEAT_WINDOW: Duration = Duration::from_secs(30);
 
 /// Every line starts with this.
 const PREFIX: &str = "hangsafe: ";
+
+/// The log target of the library's warnings about a runner's fate.
+pub const RUNNER_FATES: &str = "hangsafe::runner::handle";
 
 /// Collapses identical consecutive lines; the decision only, no I/O.
 #[derive(Debug, Default)]
@@ -82,11 +92,20 @@ fn repeated(n: u64) -> String {
 /// The stderr logger with [`Repeats`].
 struct StderrLogger {
     repeats: Mutex<Repeats>,
+    /// Leave out the warnings of [`RUNNER_FATES`] (no explicit level).
+    quiet_fates: AtomicBool,
 }
 
 static LOGGER: StderrLogger = StderrLogger {
     repeats: Mutex::new(Repeats { last: None }),
+    quiet_fates: AtomicBool::new(false),
 };
+
+/// Whether a record is one the command reports itself (see the module
+/// documentation), when `quiet_fates`.
+fn reported_by_the_command(level: log::Level, target: &str) -> bool {
+    level == log::Level::Warn && target == RUNNER_FATES
+}
 
 impl StderrLogger {
     fn write(lines: &[String]) {
@@ -107,6 +126,11 @@ impl Log for StderrLogger {
 
     fn log(&self, record: &Record<'_>) {
         if !self.enabled(record.metadata()) {
+            return;
+        }
+        if self.quiet_fates.load(Ordering::Relaxed)
+            && reported_by_the_command(record.level(), record.target())
+        {
             return;
         }
         let line = format_line(record.level(), &record.args().to_string());
@@ -166,6 +190,8 @@ pub fn install() {
     }
     let raw = std::env::var(ENV).ok();
     let level = parse_level(raw.as_deref());
+    let explicit = raw.as_deref().is_some_and(|v| !v.trim().is_empty());
+    LOGGER.quiet_fates.store(!explicit, Ordering::Relaxed);
     log::set_max_level(level.unwrap_or(LevelFilter::Warn));
     if level.is_none() {
         log::warn!(
@@ -232,5 +258,11 @@ mod tests {
         assert_eq!(parse_level(Some("DEBUG")), Some(LevelFilter::Debug));
         assert_eq!(parse_level(Some("off")), Some(LevelFilter::Off));
         assert_eq!(parse_level(Some("loud")), None);
+        assert!(reported_by_the_command(log::Level::Warn, RUNNER_FATES));
+        assert!(!reported_by_the_command(log::Level::Error, RUNNER_FATES));
+        assert!(!reported_by_the_command(
+            log::Level::Warn,
+            "hangsafe::cancel::signal"
+        ));
     }
 }
