@@ -88,7 +88,14 @@ state) keeps its thread in the kernel, and the process exit may wait for it.
 
 Targets: paths (mount points, files, directories, FIFOs, devices),
 block:PATH, tur:PATH, tcp://HOST:PORT, unix:PATH; see `hangsafe check
---help`. With no target, every mount point in /proc/self/mountinfo.";
+--help`. With no target, every mount point in /proc/self/mountinfo, as
+for check (pseudo filesystems such as proc, sysfs or cgroup only with
+--all).
+
+When the watch stops, its final table lists every target: one whose first
+probe has not answered yet is \"pending\", and one whose probe could not
+be started (a local limit such as the number of threads) is \"error\";
+either makes the exit status 3 unless something is down or timed out.";
 
 /// Footer of `watch`'s help before the exit status: the JSON events.
 const WATCH_EVENTS: &str = "\
@@ -198,7 +205,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
     color: ColorChoice,
 
-    /// Targets [default: every mount point in /proc/self/mountinfo]
+    /// Targets [default: every mount point in /proc/self/mountinfo, as for check]
     #[arg(value_name = "TARGET")]
     targets: Vec<String>,
 }
