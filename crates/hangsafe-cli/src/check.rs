@@ -301,7 +301,7 @@ pub fn run_probes(
         while flights.len() < concurrency && next < targets.len() && now < deadline {
             let target = &targets[next];
             let probe_deadline = duration::after(now, timeout).min(deadline);
-            match spawn_probe(&set, &pool, target, timeout, probe_deadline) {
+            match spawn_probe(&set, &pool, target, timeout, probe_deadline, flights.len()) {
                 Ok((token, returned)) => {
                     flights.insert(
                         token,
@@ -452,33 +452,38 @@ fn is_local_limit(e: &SetError) -> bool {
     )
 }
 
-/// How long a spawn refused for lack of a thread is retried while one of
-/// the pool's threads is finishing its job (it is about to become idle
-/// and take the next one).
-const IDLE_SOON: Duration = Duration::from_millis(100);
+/// How long, at most, a spawn refused for lack of a thread is retried
+/// while one of the pool's threads is finishing its job (it is about to
+/// become idle and take the next one). Generous: on a loaded machine the
+/// finishing thread may wait for a CPU.
+const IDLE_SOON: Duration = Duration::from_secs(1);
 
-/// Spawns the probe of `target` into `set` on `pool`. A spawn refused by
-/// a local limit is retried for up to [`IDLE_SOON`] while a thread of the
-/// pool is alive and not abandoned: a probe that just answered frees its
-/// thread a moment after its outcome arrives.
+/// Spawns the probe of `target` into `set` on `pool`, where `in_flight`
+/// probes are running. A spawn refused by a local limit is retried (for
+/// up to [`IDLE_SOON`], never past `deadline`) while the pool has a live
+/// thread that is neither running one of those probes nor abandoned: a
+/// probe that just answered, or was just cancelled, frees its thread a
+/// moment after its outcome arrives.
 fn spawn_probe(
     set: &RunnerSet<Answer>,
     pool: &Pool,
     target: &Target,
     timeout: Duration,
     deadline: Instant,
+    in_flight: usize,
 ) -> Result<(Token, Returned), SetError> {
-    let give_up = duration::after(Instant::now(), IDLE_SOON);
+    let give_up = duration::after(Instant::now(), IDLE_SOON).min(deadline);
     loop {
         let (work, returned) = probe::work(target.clone(), timeout);
         match set.spawn(Builder::new().pool(pool).deadline(deadline), work) {
             Ok(token) => return Ok((token, returned)),
             Err(e) if is_local_limit(&e) && Instant::now() < give_up => {
                 let m = pool.metrics();
-                if m.threads_alive <= m.threads_abandoned {
+                let busy = m.threads_abandoned.saturating_add(in_flight as u64);
+                if m.threads_alive <= busy {
                     return Err(e);
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_millis(2));
             }
             Err(e) => return Err(e),
         }
