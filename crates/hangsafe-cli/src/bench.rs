@@ -36,11 +36,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-/// Exit status when a measurement could not be made (sysexits'
-/// `EX_SOFTWARE`).
-const EXIT_FAILED: u8 = 70;
-/// Exit status when the report could not be written (sysexits' `EX_IOERR`).
-const EXIT_IOERR: u8 = 74;
+use crate::exit;
 
 /// Environment variable multiplying the workload (rounds and samples).
 const SCALE_ENV: &str = "HANGSAFE_BENCH_SCALE";
@@ -78,25 +74,20 @@ adding rounds after a time cap, so the whole run stays under a minute on a
 busy one. Close other work for stable figures; the header shows the load
 average before and after the run.";
 
-/// Footer of `bench`'s help: environment and exit status.
-const BENCH_AFTER_HELP: &str = "\
+/// Footer of `bench`'s help before the exit status (generated from
+/// [`crate::exit`]): environment.
+const BENCH_ENVIRONMENT: &str = "\
 Environment:
   HANGSAFE_BENCH_SCALE=F  multiply the number of rounds and samples by F
                           (for example 0.05 for a smoke test, 3 for more
-                          precision); the time caps still apply
-
-Exit status:
-  0   the measurements ran (whatever the verdicts)
-  64  usage error
-  70  a measurement could not be made (for example, a cancel never landed)
-  74  the report could not be written";
+                          precision); the time caps still apply";
 
 /// Options of `hangsafe bench`.
 #[derive(Debug, clap::Args)]
 #[command(
     about = BENCH_ABOUT,
     long_about = BENCH_LONG_ABOUT,
-    after_help = BENCH_AFTER_HELP
+    after_help = format!("{BENCH_ENVIRONMENT}\n\n{}", exit::help_section("bench"))
 )]
 pub struct BenchArgs {
     /// Run a fifth of the rounds and samples (a few seconds; less precise)
@@ -115,7 +106,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
             Some(f) => f,
             None => {
                 eprintln!("hangsafe bench: {SCALE_ENV}={s:?} is not a positive number");
-                return ExitCode::from(crate::EXIT_USAGE);
+                return ExitCode::from(exit::USAGE.code);
             }
         },
         Err(_) => 1.0,
@@ -148,7 +139,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
             Err(e) => {
                 eprintln!("failed");
                 eprintln!("hangsafe bench: {name}: {e}");
-                return ExitCode::from(EXIT_FAILED);
+                return ExitCode::from(exit::SOFTWARE.code);
             }
         }
     }
@@ -167,7 +158,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hangsafe bench: cannot write the report: {e}");
-            ExitCode::from(EXIT_IOERR)
+            ExitCode::from(exit::IOERR.code)
         }
     }
 }

@@ -14,25 +14,18 @@
 //! many targets hang.
 
 use crate::duration;
+use crate::exit;
 use crate::mounts;
 use crate::output::{self, ColorChoice};
 use crate::probe::{self, Answer, Hang, Returned};
 use crate::report::{self, Report, State};
 use crate::target::Target;
-use hangsafe::nexus::{RunnerSet, Token};
-use hangsafe::runner::{Builder, RunError};
+use hangsafe::nexus::{RunnerSet, SetError, Token};
+use hangsafe::runner::{Builder, Pool, RunError, SpawnError};
 use std::collections::HashMap;
 use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-
-/// Exit status when the mount table cannot be read (sysexits'
-/// `EX_NOINPUT`).
-const EXIT_NO_MOUNTINFO: u8 = 66;
-
-/// Exit status when the probes cannot be run at all (sysexits'
-/// `EX_OSERR`).
-const EXIT_OSERR: u8 = 71;
 
 /// How long after a probe's deadline the command waits, at most, to see
 /// whether its cancelled work returned (thread back in the pool) or is
@@ -71,13 +64,18 @@ Targets (the kind is detected from the argument, or forced by a prefix):
                    address in turn until one answers (IPv6 in brackets:
                    tcp://[::1]:22)
   unix:PATH        a connect to a unix stream socket
+Any other NAME: before the first '/' (http://..., udp://..., tcp:H:P,
+HOST:PORT) is refused as a usage error, not probed as a path: write a
+relative path whose first component contains ':' as ./NAME or path:NAME.
 
 Output columns:
   TARGET   the target as given (control characters as \\ooo escapes)
   KIND     path, block, tur, tcp or unix
-  STATE    up (answered in time), down (failed: the error is in DETAIL)
-           or timeout (no answer in time)
-  LATENCY  how long the probe took, \"-\" for a timeout
+  STATE    up (answered in time), down (failed: the error is in DETAIL),
+           timeout (no answer in time) or error (the probe could not be
+           started: a local limit such as the number of threads; nothing
+           is known about the target)
+  LATENCY  how long the probe took, \"-\" for a timeout or an error
   DETAIL   what was checked for up, the failing step and error for down
            (e.g. \"stat: No such file or directory\"), and for timeout the
            step the probe was in and what became of its thread
@@ -100,19 +98,14 @@ keeps such a thread until its call returns, and the exit of the hangsafe
 process waits for it (a note on standard error says so whenever a probe
 timed out).";
 
-/// Footer of `check`'s help: exit status and examples.
-const CHECK_AFTER_HELP: &str = "\
-Exit status:
-  0   every target is up
-  1   at least one target is down, none timed out
-  2   at least one target timed out (or /proc/self/mountinfo did not
-      answer in time)
-  64  usage error (unknown option, bad --timeout, bad target, ...)
-  66  /proc/self/mountinfo could not be read
-  71  the probes could not be started at all
-
+/// Footer of `check`'s help after the exit status (generated from
+/// [`crate::exit`]): environment and examples.
+const CHECK_AFTER_EXIT: &str = "\
 Environment:
-  NO_COLOR  when set and not empty, --color auto does not colour
+  NO_COLOR      when set and not empty, --color auto does not colour
+  HANGSAFE_LOG  level of the library's own messages on stderr: off,
+                error, warn (default), info, debug, trace; identical
+                consecutive messages are shown once, with a count
 
 Examples:
   hangsafe check                                   all real mount points
@@ -122,7 +115,7 @@ Examples:
 
 /// Options of `hangsafe check`.
 #[derive(Debug, clap::Args)]
-#[command(about = CHECK_ABOUT, long_about = CHECK_LONG_ABOUT, after_help = CHECK_AFTER_HELP)]
+#[command(about = CHECK_ABOUT, long_about = CHECK_LONG_ABOUT, after_help = exit::after_help("check", CHECK_AFTER_EXIT))]
 pub struct CheckArgs {
     /// How long each probe may take before it counts as timed out
     #[arg(
@@ -133,8 +126,8 @@ pub struct CheckArgs {
         value_parser = duration::parse,
         long_help = "How long each probe may take before it counts as timed out, and\n\
                      how long the whole command may take. A number with an optional\n\
-                     unit: ms, s, m or h (no unit means seconds), e.g. 500ms, 2s,\n\
-                     1.5s, 1m; greater than zero."
+                     unit: ms, s, m, h or d (no unit means seconds), e.g. 500ms,\n\
+                     2s, 1.5s, 1m; greater than zero and at most 7d."
     )]
     pub timeout: Duration,
 
@@ -142,8 +135,9 @@ pub struct CheckArgs {
     #[arg(
         long,
         long_help = "Print one JSON array instead of the table: one object per target\n\
-                     with the keys target, kind, state (\"up\", \"down\" or \"timeout\"),\n\
-                     latency_ms (a number, or null for a timeout) and detail."
+                     with the keys target, kind, state (\"up\", \"down\", \"timeout\" or\n\
+                     \"error\"), latency_ms (a number, or null for a timeout or an\n\
+                     error) and detail."
     )]
     pub json: bool,
 
@@ -180,15 +174,15 @@ pub struct CheckArgs {
 /// `hangsafe check`: probe, print, and map the results to the exit status.
 pub fn run(args: CheckArgs) -> ExitCode {
     let start = Instant::now();
-    let deadline = start + args.timeout;
+    let deadline = duration::after(start, args.timeout);
     let targets = if args.targets.is_empty() {
         match mounts::default_targets(deadline, args.all) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("hangsafe: {e}");
                 return ExitCode::from(match e {
-                    mounts::MountsError::TimedOut(_) => report::EXIT_TIMEOUT,
-                    _ => EXIT_NO_MOUNTINFO,
+                    mounts::MountsError::TimedOut(_) => exit::TIMEOUT.code,
+                    _ => exit::NO_MOUNTINFO.code,
                 });
             }
         }
@@ -199,7 +193,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hangsafe: cannot run the probes: {e}");
-            return ExitCode::from(EXIT_OSERR);
+            return ExitCode::from(exit::OSERR.code);
         }
     };
     if args.json {
@@ -212,6 +206,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
     }
     if let Some(note) = reports.note(args.timeout) {
         eprintln!("{note}");
+    }
+    if let Some((n, why)) = &reports.throttled {
+        eprintln!(
+            "note: a local limit allowed only {n} {} at once ({why})",
+            if *n == 1 { "probe" } else { "probes" }
+        );
     }
     ExitCode::from(report::exit_code(&reports.reports))
 }
@@ -226,6 +226,9 @@ pub struct Checked {
     pub abandoned: usize,
     /// Targets never started because the command's deadline passed first.
     pub never_started: usize,
+    /// A local limit (thread creation, pool size) lowered the concurrency:
+    /// to how many probes at once, and the first error.
+    pub throttled: Option<(usize, String)>,
 }
 
 impl Checked {
@@ -284,7 +287,11 @@ pub fn run_probes(
     concurrency: usize,
 ) -> std::io::Result<Checked> {
     let set: RunnerSet<Answer> = RunnerSet::new()?;
-    let concurrency = concurrency.max(1);
+    // A pool of the command's own, so that its metrics say whether one of
+    // its threads is about to become idle (see `spawn_probe`).
+    let pool = Pool::builder().name("hangsafe-check").build();
+    let mut concurrency = concurrency.max(1);
+    let mut throttled = None;
     let mut reports: Vec<Option<Report>> = vec![None; targets.len()];
     let mut flights: HashMap<Token, Flight> = HashMap::new();
     let mut hung: Vec<(Flight, Instant)> = Vec::new();
@@ -293,10 +300,9 @@ pub fn run_probes(
         let now = Instant::now();
         while flights.len() < concurrency && next < targets.len() && now < deadline {
             let target = &targets[next];
-            let probe_deadline = (now + timeout).min(deadline);
-            let (work, returned) = probe::work(target.clone(), timeout);
-            match set.spawn(Builder::new().deadline(probe_deadline), work) {
-                Ok(token) => {
+            let probe_deadline = duration::after(now, timeout).min(deadline);
+            match spawn_probe(&set, &pool, target, timeout, probe_deadline, flights.len()) {
+                Ok((token, returned)) => {
                     flights.insert(
                         token,
                         Flight {
@@ -306,11 +312,19 @@ pub fn run_probes(
                         },
                     );
                 }
+                Err(e) if !flights.is_empty() && is_local_limit(&e) => {
+                    // A local limit (no thread could be created, the pool
+                    // is full): run fewer probes at once, and start this
+                    // target when a running probe is over.
+                    concurrency = flights.len();
+                    throttled.get_or_insert(e.to_string());
+                    break;
+                }
                 Err(e) => {
                     reports[next] = Some(Report {
                         target: target.spec.clone(),
                         kind: target.kind.name(),
-                        state: State::Down,
+                        state: State::Error,
                         latency: None,
                         detail: format!("probe not started: {e}"),
                     });
@@ -326,8 +340,8 @@ pub fn run_probes(
         let now = Instant::now();
         let wake = set
             .poll_timeout()
-            .map_or(deadline, |d| now + d)
-            .min(deadline + GRACE);
+            .map_or(deadline, |d| duration::after(now, d))
+            .min(duration::after(deadline, GRACE));
         let wait = wake.saturating_duration_since(now);
         // Round up, so that a deadline is due when poll returns.
         let ms = wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
@@ -359,7 +373,7 @@ pub fn run_probes(
         }
         // A safety net: the set applies deadlines itself when drained, so
         // this only fires if an outcome never arrives.
-        if Instant::now() >= deadline + GRACE {
+        if Instant::now() >= duration::after(deadline, GRACE) {
             let late: Vec<Token> = flights.keys().copied().collect();
             for token in late {
                 set.release(token);
@@ -373,7 +387,7 @@ pub fn run_probes(
     // Give timed-out probes a moment to show whether their cancelled work
     // returned.
     if let Some(last) = hung.iter().map(|(_, at)| *at).max() {
-        let until = last + GRACE;
+        let until = duration::after(last, GRACE);
         while hung.iter().any(|(f, _)| !f.returned.get()) && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -396,6 +410,10 @@ pub fn run_probes(
 
     let never_started = targets.len() - next;
     let running = concurrency.min(targets.len());
+    let limit = match throttled {
+        Some(_) => format!("a local limit allowed {concurrency}"),
+        None => format!("--concurrency {concurrency}"),
+    };
     for (idx, target) in targets.iter().enumerate().skip(next) {
         reports[idx] = Some(Report {
             target: target.spec.clone(),
@@ -404,7 +422,7 @@ pub fn run_probes(
             latency: None,
             detail: format!(
                 "never started: the command's {} deadline passed while {running} {} \
-                 running (--concurrency {concurrency})",
+                 running ({limit})",
                 duration::format(timeout),
                 if running == 1 {
                     "probe was"
@@ -421,7 +439,55 @@ pub fn run_probes(
             .collect(),
         abandoned,
         never_started,
+        throttled: throttled.map(|why| (concurrency, why)),
     })
+}
+
+/// Whether a spawn failed for a local, passing reason (no thread could be
+/// created, the pool is full), as opposed to a set that is unusable.
+fn is_local_limit(e: &SetError) -> bool {
+    matches!(
+        e,
+        SetError::Spawn(SpawnError::ThreadCreate(_) | SpawnError::PoolFull { .. })
+    )
+}
+
+/// How long, at most, a spawn refused for lack of a thread is retried
+/// while one of the pool's threads is finishing its job (it is about to
+/// become idle and take the next one). Generous: on a loaded machine the
+/// finishing thread may wait for a CPU.
+const IDLE_SOON: Duration = Duration::from_secs(1);
+
+/// Spawns the probe of `target` into `set` on `pool`, where `in_flight`
+/// probes are running. A spawn refused by a local limit is retried (for
+/// up to [`IDLE_SOON`], never past `deadline`) while the pool has a live
+/// thread that is neither running one of those probes nor abandoned: a
+/// probe that just answered, or was just cancelled, frees its thread a
+/// moment after its outcome arrives.
+fn spawn_probe(
+    set: &RunnerSet<Answer>,
+    pool: &Pool,
+    target: &Target,
+    timeout: Duration,
+    deadline: Instant,
+    in_flight: usize,
+) -> Result<(Token, Returned), SetError> {
+    let give_up = duration::after(Instant::now(), IDLE_SOON).min(deadline);
+    loop {
+        let (work, returned) = probe::work(target.clone(), timeout);
+        match set.spawn(Builder::new().pool(pool).deadline(deadline), work) {
+            Ok(token) => return Ok((token, returned)),
+            Err(e) if is_local_limit(&e) && Instant::now() < give_up => {
+                let m = pool.metrics();
+                let busy = m.threads_abandoned.saturating_add(in_flight as u64);
+                if m.threads_alive <= busy {
+                    return Err(e);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

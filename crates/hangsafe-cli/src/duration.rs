@@ -10,12 +10,17 @@
 //! | `s`    | seconds      | `1.5s`  |
 //! | `m`    | minutes      | `1m`    |
 //! | `h`    | hours        | `1h`    |
+//! | `d`    | days         | `1d`    |
 //!
 //! Parsing is exact (no floating point): `0.1s` is exactly 100 ms. Digits
 //! beyond nanosecond precision are truncated.
+//!
+//! Every duration is at most [`MAX`] (7 days): larger values are refused
+//! at parse time ([`DurationError::TooLarge`]), so no option value can
+//! overflow the clock arithmetic (`Instant + Duration`) of the commands.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Nanoseconds in a millisecond.
 const NANOS_PER_MS: u128 = 1_000_000;
@@ -25,9 +30,16 @@ const NANOS_PER_S: u128 = 1_000_000_000;
 const NANOS_PER_M: u128 = 60 * NANOS_PER_S;
 /// Nanoseconds in an hour.
 const NANOS_PER_H: u128 = 60 * NANOS_PER_M;
+/// Nanoseconds in a day.
+const NANOS_PER_D: u128 = 24 * NANOS_PER_H;
+
+/// The largest duration accepted: 7 days. Far above any sensible probe
+/// timeout or watch interval, and far below what `Instant` arithmetic
+/// can hold.
+pub const MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Fractional digits looked at; more cannot change the result at
-/// nanosecond precision for any supported unit (at most 3.6e12 ns per unit).
+/// nanosecond precision for any supported unit (at most 8.64e13 ns per unit).
 const MAX_FRACTION_DIGITS: usize = 18;
 
 /// Why a duration string was rejected. The `Display` text is meant to be
@@ -42,7 +54,7 @@ pub enum DurationError {
     BadUnit(String),
     /// The duration is zero: a zero deadline would fail every probe.
     Zero,
-    /// The duration does not fit in a `std::time::Duration`.
+    /// The duration is above [`MAX`].
     TooLarge,
 }
 
@@ -54,14 +66,14 @@ impl fmt::Display for DurationError {
             }
             DurationError::BadNumber => f.write_str(
                 "expected a positive number with an optional unit \
-                 (ms, s, m, h; no unit means seconds), e.g. 500ms, 2s, 1.5s or 1m",
+                 (ms, s, m, h, d; no unit means seconds), e.g. 500ms, 2s, 1.5s or 1m",
             ),
             DurationError::BadUnit(unit) => write!(
                 f,
-                "unknown unit {unit:?}; use ms, s, m or h (no unit means seconds)"
+                "unknown unit {unit:?}; use ms, s, m, h or d (no unit means seconds)"
             ),
             DurationError::Zero => f.write_str("the duration must be greater than zero"),
-            DurationError::TooLarge => f.write_str("the duration is too large"),
+            DurationError::TooLarge => f.write_str("the duration is too large: at most 7d (168h)"),
         }
     }
 }
@@ -70,7 +82,7 @@ impl std::error::Error for DurationError {}
 
 /// Parses a positive duration such as `500ms`, `2s`, `1.5s`, `1m` or `2`
 /// (seconds). Blanks around the value and between number and unit are
-/// ignored. Zero is rejected.
+/// ignored. Zero and anything above [`MAX`] are rejected.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
     let s = input.trim();
     if s.is_empty() {
@@ -85,6 +97,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
         "ms" => NANOS_PER_MS,
         "m" => NANOS_PER_M,
         "h" => NANOS_PER_H,
+        "d" => NANOS_PER_D,
         _ if number.is_empty() => return Err(DurationError::BadNumber),
         other => return Err(DurationError::BadUnit(other.to_owned())),
     };
@@ -98,7 +111,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
         .and_then(|w| w.checked_mul(unit_nanos))
         .ok_or(DurationError::TooLarge)?;
     let fraction = &fraction[..fraction.len().min(MAX_FRACTION_DIGITS)];
-    // fraction < 10^18 and unit_nanos < 10^13: the product fits in a u128.
+    // fraction < 10^18 and unit_nanos < 10^14: the product fits in a u128.
     let scale = fraction.bytes().fold(1u128, |acc, _| acc * 10);
     let fraction_nanos = digits_value(fraction).unwrap_or(0) * unit_nanos / scale;
     let nanos = whole_nanos
@@ -107,9 +120,31 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     if nanos == 0 {
         return Err(DurationError::Zero);
     }
-    let secs = u64::try_from(nanos / NANOS_PER_S).map_err(|_| DurationError::TooLarge)?;
-    // The remainder is below 10^9, so it fits in a u32.
-    Ok(Duration::new(secs, (nanos % NANOS_PER_S) as u32))
+    if nanos > MAX.as_nanos() {
+        return Err(DurationError::TooLarge);
+    }
+    // At most 7 days: the seconds fit in a u64 and the remainder, below
+    // 10^9, in a u32.
+    Ok(Duration::new(
+        (nanos / NANOS_PER_S) as u64,
+        (nanos % NANOS_PER_S) as u32,
+    ))
+}
+
+/// `t + d`, saturating: the latest instant the clock can represent on the
+/// way to it if `t + d` overflows. Never panics (`Instant + Duration`
+/// does).
+pub fn after(t: Instant, d: Duration) -> Instant {
+    let mut d = d;
+    loop {
+        if let Some(later) = t.checked_add(d) {
+            return later;
+        }
+        if d.is_zero() {
+            return t;
+        }
+        d /= 2;
+    }
 }
 
 /// The value of a string of ASCII digits; `None` on overflow. The empty
@@ -121,12 +156,15 @@ fn digits_value(digits: &str) -> Option<u128> {
 }
 
 /// Formats a duration exactly, in the largest unit that keeps it short:
-/// `2s`, `1m`, `1.5s`, `500ms`, `90s`, `1h`. The result is accepted by
-/// [`parse`] and denotes the same duration (for whole nanoseconds).
+/// `2s`, `1m`, `1.5s`, `500ms`, `90s`, `1h`, `2d`. For a duration of at
+/// most [`MAX`], the result is accepted by [`parse`] and denotes the same
+/// duration (for whole nanoseconds).
 pub fn format(d: Duration) -> String {
     let nanos = d.as_nanos();
     if nanos == 0 {
         "0s".to_owned()
+    } else if nanos.is_multiple_of(NANOS_PER_D) {
+        format!("{}d", nanos / NANOS_PER_D)
     } else if nanos.is_multiple_of(NANOS_PER_H) {
         format!("{}h", nanos / NANOS_PER_H)
     } else if nanos.is_multiple_of(NANOS_PER_M) {
@@ -178,6 +216,8 @@ mod tests {
         assert_eq!(parse("2s"), Ok(ms(2000)));
         assert_eq!(parse("1m"), Ok(ms(60_000)));
         assert_eq!(parse("1h"), Ok(ms(3_600_000)));
+        assert_eq!(parse("1d"), Ok(ms(86_400_000)));
+        assert_eq!(parse("1.5d"), Ok(ms(129_600_000)));
         assert_eq!(parse("2"), Ok(ms(2000)));
     }
 
@@ -232,11 +272,16 @@ mod tests {
             parse("9999999999999999999999999999999999999999s"),
             Err(DurationError::TooLarge)
         );
-        // The largest representable whole number of seconds still parses.
-        assert_eq!(
-            parse(&u64::MAX.to_string()),
-            Ok(Duration::from_secs(u64::MAX))
-        );
+        assert_eq!(parse(&u64::MAX.to_string()), Err(DurationError::TooLarge));
+        assert_eq!(parse("9223372036854775807"), Err(DurationError::TooLarge));
+        assert_eq!(parse("5000000000000h"), Err(DurationError::TooLarge));
+        // The maximum parses, in every unit; a nanosecond more does not.
+        for max in ["7d", "168h", "10080m", "604800", "604800000ms"] {
+            assert_eq!(parse(max), Ok(MAX), "{max}");
+        }
+        assert_eq!(parse("604800.000000001s"), Err(DurationError::TooLarge));
+        assert_eq!(parse("7.1d"), Err(DurationError::TooLarge));
+        assert!(DurationError::TooLarge.to_string().contains("at most 7d"));
     }
 
     #[test]
@@ -260,6 +305,9 @@ mod tests {
         assert_eq!(format(Duration::from_micros(1500)), "1.5ms");
         assert_eq!(format(Duration::new(1, 1)), "1.000000001s");
         assert_eq!(format(Duration::ZERO), "0s");
+        assert_eq!(format(MAX), "7d");
+        assert_eq!(format(ms(86_400_000)), "1d");
+        assert_eq!(format(ms(90_000_000)), "25h");
     }
 
     #[test]
@@ -271,6 +319,14 @@ mod tests {
     }
 
     #[test]
+    fn after_saturates() {
+        let now = Instant::now();
+        assert_eq!(after(now, ms(5)), now + ms(5));
+        assert!(after(now, Duration::MAX) > now + MAX);
+        assert!(after(now, Duration::MAX) >= after(now, Duration::from_secs(u64::MAX / 2)));
+    }
+
+    #[test]
     fn formats_latency() {
         assert_eq!(format_latency(Duration::from_micros(3)), "<0.1ms");
         assert_eq!(format_latency(Duration::from_micros(300)), "0.3ms");
@@ -279,5 +335,50 @@ mod tests {
         assert_eq!(format_latency(ms(123)), "123ms");
         assert_eq!(format_latency(Duration::from_micros(999_600)), "1.00s");
         assert_eq!(format_latency(ms(1250)), "1.25s");
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Anything at all: no panic, and an accepted value is within
+            /// (0, MAX] and formats back to itself.
+            #[test]
+            fn any_input_is_safe(s in ".{0,40}") {
+                if let Ok(d) = parse(&s) {
+                    prop_assert!(d > Duration::ZERO && d <= MAX, "{s:?} -> {d:?}");
+                    prop_assert_eq!(parse(&format(d)), Ok(d));
+                }
+            }
+
+            /// Inputs of the right shape, including huge numbers.
+            #[test]
+            fn shaped_input_is_exact_or_refused(
+                whole in "[0-9]{0,25}",
+                fraction in proptest::option::of("[0-9]{0,25}"),
+                unit in prop_oneof![Just(""), Just("ms"), Just("s"), Just("m"), Just("h"), Just("d")],
+            ) {
+                let s = match &fraction {
+                    Some(f) => format!("{whole}.{f}{unit}"),
+                    None => format!("{whole}{unit}"),
+                };
+                match parse(&s) {
+                    Ok(d) => {
+                        prop_assert!(d > Duration::ZERO && d <= MAX);
+                        prop_assert_eq!(parse(&format(d)), Ok(d));
+                    }
+                    Err(DurationError::Zero | DurationError::TooLarge | DurationError::BadNumber | DurationError::Empty) => {}
+                    Err(e) => prop_assert!(false, "{s:?}: {e:?}"),
+                }
+            }
+
+            /// Every duration up to MAX, to the nanosecond, round-trips.
+            #[test]
+            fn format_round_trips(n in 1..=MAX.as_nanos() as u64) {
+                let d = Duration::from_nanos(n);
+                prop_assert_eq!(parse(&format(d)), Ok(d));
+            }
+        }
     }
 }

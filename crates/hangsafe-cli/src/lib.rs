@@ -1,7 +1,13 @@
-//! The library part of the `hangsafe` command: what fuzz targets and tests
-//! need to call directly, the table `watch --publish` shares with `status`
-//! (its format, publisher and reader) and the probe reports it holds.
-//! The command itself is `src/main.rs`; this is not a stable API.
+//! The library part of the `hangsafe` command: what the fuzz targets
+//! (`fuzz/`) and the tests call directly. The parsers of targets and
+//! durations, the table of exit statuses (checked against README by the
+//! tests), the stderr logger, and the table `watch --publish` shares with
+//! `status` (its format, publisher and reader) with the probe reports it
+//! holds. The command itself is `src/main.rs`; this is not a stable API.
 
+pub mod duration;
+pub mod exit;
+pub mod logger;
 pub mod publish;
 pub mod report;
+pub mod target;

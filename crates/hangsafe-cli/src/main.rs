@@ -12,24 +12,23 @@
 
 mod bench;
 mod check;
-mod duration;
 mod man;
 mod mounts;
 mod output;
 mod probe;
 mod status;
 mod table;
-mod target;
 mod watch;
 
-// The published table lives in the library part (for the fuzz targets).
-use hangsafe_cli::{publish, report};
+// The library part: parsers (fuzzed), the exit table, the logger and the
+// published table.
+use hangsafe_cli::{duration, exit, logger, publish, report, target};
 
 use clap::{ColorChoice, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Exit status for command-line usage errors (sysexits' `EX_USAGE`).
-pub const EXIT_USAGE: u8 = 64;
+pub const EXIT_USAGE: u8 = exit::USAGE.code;
 
 /// One-line description of the program (`-h`).
 const ABOUT: &str = "Check mounts, paths, devices and endpoints without ever hanging";
@@ -44,10 +43,6 @@ deadline. A probe that does not answer in time is reported as \"timeout\"
 and cancelled (or abandoned, if it is stuck in the kernel), so hangsafe
 returns on time even when a filesystem, a disk or a peer is hung.";
 
-/// Footer of the program's help.
-const MAIN_AFTER_HELP: &str = "\
-Exit status: see each subcommand's --help; 64 and up for usage errors.";
-
 /// The command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -55,7 +50,7 @@ Exit status: see each subcommand's --help; 64 and up for usage errors.";
     version,
     about = ABOUT,
     long_about = LONG_ABOUT,
-    after_help = MAIN_AFTER_HELP,
+    after_help = exit::main_help_section(),
     color = ColorChoice::Never,
     arg_required_else_help = true,
 )]
@@ -82,9 +77,19 @@ enum Command {
     Man(man::ManArgs),
 }
 
+/// Installs the logger, runs the command, and writes what the logger
+/// still holds.
+fn main() -> ExitCode {
+    logger::install();
+    let code = run();
+    // Writes the count of any repeated log message not written yet.
+    log::logger().flush();
+    code
+}
+
 /// Parses the command line and runs the subcommand; usage errors exit
 /// with [`EXIT_USAGE`].
-fn main() -> ExitCode {
+fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -9,10 +9,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Exit status when a page cannot be created (sysexits' `EX_CANTCREAT`).
-const EXIT_CANTCREAT: u8 = 73;
-/// Exit status when stdout cannot be written (sysexits' `EX_IOERR`).
-const EXIT_IOERR: u8 = 74;
+use crate::exit;
 
 /// One-line description of `man` (`-h`, command list).
 const MAN_ABOUT: &str = "Write the man pages (hangsafe.1 and one per subcommand)";
@@ -26,21 +23,16 @@ With --dir DIR, writes hangsafe.1 and one page per subcommand
 and lists the files written on standard output. Without --dir, prints
 hangsafe.1 to standard output.";
 
-/// Footer of `man`'s help: exit status and examples.
-const MAN_AFTER_HELP: &str = "\
-Exit status:
-  0   the pages were written
-  64  usage error
-  73  DIR or a page in it could not be created
-  74  standard output could not be written
-
+/// Footer of `man`'s help after the exit status (generated from
+/// [`crate::exit`]): examples.
+const MAN_EXAMPLES: &str = "\
 Examples:
   hangsafe man | man -l -
   hangsafe man --dir /usr/local/share/man/man1";
 
 /// Options of `hangsafe man`.
 #[derive(Debug, clap::Args)]
-#[command(about = MAN_ABOUT, long_about = MAN_LONG_ABOUT, after_help = MAN_AFTER_HELP)]
+#[command(about = MAN_ABOUT, long_about = MAN_LONG_ABOUT, after_help = exit::after_help("man", MAN_EXAMPLES))]
 pub struct ManArgs {
     /// Write every page into DIR (created if missing) instead of printing hangsafe.1
     #[arg(long, value_name = "DIR")]
@@ -61,7 +53,7 @@ pub fn run(args: ManArgs) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("hangsafe man: {e}");
-                ExitCode::from(EXIT_CANTCREAT)
+                ExitCode::from(exit::CANTCREAT_MAN.code)
             }
         },
         None => {
@@ -72,7 +64,7 @@ pub fn run(args: ManArgs) -> ExitCode {
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("hangsafe man: cannot write to standard output: {e}");
-                    ExitCode::from(EXIT_IOERR)
+                    ExitCode::from(exit::IOERR.code)
                 }
             }
         }

@@ -10,7 +10,7 @@
 
 use crate::target::Target;
 use hangsafe::runner::{Builder, RunError};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
@@ -94,17 +94,6 @@ impl fmt::Display for MountsError {
 
 impl std::error::Error for MountsError {}
 
-/// Reads the mount points of this process, deduplicated, in mountinfo
-/// order (pseudo filesystems included). The read runs in its own runner so
-/// that it, too, gives up after `timeout`.
-///
-/// Prefer [`default_targets`], which skips pseudo filesystems.
-#[allow(dead_code)] // kept for callers written against it (watch)
-pub fn read_mount_points(timeout: Duration) -> Result<Vec<PathBuf>, MountsError> {
-    let text = read_mountinfo(Instant::now() + timeout, timeout)?;
-    Ok(parse_mountinfo(&text))
-}
-
 /// Reads the mounts of this process, deduplicated, in mountinfo order,
 /// giving up at `deadline`.
 pub fn read_mounts(deadline: Instant) -> Result<Vec<Mount>, MountsError> {
@@ -113,7 +102,8 @@ pub fn read_mounts(deadline: Instant) -> Result<Vec<Mount>, MountsError> {
     Ok(parse_mounts(&text))
 }
 
-/// The default targets of `check` and `watch`: every mount point, minus
+/// The default targets of `check` and `watch` (the same for both): every
+/// mount point, minus
 /// pseudo filesystems unless `all`, as `auto` targets. The mount table is
 /// read by `deadline`.
 pub fn default_targets(deadline: Instant, all: bool) -> Result<Vec<Target>, MountsError> {
@@ -171,34 +161,6 @@ pub fn parse_mounts(text: &[u8]) -> Vec<Mount> {
     mounts
 }
 
-/// Extracts the mount points (field 5, unescaped) from the text of a
-/// mountinfo file, dropping duplicates (stacked mounts) but keeping the
-/// order of first appearance. Lines with fewer than five fields are
-/// skipped.
-pub fn parse_mountinfo(text: &[u8]) -> Vec<PathBuf> {
-    let mut seen = HashSet::new();
-    let mut points = Vec::new();
-    for line in text.split(|&b| b == b'\n') {
-        let Some(field) = line.split(|&b| b == b' ').nth(4) else {
-            if !line.is_empty() {
-                log::debug!(
-                    "skipping malformed mountinfo line: {}",
-                    String::from_utf8_lossy(line)
-                );
-            }
-            continue;
-        };
-        if field.is_empty() {
-            continue;
-        }
-        let point = PathBuf::from(OsString::from_vec(unescape(field)));
-        if seen.insert(point.clone()) {
-            points.push(point);
-        }
-    }
-    points
-}
-
 /// Decodes the kernel's octal escapes (`\` followed by exactly three octal
 /// digits denoting a byte, e.g. `\040` for a space). A backslash not
 /// followed by such a sequence is kept as it is.
@@ -247,13 +209,18 @@ mod tests {
 43 23 0:38 / /proc rw shared:23 - proc proc rw
 ";
 
+    /// The mount points alone.
+    fn points(text: &[u8]) -> Vec<PathBuf> {
+        parse_mounts(text).into_iter().map(|m| m.point).collect()
+    }
+
     fn strings(points: &[PathBuf]) -> Vec<&str> {
         points.iter().map(|p| p.to_str().unwrap()).collect()
     }
 
     #[test]
     fn takes_the_fifth_field_decoded_and_deduplicated() {
-        let points = parse_mountinfo(SAMPLE.as_bytes());
+        let points = points(SAMPLE.as_bytes());
         assert_eq!(
             strings(&points),
             [
@@ -289,7 +256,7 @@ mod tests {
 
     #[test]
     fn keeps_non_utf8_bytes() {
-        let points = parse_mountinfo(b"1 0 0:1 / /mnt/\xff\\377 rw - tmpfs t rw\n");
+        let points = points(b"1 0 0:1 / /mnt/\xff\\377 rw - tmpfs t rw\n");
         assert_eq!(points.len(), 1);
         assert_eq!(points[0].as_os_str().as_bytes(), b"/mnt/\xff\xff");
     }
@@ -297,14 +264,14 @@ mod tests {
     #[test]
     fn skips_short_and_empty_lines() {
         let text = b"\n1 2 3 4\ngarbage\n5 0 0:1 / /ok rw - tmpfs t rw\n\n";
-        assert_eq!(strings(&parse_mountinfo(text)), ["/ok"]);
-        assert!(parse_mountinfo(b"").is_empty());
+        assert_eq!(strings(&points(text)), ["/ok"]);
+        assert!(points(b"").is_empty());
     }
 
     #[test]
     fn tolerates_a_missing_final_newline() {
         let text = b"1 0 0:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:2 / /boot rw - ext4 x rw";
-        assert_eq!(strings(&parse_mountinfo(text)), ["/", "/boot"]);
+        assert_eq!(strings(&points(text)), ["/", "/boot"]);
     }
 
     #[test]
@@ -405,8 +372,8 @@ mod tests {
 
     #[test]
     fn reads_this_process_mount_table() {
-        let points = read_mount_points(Duration::from_secs(30)).unwrap();
-        assert!(!points.is_empty());
-        assert!(points.iter().all(|p| p.is_absolute()), "{points:?}");
+        let mounts = read_mounts(Instant::now() + Duration::from_secs(30)).unwrap();
+        assert!(!mounts.is_empty());
+        assert!(mounts.iter().all(|m| m.point.is_absolute()), "{mounts:?}");
     }
 }

@@ -35,12 +35,15 @@ pub fn use_color(choice: ColorChoice) -> bool {
     }
 }
 
-/// The SGR colour of a state: green up, red down, bold yellow timeout.
+/// The SGR colour of a state: green up, red down, bold yellow timeout,
+/// magenta error, cyan pending.
 pub fn state_sgr(state: State) -> &'static str {
     match state {
         State::Up => "32",
         State::Down => "31",
         State::Timeout => "1;33",
+        State::Error => "35",
+        State::Pending => "36",
     }
 }
 

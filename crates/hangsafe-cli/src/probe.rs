@@ -77,7 +77,9 @@ fn probe_tracked(
     // and never races the runner's deadline.
     let deadline = run_ctx
         .deadline()
-        .map_or(start + timeout, |d| d + Duration::from_secs(1));
+        .map_or(crate::duration::after(start, timeout), |d| {
+            crate::duration::after(d, Duration::from_secs(1))
+        });
     let (kind, result) = match &target.kind {
         Kind::Auto(p) => auto(p, ctx),
         Kind::Path(p) => ("path", path(p, ctx, None)),

@@ -386,6 +386,8 @@ fn state_code(s: State) -> u8 {
         State::Up => 1,
         State::Down => 2,
         State::Timeout => 3,
+        State::Error => 4,
+        State::Pending => 5,
     }
 }
 
@@ -394,6 +396,8 @@ fn state_of(code: u8) -> Option<State> {
         1 => Some(State::Up),
         2 => Some(State::Down),
         3 => Some(State::Timeout),
+        4 => Some(State::Error),
+        5 => Some(State::Pending),
         _ => None,
     }
 }

@@ -1,6 +1,7 @@
 //! One probe's outcome, independent of how it is shown (table, JSON,
 //! watch lines, the published table).
 
+use crate::exit;
 use std::fmt;
 use std::time::Duration;
 
@@ -14,15 +15,23 @@ pub enum State {
     /// The deadline passed: the probe was cancelled, or abandoned if it is
     /// stuck in the kernel.
     Timeout,
+    /// The probe could not be started (a local limit: no thread could be
+    /// created, the pool is full, ...): nothing is known about the target.
+    Error,
+    /// `watch` only: no result yet (its first probe is still running, or
+    /// none could be started yet) when the table was taken.
+    Pending,
 }
 
 impl State {
-    /// `up`, `down` or `timeout`.
+    /// `up`, `down`, `timeout`, `error` or `pending`.
     pub fn as_str(self) -> &'static str {
         match self {
             State::Up => "up",
             State::Down => "down",
             State::Timeout => "timeout",
+            State::Error => "error",
+            State::Pending => "pending",
         }
     }
 }
@@ -40,7 +49,7 @@ pub struct Report {
     pub target: String,
     /// `path`, `block`, `tur`, `tcp` or `unix`.
     pub kind: &'static str,
-    /// Up, down or timeout.
+    /// Up, down, timeout, error or pending.
     pub state: State,
     /// How long the probe took; `None` for a timeout (or a probe that
     /// never ran).
@@ -64,21 +73,49 @@ impl Report {
     }
 }
 
-/// Exit status when every target is up.
-pub const EXIT_UP: u8 = 0;
-/// Exit status when something is down and nothing timed out.
-pub const EXIT_DOWN: u8 = 1;
-/// Exit status when something timed out.
-pub const EXIT_TIMEOUT: u8 = 2;
-
-/// The exit status for a set of reports: 2 if any timed out, else 1 if
-/// any is down, else 0.
+/// The exit status for a set of reports (see [`crate::exit`]): 2 if any
+/// timed out, else 1 if any is down, else 3 if any could not be checked
+/// (error or pending), else 0. A known failure outranks an unknown state:
+/// exit 3 means "nothing found wrong, but not everything was checked".
 pub fn exit_code(reports: &[Report]) -> u8 {
-    if reports.iter().any(|r| r.state == State::Timeout) {
-        EXIT_TIMEOUT
-    } else if reports.iter().any(|r| r.state == State::Down) {
-        EXIT_DOWN
+    let any = |s: State| reports.iter().any(|r| r.state == s);
+    if any(State::Timeout) {
+        exit::TIMEOUT.code
+    } else if any(State::Down) {
+        exit::DOWN.code
+    } else if any(State::Error) || any(State::Pending) {
+        exit::ERROR.code
     } else {
-        EXIT_UP
+        exit::UP.code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(states: &[State]) -> Vec<Report> {
+        states
+            .iter()
+            .map(|&state| Report {
+                target: "/".into(),
+                kind: "path",
+                state,
+                latency: None,
+                detail: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn exit_code_precedence() {
+        use State::*;
+        assert_eq!(exit_code(&rows(&[])), 0);
+        assert_eq!(exit_code(&rows(&[Up, Up])), 0);
+        assert_eq!(exit_code(&rows(&[Up, Error])), 3);
+        assert_eq!(exit_code(&rows(&[Pending, Up])), 3);
+        assert_eq!(exit_code(&rows(&[Error, Down])), 1);
+        assert_eq!(exit_code(&rows(&[Error, Down, Timeout])), 2);
+        assert_eq!(exit_code(&rows(&[Pending, Timeout])), 2);
     }
 }

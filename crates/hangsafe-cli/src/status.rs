@@ -3,6 +3,7 @@
 //! liveness scheme).
 
 use crate::duration;
+use crate::exit;
 use crate::output::{self, ColorChoice};
 use crate::publish::{self, PublisherState, ReadError, RemoveError, Snapshot};
 use crate::report::{self, Report};
@@ -10,24 +11,6 @@ use serde_json::json;
 use std::io::{self, Write as _};
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
-
-/// Exit status when the table is damaged or of another format
-/// (sysexits' `EX_DATAERR`).
-pub const EXIT_DATAERR: u8 = 65;
-/// Exit status when the table exists but this user may not open it
-/// (sysexits' `EX_NOINPUT`: an input file that is not readable).
-pub const EXIT_NOINPUT: u8 = 66;
-/// Exit status when the table is refused because another user owns it or
-/// others may write it, or `--remove` refuses a file that is not ours
-/// (sysexits' `EX_NOPERM`).
-pub const EXIT_NOPERM: u8 = 77;
-/// Exit status of `--remove` when a system call fails (`EX_IOERR`).
-pub const EXIT_IOERR: u8 = 74;
-/// Exit status when no table of that name exists (`EX_UNAVAILABLE`).
-pub const EXIT_UNAVAILABLE: u8 = 69;
-/// Exit status when the table's lock was not obtained in time
-/// (`EX_TEMPFAIL`).
-pub const EXIT_TEMPFAIL: u8 = 75;
 
 const STATUS_ABOUT: &str = "Show the table a `watch --publish NAME` publishes";
 
@@ -69,27 +52,7 @@ generation, round, updated_unix, age_ms, interval_ms, timeout_ms,
 recoveries, dropped (targets left out), and rows: the array of
 `hangsafe check --json` (target, kind, state, latency_ms, detail).";
 
-const STATUS_AFTER_HELP: &str = "\
-Exit status: from the rows, as for check.
-  0   every published target is up (or none is published yet)
-  1   at least one is down, none timed out
-  2   at least one timed out
-  64  usage error (invalid NAME: 1 to 64 letters, digits, '-', '_')
-  65  the table is damaged, truncated, or of another format
-  66  permission denied: the table belongs to another user (run as its owner)
-  69  no table named NAME (no publisher ever ran, or it was removed)
-  75  the table's lock was not obtained within --timeout
-  77  refused: the table is owned by another user (and not --trust-owner)
-      or writable by its group or others; see --remove
-With --remove:
-  0   removed (the paths removed are printed)
-  69  nothing to remove
-  75  a live publisher holds NAME (stop it, or --force)
-  74  a system call failed (other than a refusal)
-  77  a file is not ours (another owner, writable by others, a symlink)
-      and not --force, or the system refused to remove it
-  other codes as above (64 usage)
-
+const STATUS_EXAMPLES: &str = "\
 Examples:
   hangsafe watch --publish web /mnt/nfs &
   hangsafe status web
@@ -98,7 +61,7 @@ Examples:
 
 /// Options of `hangsafe status`.
 #[derive(Debug, clap::Args)]
-#[command(about = STATUS_ABOUT, long_about = STATUS_LONG_ABOUT, after_help = STATUS_AFTER_HELP)]
+#[command(about = STATUS_ABOUT, long_about = STATUS_LONG_ABOUT, after_help = format!("{}\n\nWith --remove:\n{}\n\n{STATUS_EXAMPLES}", exit::help_section("status"), exit::help_section("status --remove").trim_start_matches("Exit status:\n")))]
 pub struct StatusArgs {
     /// The name given to `watch --publish`
     #[arg(value_name = "NAME")]
@@ -168,12 +131,12 @@ pub fn run(args: StatusArgs) -> ExitCode {
         Err(e) => {
             eprintln!("hangsafe status {}: {e}", args.name);
             return ExitCode::from(match e {
-                ReadError::BadName(_) => crate::EXIT_USAGE,
-                ReadError::NotFound => EXIT_UNAVAILABLE,
-                ReadError::LockTimedOut(_) => EXIT_TEMPFAIL,
-                ReadError::PermissionDenied(_) => EXIT_NOINPUT,
-                ReadError::Untrusted(_) => EXIT_NOPERM,
-                ReadError::Unusable(_) => EXIT_DATAERR,
+                ReadError::BadName(_) => exit::USAGE.code,
+                ReadError::NotFound => exit::UNAVAILABLE.code,
+                ReadError::LockTimedOut(_) => exit::TEMPFAIL.code,
+                ReadError::PermissionDenied(_) => exit::UNREADABLE.code,
+                ReadError::Untrusted(_) => exit::NOPERM.code,
+                ReadError::Unusable(_) => exit::DATAERR.code,
             });
         }
     };
@@ -205,11 +168,11 @@ fn remove(name: &str, force: bool) -> ExitCode {
         Err(e) => {
             eprintln!("hangsafe status --remove {name}: {e}");
             ExitCode::from(match e {
-                RemoveError::BadName(_) => crate::EXIT_USAGE,
-                RemoveError::NotFound => EXIT_UNAVAILABLE,
-                RemoveError::Alive { .. } => EXIT_TEMPFAIL,
-                RemoveError::Refused(_) => EXIT_NOPERM,
-                RemoveError::Io(_) => EXIT_IOERR,
+                RemoveError::BadName(_) => exit::USAGE.code,
+                RemoveError::NotFound => exit::NOTHING_TO_REMOVE.code,
+                RemoveError::Alive { .. } => exit::REMOVE_ALIVE.code,
+                RemoveError::Refused(_) => exit::REMOVE_REFUSED.code,
+                RemoveError::Io(_) => exit::REMOVE_IOERR.code,
             })
         }
     }

@@ -34,6 +34,7 @@
 //! marked "(last seen)".
 
 use crate::duration;
+use crate::exit;
 use crate::publish::{PublishError, Publisher};
 use crate::report::{self, Report, State};
 use crate::target::Target;
@@ -49,15 +50,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::output::{self, ColorChoice};
 use crate::probe::{self, Hang, Returned};
-
-/// Exit status when the watch cannot start (sysexits' `EX_OSERR`): no
-/// signalfd, eventfd or runner set.
-pub const EXIT_OSERR: u8 = 71;
-/// Exit status when `--publish` cannot create or take its table
-/// (sysexits' `EX_CANTCREAT`), e.g. another publisher holds the name.
-pub const EXIT_CANTCREAT: u8 = 73;
-/// Exit status when the mount table cannot be read (`EX_NOINPUT`).
-const EXIT_NO_MOUNTINFO: u8 = 66;
 
 /// How often the live table is redrawn.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -96,9 +88,17 @@ state) keeps its thread in the kernel, and the process exit may wait for it.
 
 Targets: paths (mount points, files, directories, FIFOs, devices),
 block:PATH, tur:PATH, tcp://HOST:PORT, unix:PATH; see `hangsafe check
---help`. With no target, every mount point in /proc/self/mountinfo.";
+--help`. With no target, every mount point in /proc/self/mountinfo, as
+for check (pseudo filesystems such as proc, sysfs or cgroup only with
+--all).
 
-const WATCH_AFTER_HELP: &str = "\
+When the watch stops, its final table lists every target: one whose first
+probe has not answered yet is \"pending\", and one whose probe could not
+be started (a local limit such as the number of threads) is \"error\";
+either makes the exit status 3 unless something is down or timed out.";
+
+/// Footer of `watch`'s help before the exit status: the JSON events.
+const WATCH_EVENTS: &str = "\
 JSON events: with --json, one object per line, each with \"event\" and
 \"elapsed_ms\" (since the watch started):
   start           targets, interval_ms, timeout_ms, publish (name or null)
@@ -119,23 +119,16 @@ JSON events: with --json, one object per line, each with \"event\" and
                   latency_ms, detail
   publish_error   detail
   summary         reason (\"signal\" or \"count\"), signal, rounds, up, down,
-                  timeout, pending, in_flight, hung, abandoned_threads,
-                  abandoned_total, exit_code, rows (as in check --json)
+                  timeout, error, pending, in_flight, hung,
+                  abandoned_threads, abandoned_total, exit_code, rows (as in
+                  check --json, one per target: a target with no result yet
+                  has state \"pending\")
 A target has at most one outstanding probe: between two probe_started
 events of a target there is a probe_finished with state up or down, or a
-probe_returned.
+probe_returned.";
 
-Exit status: from the last state of each target, as for check.
-  0   every target is up
-  1   at least one target is down, none timed out
-  2   at least one target timed out (or /proc/self/mountinfo did not answer)
-  64  usage error
-  66  /proc/self/mountinfo could not be read
-  71  the event loop could not be set up (signalfd, eventfd)
-  73  --publish: the table cannot be created, or another publisher holds NAME
-  77  --publish: a file of NAME in /dev/shm belongs to another user or is
-      writable by others (refused; see status --remove)
-
+/// Footer of `watch`'s help after the exit status: examples.
+const WATCH_EXAMPLES: &str = "\
 Examples:
   hangsafe watch --interval 10s /mnt/nfs tcp://db:5432
   hangsafe watch --json --count 3 /srv
@@ -151,7 +144,7 @@ pub(crate) fn paint(state: State, text: &str, color: bool) -> String {
 
 /// Options of `hangsafe watch`.
 #[derive(Debug, clap::Args)]
-#[command(about = WATCH_ABOUT, long_about = WATCH_LONG_ABOUT, after_help = WATCH_AFTER_HELP)]
+#[command(about = WATCH_ABOUT, long_about = WATCH_LONG_ABOUT, after_help = format!("{WATCH_EVENTS}\n\n{}", exit::after_help("watch", WATCH_EXAMPLES)))]
 pub struct WatchArgs {
     /// Time between rounds of probes
     #[arg(
@@ -160,7 +153,8 @@ pub struct WatchArgs {
         value_name = "DURATION",
         default_value = "5s",
         value_parser = duration::parse,
-        long_help = "Time between rounds of probes: 500ms, 5s, 1m... (default 5s)."
+        long_help = "Time between rounds of probes: 500ms, 5s, 1m... (default 5s;\n\
+                     at most 7d)."
     )]
     interval: Duration,
 
@@ -172,14 +166,18 @@ pub struct WatchArgs {
         default_value = "2s",
         value_parser = duration::parse,
         long_help = "How long each probe may take before it counts as timed out\n\
-                     (default 2s). It may exceed --interval: a target whose probe is\n\
-                     still running is skipped in the rounds meanwhile."
+                     (default 2s; at most 7d). It may exceed --interval: a target\n\
+                     whose probe is still running is skipped in the rounds meanwhile."
     )]
     timeout: Duration,
 
     /// Print JSON lines (events) instead of human lines; no live table
     #[arg(long)]
     json: bool,
+
+    /// With no TARGET, include pseudo filesystems (proc, sysfs, cgroup, ...)
+    #[arg(short, long)]
+    all: bool,
 
     /// Also publish the table in shared memory as NAME (see `status`)
     #[arg(
@@ -209,7 +207,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
     color: ColorChoice,
 
-    /// Targets [default: every mount point in /proc/self/mountinfo]
+    /// Targets [default: every mount point in /proc/self/mountinfo, as for check]
     #[arg(value_name = "TARGET")]
     targets: Vec<String>,
 }
@@ -349,18 +347,19 @@ pub fn run(args: WatchArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("hangsafe watch: cannot set up signal handling: {e}");
-            return ExitCode::from(EXIT_OSERR);
+            return ExitCode::from(exit::OSERR.code);
         }
     };
     let mut targets = Vec::new();
     if args.targets.is_empty() {
-        match crate::mounts::read_mount_points(args.timeout) {
-            Ok(points) => targets.extend(points.into_iter().map(Target::from_path)),
+        let deadline = duration::after(Instant::now(), args.timeout);
+        match crate::mounts::default_targets(deadline, args.all) {
+            Ok(t) => targets = t,
             Err(e) => {
                 eprintln!("hangsafe watch: {e}");
                 return ExitCode::from(match e {
-                    crate::mounts::MountsError::TimedOut(_) => report::EXIT_TIMEOUT,
-                    _ => EXIT_NO_MOUNTINFO,
+                    crate::mounts::MountsError::TimedOut(_) => exit::TIMEOUT.code,
+                    _ => exit::NO_MOUNTINFO.code,
                 });
             }
         }
@@ -370,7 +369,7 @@ pub fn run(args: WatchArgs) -> ExitCode {
                 Ok(t) => targets.push(t),
                 Err(e) => {
                     eprintln!("hangsafe watch: {e}");
-                    return ExitCode::from(crate::EXIT_USAGE);
+                    return ExitCode::from(exit::USAGE.code);
                 }
             }
         }
@@ -383,7 +382,7 @@ pub fn run(args: WatchArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("hangsafe watch: cannot create the runner set: {e}");
-            return ExitCode::from(EXIT_OSERR);
+            return ExitCode::from(exit::OSERR.code);
         }
     };
     let publisher = match &args.publish {
@@ -397,15 +396,15 @@ pub fn run(args: WatchArgs) -> ExitCode {
             }
             Err(e @ PublishError::BadName(_)) => {
                 eprintln!("hangsafe watch: --publish: {e}");
-                return ExitCode::from(crate::EXIT_USAGE);
+                return ExitCode::from(exit::USAGE.code);
             }
             Err(e @ PublishError::Untrusted(_)) => {
                 eprintln!("hangsafe watch: --publish {name}: {e}");
-                return ExitCode::from(crate::status::EXIT_NOPERM);
+                return ExitCode::from(exit::NOPERM.code);
             }
             Err(e) => {
                 eprintln!("hangsafe watch: --publish {name}: {e}");
-                return ExitCode::from(EXIT_CANTCREAT);
+                return ExitCode::from(exit::CANTCREAT_PUBLISH.code);
             }
         },
     };
@@ -498,10 +497,10 @@ impl Watch {
             let rounds_left = self.args.count.is_none_or(|n| self.round < n);
             if rounds_left && now >= next_round {
                 self.start_round();
-                next_round += self.args.interval;
+                next_round = duration::after(next_round, self.args.interval);
                 if next_round < now {
                     // Fell behind (a stopped process): no burst of rounds.
-                    next_round = now + self.args.interval;
+                    next_round = duration::after(now, self.args.interval);
                 }
             }
             let rounds_left = self.args.count.is_none_or(|n| self.round < n);
@@ -661,10 +660,17 @@ impl Watch {
                         "event": "probe_skipped", "round": round, "target": spec,
                         "kind": kind, "probe": null, "reason": "cannot start", "detail": detail,
                     }));
-                } else {
-                    let text = format!("{}  {spec}  {kind}  probe not started: {detail}", clock());
-                    self.line(&text);
                 }
+                // Nothing is known about the target now: state error (a
+                // transition, shown once while it lasts).
+                let rep = Report {
+                    target: spec,
+                    kind,
+                    state: State::Error,
+                    latency: None,
+                    detail: format!("probe not started: {detail}"),
+                };
+                self.record(i, rep);
             }
         }
     }
@@ -740,10 +746,18 @@ impl Watch {
                 }
                 self.event(v);
             }
-            let old = self.slots[i].last.as_ref().map(|r| r.state);
-            if old != Some(rep.state) {
-                self.transition(old, &rep);
-            }
+            self.record(i, rep);
+        }
+    }
+
+    /// Makes `rep` target `i`'s last result, with a transition if its
+    /// state changed.
+    fn record(&mut self, i: usize, rep: Report) {
+        let old = self.slots[i].last.as_ref().map(|r| r.state);
+        if old != Some(rep.state) {
+            self.transition(old, &rep);
+        }
+        if self.slots[i].last.as_ref() != Some(&rep) {
             self.slots[i].last = Some(rep);
             self.dirty = true;
         }
@@ -808,14 +822,40 @@ impl Watch {
         }
     }
 
-    /// The rows to publish and to summarise: each target's last result.
-    fn rows(&self) -> Vec<Report> {
+    /// The rows to publish: each target's last result (targets with none
+    /// yet are left out).
+    fn decided_rows(&self) -> Vec<Report> {
         self.slots.iter().filter_map(|s| s.last.clone()).collect()
+    }
+
+    /// The rows of the final summary: one per target, a target with no
+    /// result yet as `pending` (with what its probe was doing).
+    fn all_rows(&self) -> Vec<Report> {
+        self.slots
+            .iter()
+            .map(|s| match &s.last {
+                Some(r) => r.clone(),
+                None => Report {
+                    target: s.target.spec.clone(),
+                    kind: s.target.kind.name(),
+                    state: State::Pending,
+                    latency: None,
+                    detail: match &s.inflight {
+                        Some(f) => format!(
+                            "no result yet: probe #{} {}",
+                            f.id,
+                            where_(f.seen.as_ref(), f.started, false)
+                        ),
+                        None => "not probed yet".to_owned(),
+                    },
+                },
+            })
+            .collect()
     }
 
     fn publish(&mut self) {
         self.dirty = false;
-        let rows = self.rows();
+        let rows = self.decided_rows();
         if rows.is_empty() {
             // Nothing decided yet: keep the previous table (a newer
             // publisher does not blank its predecessor's last one).
@@ -842,7 +882,8 @@ impl Watch {
                 Some(State::Up) => c.up += 1,
                 Some(State::Down) => c.down += 1,
                 Some(State::Timeout) => c.timeout += 1,
-                None => c.pending += 1,
+                Some(State::Error) => c.error += 1,
+                Some(State::Pending) | None => c.pending += 1,
             }
             c.in_flight += usize::from(s.inflight.is_some());
             c.hung += usize::from(s.hung.is_some());
@@ -856,6 +897,9 @@ impl Watch {
     fn summary_line(&self) -> String {
         let c = self.counts();
         let mut s = format!("{} up, {} down, {} timed out", c.up, c.down, c.timeout);
+        if c.error > 0 {
+            s.push_str(&format!(", {} not started (error)", c.error));
+        }
         if c.pending > 0 {
             s.push_str(&format!(", {} pending", c.pending));
         }
@@ -878,7 +922,7 @@ impl Watch {
         let mut s = erase(live.lines);
         s.push_str(&text);
         live.lines = text.lines().count();
-        live.next = Instant::now() + REFRESH;
+        live.next = duration::after(Instant::now(), REFRESH);
         if out
             .write_all(s.as_bytes())
             .and_then(|()| out.flush())
@@ -944,7 +988,9 @@ impl Watch {
     fn finish(mut self, stop: Stop) -> ExitCode {
         // Probes still in the set are released (cancelled).
         self.examine_all();
-        let rows = self.rows();
+        let rows = self.all_rows();
+        // Never 0 while a target has no result: a pending row makes it 3
+        // (unless something is down or timed out).
         let code = report::exit_code(&rows);
         let c = self.counts();
         let (reason, sig) = match stop {
@@ -963,7 +1009,8 @@ impl Watch {
         if self.args.json {
             let v = json!({
                 "event": "summary", "reason": reason, "signal": sig, "rounds": self.round,
-                "up": c.up, "down": c.down, "timeout": c.timeout, "pending": c.pending,
+                "up": c.up, "down": c.down, "timeout": c.timeout, "error": c.error,
+                "pending": c.pending,
                 "in_flight": c.in_flight, "hung": c.hung,
                 "abandoned_threads": c.abandoned, "abandoned_total": c.abandoned_total,
                 "exit_code": code,
@@ -1007,6 +1054,7 @@ struct Counts {
     up: usize,
     down: usize,
     timeout: usize,
+    error: usize,
     pending: usize,
     in_flight: usize,
     hung: usize,

@@ -252,14 +252,15 @@ pub(crate) fn schedule(when: Instant, kind: TimerKind, target: Weak<dyn TimerTar
 }
 
 impl Timer {
-    /// The timer thread's body. It never returns: a panic in hangsafe's
-    /// own bookkeeping (firing an entry is caught one by one in
-    /// [`fire_due`](Self::fire_due)) is logged and the loop restarts, so
-    /// deadlines stay enforced for the whole process (HA2).
+    /// The timer thread's body. It returns only when the timer is stopped
+    /// (at process exit): a panic in hangsafe's own bookkeeping (firing an
+    /// entry is caught one by one in [`fire_due`](Self::fire_due)) is
+    /// logged and the loop restarts, so deadlines stay enforced for the
+    /// whole process (HA2).
     fn run(&self) {
         loop {
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop())) {
-                Ok(never) => match never {},
+                Ok(()) => return,
                 Err(p) => log::error!(
                     "hangsafe: internal error: the deadline timer panicked ({}); it carries on",
                     panic_text(&*p)
@@ -287,7 +288,8 @@ impl Timer {
         }
     }
 
-    fn run_loop(&self) -> std::convert::Infallible {
+    /// Fires entries as they fall due; returns once the timer is stopped.
+    fn run_loop(&self) {
         let mut due: Vec<(TimerKind, Weak<dyn TimerTarget>)> = Vec::new();
         let mut g = crate::sync::lock(&self.inner);
         loop {
