@@ -113,3 +113,42 @@ fn hp3_fork_child_key_sets_are_fresh() {
     drop(parent);
     assert_eq!(end, Ended::Code(0));
 }
+
+/// HP1, work that forks: the child continues on its copy of the pool
+/// thread, which is not counted there and does not rejoin the child's pool
+/// after its job; the child can spawn (on a thread of its own) even though
+/// the parent had another idle thread at the fork.
+#[test]
+fn hp1_fork_from_inside_work_child_can_spawn() {
+    let pool = Pool::builder().name("hp1w").build();
+    // Two idle threads: the forking work takes one, the other stays idle
+    // in the parent.
+    let a = pool
+        .spawn(|_| std::thread::sleep(Duration::from_millis(50)))
+        .unwrap();
+    let b = pool
+        .spawn(|_| std::thread::sleep(Duration::from_millis(50)))
+        .unwrap();
+    assert_eq!((a.wait(), b.wait()), (Ok(()), Ok(())));
+    assert!(eventually(Duration::from_secs(10), || pool
+        .metrics()
+        .threads_idle
+        >= 2));
+    let inner = pool.clone();
+    let r = pool
+        .spawn(move |_| {
+            hp::in_child(Duration::from_secs(60), move || {
+                let m = inner.metrics();
+                if m.threads_alive != 0 || m.threads_idle != 0 {
+                    return 2;
+                }
+                let mut r = Builder::new().pool(&inner).spawn(|_| 5).unwrap();
+                match r.wait_timeout(Duration::from_secs(10)) {
+                    Some(Ok(5)) => 0,
+                    _ => 3,
+                }
+            })
+        })
+        .unwrap();
+    assert_eq!(r.wait(), Ok(Ended::Code(0)));
+}
