@@ -2,7 +2,7 @@
 # install.sh - install the C library without cargo-c, in the layout that
 # `cargo cinstall` produces (see Cargo.toml, [package.metadata.capi]):
 #
-#   $libdir/libhangsafe.so.0.1.0, libhangsafe.so.0 -> it, libhangsafe.so -> .so.0
+#   $libdir/libhangsafe.so.0.1.0, and the links libhangsafe.so.0 and libhangsafe.so to it
 #   $libdir/libhangsafe.a
 #   $libdir/pkgconfig/hangsafe.pc          (Cflags: -I${includedir}/hangsafe)
 #   $includedir/hangsafe/runner.h, hangsafe.h, hangsafe/hangsafe.h
@@ -45,13 +45,13 @@ lib="$destdir$libdir" inc="$destdir$includedir/hangsafe"
 install -d "$lib/pkgconfig" "$inc/hangsafe"
 install -m 755 "$out/libhangsafe.so" "$lib/libhangsafe.so.$version"
 ln -sf "libhangsafe.so.$version" "$lib/libhangsafe.so.$major"
-ln -sf "libhangsafe.so.$major" "$lib/libhangsafe.so"
+ln -sf "libhangsafe.so.$version" "$lib/libhangsafe.so"
 install -m 644 "$out/libhangsafe.a" "$lib/libhangsafe.a"
 install -m 644 include/runner.h include/hangsafe.h "$inc/"
 install -m 644 include/nested/hangsafe.h "$inc/hangsafe/hangsafe.h"
 
 pc_libdir="$libdir" pc_includedir="$includedir"
-case "$libdir" in "$prefix"/*) pc_libdir="\${exec_prefix}${libdir#"$prefix"}" ;; esac
+case "$libdir" in "$prefix"/*) pc_libdir="\${prefix}${libdir#"$prefix"}" ;; esac
 case "$includedir" in "$prefix"/*) pc_includedir="\${prefix}${includedir#"$prefix"}" ;; esac
 description=$(sed -n 's/^description = "\(.*\)"/\1/p' Cargo.toml | tail -1)
 cat > "$lib/pkgconfig/hangsafe.pc" <<PC
