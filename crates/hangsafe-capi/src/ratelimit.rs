@@ -185,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn hd4_a_flood_is_one_line_and_one_summary_per_window() {
+    fn h36_a_flood_is_one_line_and_one_summary_per_window() {
         let f = RepeatFilter::new(W);
         let t0 = Instant::now();
         let mut passed = 0u64;

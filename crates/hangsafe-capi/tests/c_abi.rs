@@ -8,7 +8,7 @@
 //!   (`hs_robust_mutex_*`), with forked processes sharing a mapping.
 //! * `misuse_test.c`: every entry point of both headers with NULL, zero,
 //!   huge and extreme arguments, in the wrong order, from inside work and
-//!   in a `fork()` child (hazards HE1..HE19, `docs/races-he.md`).
+//!   in a `fork()` child (hazards H38..H56, `docs/races-he.md`).
 //!
 //! The libraries are `libhangsafe.a` and `libhangsafe.so` in the profile
 //! directory that holds this test binary's `deps/` directory. Cargo does
@@ -432,12 +432,12 @@ const STRICT_VALGRIND: &[&str] = &[
     "--error-exitcode=1",
 ];
 
-/// HP8: a C program that used runners and exits (returning from `main`, or
+/// H14: a C program that used runners and exits (returning from `main`, or
 /// calling `exit`) is clean under valgrind with [`STRICT_VALGRIND`]: the
 /// idle pool threads and the timer thread were joined at exit. Static and
 /// shared. Skipped without valgrind, except on CI.
 #[test]
-fn hp8_c_exit_is_valgrind_clean() {
+fn h14_c_exit_is_valgrind_clean() {
     if !on_path("valgrind") {
         assert!(std::env::var_os("CI").is_none(), "CI must install valgrind");
         println!("skipped: valgrind is not on PATH (set CI to make this an error)");
@@ -460,10 +460,10 @@ fn hp8_c_exit_is_valgrind_clean() {
     }
 }
 
-/// HP9, HP10: exit never waits for hung work, and `exit` from inside work
+/// H15, H16: exit never waits for hung work, and `exit` from inside work
 /// ends the process: each within a few seconds, with the status given.
 #[test]
-fn hp9_c_exit_with_hung_work_or_from_work_is_prompt() {
+fn h15_c_exit_with_hung_work_or_from_work_is_prompt() {
     let exe = build_static("exit_test", "exit_test_modes");
     for (mode, want) in [("hung", 3), ("from-work", 7)] {
         let mut cmd = Command::new(&exe);

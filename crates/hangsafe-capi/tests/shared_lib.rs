@@ -1,6 +1,6 @@
 //! The shared library as a distribution ships it: SONAME, exactly the
 //! documented symbols (all versioned), `-z nodelete`, and `dlclose` while
-//! pool threads run (hazards HD1–HD3 in docs/races-hd.md).
+//! pool threads run (hazards H33–H35 in docs/races-hd.md).
 //!
 //! The list of documented functions is parsed from the headers, so a new
 //! function that is declared but not exported (or exported but not
@@ -177,10 +177,10 @@ fn header_parser_finds_the_known_functions() {
     assert!(!found.contains("hs_openat") && !found.contains("hs_ioctl"));
 }
 
-/// HD1: the library exports exactly the functions the headers declare
+/// H33: the library exports exactly the functions the headers declare
 /// and the version script lists, each with the version node.
 #[test]
-fn hd1_exports_are_exactly_the_documented_functions_all_versioned() {
+fn h33_exports_are_exactly_the_documented_functions_all_versioned() {
     let lib = library("libhangsafe.so");
     let declared = header_symbols();
     let mapped = map_symbols();
@@ -220,10 +220,10 @@ fn hd1_exports_are_exactly_the_documented_functions_all_versioned() {
     }
 }
 
-/// HD2: SONAME libhangsafe.so.0 (so `-lhangsafe` programs find the
+/// H34: SONAME libhangsafe.so.0 (so `-lhangsafe` programs find the
 /// installed library without an rpath) and NODELETE.
 #[test]
-fn hd2_soname_and_nodelete() {
+fn h34_soname_and_nodelete() {
     let lib = library("libhangsafe.so");
     let dynamic = tool("readelf", &["-d", &lib.display().to_string()]);
     assert!(
@@ -254,10 +254,10 @@ fn release_library_has_no_debug_info() {
     );
 }
 
-/// HD3: dlclose() while a pool thread runs work, then the work returns
+/// H35: dlclose() while a pool thread runs work, then the work returns
 /// into the pool and a cancel signal arrives: no crash, still mapped.
 #[test]
-fn hd3_dlclose_while_work_runs_does_not_unmap_the_library() {
+fn h35_dlclose_while_work_runs_does_not_unmap_the_library() {
     let dir = shared_lib_dir();
     let exe = out_path("dlclose_test");
     compile(

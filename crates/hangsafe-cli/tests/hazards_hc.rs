@@ -126,10 +126,10 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-// ---- HC1: durations too large for the clock ----------------------------------
+// ---- H26: durations too large for the clock ----------------------------------
 
 #[test]
-fn hc1_huge_durations_are_usage_errors_not_panics() {
+fn h26_huge_durations_are_usage_errors_not_panics() {
     let cases: &[&[&str]] = &[
         &["check", "--timeout", "9223372036854775807", "/"],
         &["check", "--timeout", "18446744073709551615", "/"],
@@ -164,7 +164,7 @@ fn hc1_huge_durations_are_usage_errors_not_panics() {
 }
 
 #[test]
-fn hc1_the_largest_durations_still_work() {
+fn h26_the_largest_durations_still_work() {
     let r = run(&["check", "--timeout", "7d", "/"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let r = run(&[
@@ -182,10 +182,10 @@ fn hc1_the_largest_durations_still_work() {
     assert!(r.stdout.contains("\"to\":\"up\""), "{}", r.stdout);
 }
 
-// ---- HC2: unknown schemes and HOST:PORT are not paths ------------------------
+// ---- H27: unknown schemes and HOST:PORT are not paths ------------------------
 
 #[test]
-fn hc2_unknown_schemes_are_usage_errors_with_a_hint() {
+fn h27_unknown_schemes_are_usage_errors_with_a_hint() {
     for target in [
         "http://127.0.0.1:80",
         "udp://127.0.0.1:53",
@@ -226,7 +226,7 @@ fn hc2_unknown_schemes_are_usage_errors_with_a_hint() {
 }
 
 #[test]
-fn hc2_a_path_with_a_colon_has_an_escape_hatch() {
+fn h27_a_path_with_a_colon_has_an_escape_hatch() {
     let dir = Scratch::new();
     std::fs::write(dir.path("a:b"), b"x").unwrap();
     for target in ["path:a:b", "./a:b"] {
@@ -256,7 +256,7 @@ fn hc2_a_path_with_a_colon_has_an_escape_hatch() {
     );
 }
 
-// ---- HC3: targets that could not be started ----------------------------------
+// ---- H28: targets that could not be started ----------------------------------
 
 /// `hangsafe ARGS` as an unprivileged uid whose processes may have at
 /// most `nproc` threads (`RLIMIT_NPROC`, counted per real uid), so that
@@ -265,12 +265,12 @@ fn hc2_a_path_with_a_colon_has_an_escape_hatch() {
 fn limited(nproc: u32, args: &[&str], dir: Option<&Path>) -> Option<Command> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("hc3: not root: cannot switch to an unprivileged uid; skipped");
+        eprintln!("h28: not root: cannot switch to an unprivileged uid; skipped");
         return None;
     }
     for tool in ["setpriv", "prlimit"] {
         if Command::new(tool).arg("--version").output().is_err() {
-            eprintln!("hc3: {tool} missing; skipped");
+            eprintln!("h28: {tool} missing; skipped");
             return None;
         }
     }
@@ -298,7 +298,7 @@ fn limited(nproc: u32, args: &[&str], dir: Option<&Path>) -> Option<Command> {
 const READABLE: [&str; 4] = ["/", "/etc", "/usr", "/proc/self"];
 
 #[test]
-fn hc3_targets_that_cannot_start_are_error_exit_3() {
+fn h28_targets_that_cannot_start_are_error_exit_3() {
     // Two tasks: the main thread and the deadline timer; no runner thread.
     let mut args = vec!["check", "--json", "--timeout", "30s"];
     args.extend(READABLE);
@@ -337,7 +337,7 @@ fn hc3_targets_that_cannot_start_are_error_exit_3() {
 }
 
 #[test]
-fn hc3_a_thread_limit_lowers_concurrency_instead_of_failing() {
+fn h28_a_thread_limit_lowers_concurrency_instead_of_failing() {
     // Three tasks: main, timer and one runner thread: the probes run one
     // after another on that thread.
     let mut args = vec!["check", "--json", "--timeout", "60s"];
@@ -352,7 +352,7 @@ fn hc3_a_thread_limit_lowers_concurrency_instead_of_failing() {
 }
 
 #[test]
-fn hc3_watch_reports_error_when_no_probe_can_start() {
+fn h28_watch_reports_error_when_no_probe_can_start() {
     let args = [
         "watch",
         "--json",
@@ -397,7 +397,7 @@ fn hc3_watch_reports_error_when_no_probe_can_start() {
     assert_eq!(summary["rows"].as_array().unwrap().len(), 2, "{summary}");
 }
 
-// ---- HC4: a stopped watch with undecided targets -----------------------------
+// ---- H29: a stopped watch with undecided targets -----------------------------
 
 fn mkfifo(p: &Path) {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
@@ -461,7 +461,7 @@ fn stop(mut child: Child, rx: &mpsc::Receiver<String>, seen: &mut Vec<String>) -
 }
 
 #[test]
-fn hc4_a_stopped_watch_lists_undecided_targets_and_does_not_exit_0() {
+fn h29_a_stopped_watch_lists_undecided_targets_and_does_not_exit_0() {
     let dir = Scratch::new();
     let fifo = dir.path("fifo");
     mkfifo(&fifo);
@@ -480,7 +480,7 @@ fn hc4_a_stopped_watch_lists_undecided_targets_and_does_not_exit_0() {
 }
 
 #[test]
-fn hc4_json_summary_rows_include_undecided_targets() {
+fn h29_json_summary_rows_include_undecided_targets() {
     let dir = Scratch::new();
     let fifo = dir.path("fifo");
     mkfifo(&fifo);
@@ -507,10 +507,10 @@ fn hc4_json_summary_rows_include_undecided_targets() {
     assert!(fifo_row["latency_ms"].is_null());
 }
 
-// ---- HC5: exit-status documentation -----------------------------------------
+// ---- H30: exit-status documentation -----------------------------------------
 
 #[test]
-fn hc5_help_lists_exactly_the_exit_codes_of_the_code() {
+fn h30_help_lists_exactly_the_exit_codes_of_the_code() {
     let main = run(&["--help"]);
     assert!(
         !main.stdout.contains("64 and up"),
@@ -543,7 +543,7 @@ fn hc5_help_lists_exactly_the_exit_codes_of_the_code() {
 }
 
 #[test]
-fn hc5_readme_exit_table_matches_the_code() {
+fn h30_readme_exit_table_matches_the_code() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
         .expect("README.md");
     let rows = readme_exit_rows(&readme);
@@ -571,10 +571,10 @@ fn readme_exit_rows(readme: &str) -> Vec<(u8, String, String)> {
         .collect()
 }
 
-// ---- HC6: library log lines reach stderr, repeats collapsed -------------------
+// ---- H31: library log lines reach stderr, repeats collapsed -------------------
 
 #[test]
-fn hc6_repeated_library_errors_are_shown_once_with_a_count() {
+fn h31_repeated_library_errors_are_shown_once_with_a_count() {
     let mut args = vec!["check", "--timeout", "30s"];
     let many: Vec<String> = (0..40).map(|i| format!("/etc/./{i}")).collect();
     args.extend(many.iter().map(String::as_str));
@@ -591,16 +591,16 @@ fn hc6_repeated_library_errors_are_shown_once_with_a_count() {
     );
 }
 
-// ---- HC7: watch's default targets are check's --------------------------------
+// ---- H32: watch's default targets are check's --------------------------------
 
 #[test]
-fn hc7_watch_without_targets_skips_pseudo_filesystems_like_check() {
+fn h32_watch_without_targets_skips_pseudo_filesystems_like_check() {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let proc_mounted = mountinfo
         .lines()
         .any(|l| l.split(' ').nth(4) == Some("/proc") && l.contains(" - proc "));
     if !proc_mounted {
-        eprintln!("hc7: /proc is not a proc mount here; skipped");
+        eprintln!("h32: /proc is not a proc mount here; skipped");
         return;
     }
     let targets = |extra: &[&str]| -> Vec<String> {

@@ -1,7 +1,7 @@
 //! Hazards of the published table (`watch --publish NAME` / `status NAME`)
 //! under attack and misuse: files owned or writable by another user,
 //! truncation while reading or publishing, permission errors, clean-up.
-//! See `docs/races-hb.md` (HB1..) for each case.
+//! See `docs/races-hb.md` (H17..) for each case.
 //!
 //! Real processes, real files in `/dev/shm` (unique names, removed on drop).
 //! "Another user" is uid/gid 65534 (`nobody`): the tests chown files to it
@@ -160,12 +160,12 @@ fn publish_once(name: &str) {
 }
 
 #[test]
-fn hb1_status_refuses_a_table_owned_by_another_user() {
+fn h17_status_refuses_a_table_owned_by_another_user() {
     if !is_root() {
-        eprintln!("hb1: not root, cannot chown to uid {NOBODY}: skipped");
+        eprintln!("h17: not root, cannot chown to uid {NOBODY}: skipped");
         return;
     }
-    let name = Name::new("hb1");
+    let name = Name::new("h17");
     publish_once(&name.0);
     assert_eq!(status(&[&name.0]).status.code(), Some(0));
     // Another user now owns the files (as if they had created them first):
@@ -192,8 +192,8 @@ fn hb1_status_refuses_a_table_owned_by_another_user() {
 }
 
 #[test]
-fn hb2_status_refuses_a_table_writable_by_others() {
-    let name = Name::new("hb2");
+fn h18_status_refuses_a_table_writable_by_others() {
+    let name = Name::new("h18");
     publish_once(&name.0);
     chmod(&name.table(), 0o666);
     let o = status(&[&name.0]);
@@ -216,13 +216,13 @@ fn hb2_status_refuses_a_table_writable_by_others() {
 }
 
 #[test]
-fn hb3_publisher_refuses_a_region_planted_by_another_user() {
-    let name = Name::new("hb3");
+fn h19_publisher_refuses_a_region_planted_by_another_user() {
+    let name = Name::new("h19");
     publish_once(&name.0);
     if is_root() {
         chown(&name.table(), NOBODY, NOBODY);
     } else {
-        eprintln!("hb3: not root, cannot chown: checking a world-writable region only");
+        eprintln!("h19: not root, cannot chown: checking a world-writable region only");
         chmod(&name.table(), 0o666);
     }
     let o = hangsafe()
@@ -240,7 +240,7 @@ fn hb3_publisher_refuses_a_region_planted_by_another_user() {
 
 /// Runs `status` `runs` times while another thread keeps truncating the
 /// table to a random length and restoring it. The first page (header and
-/// lock word) is kept: a truncation into it is the case HB8 documents.
+/// lock word) is kept: a truncation into it is the case H24 documents.
 /// Returns the publisher's fate.
 fn truncation_storm(name: &Name, runs: usize) -> ExitStatus {
     let mut p = publisher(&name.0, "1ms");
@@ -293,8 +293,8 @@ fn truncation_storm(name: &Name, runs: usize) -> ExitStatus {
 }
 
 #[test]
-fn hb4_truncation_while_reading_never_kills_status_or_the_publisher() {
-    let name = Name::new("hb4");
+fn h20_truncation_while_reading_never_kills_status_or_the_publisher() {
+    let name = Name::new("h20");
     let s = truncation_storm(&name, 400);
     assert!(
         s.signal().is_none() || s.signal() == Some(libc::SIGTERM),
@@ -303,12 +303,12 @@ fn hb4_truncation_while_reading_never_kills_status_or_the_publisher() {
 }
 
 #[test]
-fn hb5_status_of_a_table_it_may_not_read_is_a_permission_error() {
+fn h21_status_of_a_table_it_may_not_read_is_a_permission_error() {
     if !is_root() {
-        eprintln!("hb5: not root, cannot run status as uid {NOBODY}: skipped");
+        eprintln!("h21: not root, cannot run status as uid {NOBODY}: skipped");
         return;
     }
-    let name = Name::new("hb5");
+    let name = Name::new("h21");
     publish_once(&name.0);
     let o = status_as(NOBODY, &[&name.0]);
     assert_eq!(
@@ -322,8 +322,8 @@ fn hb5_status_of_a_table_it_may_not_read_is_a_permission_error() {
 }
 
 #[test]
-fn hb6_a_busy_name_reports_the_live_publishers_pid() {
-    let name = Name::new("hb6");
+fn h22_a_busy_name_reports_the_live_publishers_pid() {
+    let name = Name::new("h22");
     let mut p = publisher(&name.0, "100ms");
     wait_published(&name.0);
     // The table is gone (removed by hand) while the publisher lives: only
@@ -342,8 +342,8 @@ fn hb6_a_busy_name_reports_the_live_publishers_pid() {
 }
 
 #[test]
-fn hb7_status_remove_cleans_up_only_a_stale_publication_of_ours() {
-    let name = Name::new("hb7");
+fn h23_status_remove_cleans_up_only_a_stale_publication_of_ours() {
+    let name = Name::new("h23");
     // A live publisher: refused without --force.
     let mut p = publisher(&name.0, "100ms");
     wait_published(&name.0);
@@ -383,10 +383,10 @@ fn hb7_status_remove_cleans_up_only_a_stale_publication_of_ours() {
         );
         assert!(name.table().exists());
     } else {
-        eprintln!("hb7: not root, cannot chown: not checking another user's file");
+        eprintln!("h23: not root, cannot chown: not checking another user's file");
     }
     let _ = std::fs::remove_file(name.table());
-    let target = std::env::temp_dir().join(format!("hb7-target-{}", std::process::id()));
+    let target = std::env::temp_dir().join(format!("h23-target-{}", std::process::id()));
     std::fs::write(&target, b"keep me").unwrap();
     std::os::unix::fs::symlink(&target, name.table()).unwrap();
     let o = status(&["--remove", &name.0]);

@@ -1,11 +1,11 @@
-//! The auto-trait bounds of every public handle type, pinned (HA1).
+//! The auto-trait bounds of every public handle type, pinned (H1).
 //!
 //! The positive half lives here: each handle that may cross or be shared
 //! between threads is checked to be `Send`/`Sync` at compile time, so a
 //! field added later cannot silently take that away. The negative half
 //! (types that must *not* be `Send` or `Sync`) is pinned by the
 //! `compile_fail` doctests on the types themselves (`Runner`, `Ctx`,
-//! `Scope`, `RobustMutexGuard`): see `docs/races-ha.md`, HA1.
+//! `Scope`, `RobustMutexGuard`): see `docs/races-ha.md`, H1.
 
 use hangsafe::cancel::{CancelSignal, CancelToken, InstallError, ScopeError, Stats};
 use hangsafe::examine::{ExamineError, Examiner, Progress, Stamp, Ticket};
@@ -27,7 +27,7 @@ fn assert_sync<T: Sync>() {}
 fn assert_send_sync<T: Send + Sync>() {}
 
 #[test]
-fn ha1_runner_handles_are_send_and_sync() {
+fn h1_runner_handles_are_send_and_sync() {
     assert_send_sync::<Runner<u64>>();
     assert_send_sync::<Runner<String>>();
     assert_send_sync::<Runner<Vec<u8>>>();
@@ -47,7 +47,7 @@ fn ha1_runner_handles_are_send_and_sync() {
 }
 
 #[test]
-fn ha1_cancel_handles_are_send_and_sync() {
+fn h1_cancel_handles_are_send_and_sync() {
     assert_send_sync::<CancelToken>();
     assert_send_sync::<CancelSignal>();
     assert_send_sync::<Stats>();
@@ -58,7 +58,7 @@ fn ha1_cancel_handles_are_send_and_sync() {
 }
 
 #[test]
-fn ha1_nexus_handles_are_send_and_sync() {
+fn h1_nexus_handles_are_send_and_sync() {
     assert_send_sync::<Token>();
     assert_send_sync::<Registry<u64>>();
     assert_send_sync::<Nexus<u64>>();
@@ -79,7 +79,7 @@ fn ha1_nexus_handles_are_send_and_sync() {
 }
 
 #[test]
-fn ha1_examine_handles_are_send_and_sync() {
+fn h1_examine_handles_are_send_and_sync() {
     assert_send_sync::<Examiner>();
     assert_send_sync::<Ticket<u64>>();
     assert_send_sync::<Ticket<Progress>>();
@@ -89,7 +89,7 @@ fn ha1_examine_handles_are_send_and_sync() {
 }
 
 #[test]
-fn ha1_robust_handles_are_send_and_sync() {
+fn h1_robust_handles_are_send_and_sync() {
     assert_send_sync::<SharedRegion<u64>>();
     assert_send_sync::<SharedRegion<[u32; 4]>>();
     assert_send_sync::<RobustMutex<u64>>();

@@ -1,8 +1,8 @@
 //! Property tests: every `Duration`/`Instant` knob a caller controls (and
 //! the pool's other knobs) takes any value (0, 1 ns, `Duration::MAX`,
 //! random) without a panic, and
-//! deadlines elsewhere in the process stay enforced afterwards (HA2, HA3,
-//! HA5 in `docs/races-ha.md`).
+//! deadlines elsewhere in the process stay enforced afterwards (H2, H3,
+//! H5 in `docs/races-ha.md`).
 
 use hangsafe::nexus::RunnerSet;
 use hangsafe::robust::SharedRegion;
@@ -96,10 +96,10 @@ fn config() -> ProptestConfig {
 proptest! {
     #![proptest_config(config())]
 
-    /// HA2/HA3: any pool configuration, then spawn, cancel, drop and wait
+    /// H2/H3: any pool configuration, then spawn, cancel, drop and wait
     /// on it: nothing panics, the pool's and the process's deadlines hold.
     #[test]
-    fn ha2_ha3_pool_builder_takes_any_duration(
+    fn h2_h3_pool_builder_takes_any_duration(
         idle in any_duration(),
         grace in any_duration(),
         timeout in any_duration(),
@@ -111,14 +111,15 @@ proptest! {
     ) {
         let pool = Pool::builder()
             .stack_size(stack)
-            .name(name)
+            .name(name.clone())
             .idle_timeout(idle)
             .abandon_after(grace)
             .max_threads(max_threads)
             .max_abandoned(max_abandoned)
             .build();
-        if stack > 1 << 40 {
-            // No such stack can be mapped: a typed refusal, not a panic.
+        if stack > 1 << 40 || name.contains('\0') {
+            // No such stack can be mapped, and no thread can be named with
+            // a NUL byte: a typed refusal, not a panic.
             let r = catch_unwind(AssertUnwindSafe(|| pool.spawn(|_| ()).map(drop)));
             prop_assert!(r.is_ok(), "panicked");
             prop_assert!(matches!(r.unwrap(), Err(SpawnError::ThreadCreate(_))));
@@ -150,9 +151,9 @@ proptest! {
         prop_assert!(deadline_enforced(None), "the global pool's deadlines");
     }
 
-    /// HA2: any deadline in a `RunnerSet`, and its poll-loop helpers.
+    /// H2: any deadline in a `RunnerSet`, and its poll-loop helpers.
     #[test]
-    fn ha2_runner_set_takes_any_deadline(timeout in any_duration(), at in any_duration()) {
+    fn h2_runner_set_takes_any_deadline(timeout in any_duration(), at in any_duration()) {
         let out = catch_unwind(AssertUnwindSafe(|| {
             let set = RunnerSet::<u32>::new().unwrap();
             let a = set.spawn(Builder::new().timeout(timeout), |_| 1).unwrap();
@@ -172,10 +173,10 @@ proptest! {
         prop_assert_eq!(out.unwrap(), (2, false, false));
     }
 
-    /// HA2: cancellable waits with any timeout inside a runner whose short
+    /// H2: cancellable waits with any timeout inside a runner whose short
     /// deadline interrupts them; `wait_timeout(any)` on a finished runner.
     #[test]
-    fn ha2_cancellable_waits_take_any_timeout(d in any_duration(), w in any_duration()) {
+    fn h2_cancellable_waits_take_any_timeout(d in any_duration(), w in any_duration()) {
         let r = Builder::new()
             .timeout(Duration::from_millis(10))
             .spawn(move |_| {
@@ -192,10 +193,10 @@ proptest! {
         prop_assert!(out.unwrap().is_some(), "the deadline did not interrupt the wait");
     }
 
-    /// HA2: a robust mutex's timed lock with any timeout or deadline, free
+    /// H2: a robust mutex's timed lock with any timeout or deadline, free
     /// (any value) and contended (short values).
     #[test]
-    fn ha2_robust_timed_lock_takes_any_duration(d in any_duration(), short in short_duration()) {
+    fn h2_robust_timed_lock_takes_any_duration(d in any_duration(), short in short_duration()) {
         let region = SharedRegion::anonymous(0u64).unwrap();
         let m = region.mutex();
         let out = catch_unwind(AssertUnwindSafe(|| {

@@ -1,5 +1,5 @@
 //! Misuse hazards of the runner pool, the deadline timer and the runner
-//! set: extreme configuration values and forged tokens (HA2–HA5 in
+//! set: extreme configuration values and forged tokens (H2–H5 in
 //! `docs/races-ha.md`). Each test failed on the code before its fix; the
 //! entries say how.
 //!
@@ -48,11 +48,11 @@ fn global_deadline_is_enforced() -> bool {
     seen
 }
 
-/// HA2: `abandon_after(Duration::MAX)` made `now + grace` overflow in the
+/// H2: `abandon_after(Duration::MAX)` made `now + grace` overflow in the
 /// timer thread (which then died: no deadline in the process was enforced
 /// any more) and in the caller's `cancel()`/`drop`.
 #[test]
-fn ha2_abandon_after_max_keeps_deadlines_enforced() {
+fn h2_abandon_after_max_keeps_deadlines_enforced() {
     let pool = Pool::builder().abandon_after(Duration::MAX).build();
     // The timer fires this runner's deadline, then arms its abandon check.
     let r = Builder::new()
@@ -69,10 +69,10 @@ fn ha2_abandon_after_max_keeps_deadlines_enforced() {
     );
 }
 
-/// HA2: the same overflow on the caller's thread, in `cancel()` and in
+/// H2: the same overflow on the caller's thread, in `cancel()` and in
 /// `drop` (where a panic during unwinding aborts the process).
 #[test]
-fn ha2_abandon_after_max_cancel_and_drop_do_not_panic() {
+fn h2_abandon_after_max_cancel_and_drop_do_not_panic() {
     let pool = Pool::builder().abandon_after(Duration::MAX).build();
     let r = pool.spawn(until_cancelled).unwrap();
     let st = catch_unwind(AssertUnwindSafe(|| r.cancel()));
@@ -89,11 +89,11 @@ fn ha2_abandon_after_max_cancel_and_drop_do_not_panic() {
     assert_eq!(pool.metrics().abandoned_total, 0);
 }
 
-/// HA3: `idle_timeout(Duration::MAX)` made `start + idle_timeout` panic in
+/// H3: `idle_timeout(Duration::MAX)` made `start + idle_timeout` panic in
 /// the worker after its first job, while it was on the idle stack: the next
 /// spawn handed its job to a dead thread and returned `Ok`.
 #[test]
-fn ha3_idle_timeout_max_worker_keeps_serving() {
+fn h3_idle_timeout_max_worker_keeps_serving() {
     let pool = Pool::builder().idle_timeout(Duration::MAX).build();
     for i in 0..3u32 {
         let mut r = pool.spawn(move |_| i).unwrap();
@@ -104,9 +104,9 @@ fn ha3_idle_timeout_max_worker_keeps_serving() {
     assert_eq!(pool.metrics().threads_alive, 1, "{:?}", pool.metrics());
 }
 
-/// HA3: the other extremes of the idle timeout still serve every job.
+/// H3: the other extremes of the idle timeout still serve every job.
 #[test]
-fn ha3_idle_timeout_zero_and_one_nanosecond() {
+fn h3_idle_timeout_zero_and_one_nanosecond() {
     for d in [Duration::ZERO, Duration::from_nanos(1)] {
         let pool = Pool::builder().idle_timeout(d).build();
         for i in 0..3u32 {
@@ -118,11 +118,11 @@ fn ha3_idle_timeout_zero_and_one_nanosecond() {
     }
 }
 
-/// HA4: releasing the token a concurrent `spawn` is about to return (known
+/// H4: releasing the token a concurrent `spawn` is about to return (known
 /// in advance: tokens are predictable) removed the reserved slot, and the
 /// spawn then panicked on its `expect("reserved")`.
 #[test]
-fn ha4_release_of_unissued_token_races_spawn() {
+fn h4_release_of_unissued_token_races_spawn() {
     let set = Arc::new(RunnerSet::<u32>::new().unwrap());
     let mut early = 0u32;
     for round in 0..500u32 {
@@ -165,9 +165,9 @@ fn ha4_release_of_unissued_token_races_spawn() {
     assert!(set.is_empty());
 }
 
-/// HA4: a forged token (never issued, or of another set) is just stale.
+/// H4: a forged token (never issued, or of another set) is just stale.
 #[test]
-fn ha4_forged_tokens_are_stale() {
+fn h4_forged_tokens_are_stale() {
     let set = RunnerSet::<u32>::new().unwrap();
     for t in [
         Token::from_parts(0, 1),
@@ -190,10 +190,10 @@ fn ha4_forged_tokens_are_stale() {
     assert!(set.release(t));
 }
 
-/// HA5: limits out of range were an `assert!` in the registry (a panic in
+/// H5: limits out of range were an `assert!` in the registry (a panic in
 /// the caller for a value it passed); they are a typed error now.
 #[test]
-fn ha5_runner_set_bad_limits_are_typed_errors() {
+fn h5_runner_set_bad_limits_are_typed_errors() {
     for (g, s) in [
         (0, 1),
         (1, 0),
@@ -210,10 +210,10 @@ fn ha5_runner_set_bad_limits_are_typed_errors() {
     assert!(set.release(t));
 }
 
-/// HA5: a pool name with a NUL byte made the standard library panic when
+/// H5: a pool name with a NUL byte made the standard library panic when
 /// the pool created its first thread (thread names are C strings).
 #[test]
-fn ha5_pool_name_with_nul_does_not_panic() {
+fn h5_pool_name_with_nul_does_not_panic() {
     let pool = Pool::builder().name("disk\0probe").build();
     let r = catch_unwind(AssertUnwindSafe(|| pool.spawn(|_| 5).map(Runner::wait)));
     match r.expect("no panic") {
@@ -224,13 +224,13 @@ fn ha5_pool_name_with_nul_does_not_panic() {
     }
 }
 
-/// RA1: the value of a `Done` runner whose handle is dropped was dropped by
+/// R53: the value of a `Done` runner whose handle is dropped was dropped by
 /// whoever released the context's last reference. Here that is a
 /// `CancelToken` the work handed out; in the library it can be the timer
 /// thread firing an entry or compacting under its lock, where a value's
 /// destructor (user code, possibly blocking) would stall every deadline.
 #[test]
-fn ra1_value_is_dropped_by_the_handle_not_the_last_reference() {
+fn r53_value_is_dropped_by_the_handle_not_the_last_reference() {
     struct Noisy(mpsc::Sender<String>);
     impl Drop for Noisy {
         fn drop(&mut self) {

@@ -1,9 +1,9 @@
-//! HP7: an invalid `HANGSAFE_CANCEL_SIGNAL` is an error that is logged,
+//! H13: an invalid `HANGSAFE_CANCEL_SIGNAL` is an error that is logged,
 //! never a silent fallback; the usual spellings of a real-time signal are
 //! understood.
 //!
 //! The variable is read once per process, so each value is tried in a
-//! fresh process: this test binary runs itself with `HP7_CHILD` set.
+//! fresh process: this test binary runs itself with `H13_CHILD` set.
 
 use std::process::Command;
 use std::sync::Mutex;
@@ -39,7 +39,7 @@ fn child() {
         .iter()
         .any(|(l, m)| *l <= log::Level::Warn && m.contains("HANGSAFE_CANCEL_SIGNAL"));
     println!(
-        "HP7 signal={} loud={loud}",
+        "H13 signal={} loud={loud}",
         hangsafe::cancel::signal().unwrap_or(0)
     );
 }
@@ -48,10 +48,10 @@ fn run_with(value: &str) -> (i32, bool) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "hp7_invalid_cancel_signal_env_is_loud",
+            "h13_invalid_cancel_signal_env_is_loud",
             "--nocapture",
         ])
-        .env("HP7_CHILD", "1")
+        .env("H13_CHILD", "1")
         .env("HANGSAFE_CANCEL_SIGNAL", value)
         .output()
         .unwrap();
@@ -59,7 +59,7 @@ fn run_with(value: &str) -> (i32, bool) {
     assert!(out.status.success(), "{value}: {text}");
     let line = text
         .lines()
-        .find_map(|l| l.strip_prefix("HP7 "))
+        .find_map(|l| l.strip_prefix("H13 "))
         .unwrap_or_else(|| panic!("{value}: no result line in {text}"));
     let mut sig = -1;
     let mut loud = false;
@@ -74,8 +74,8 @@ fn run_with(value: &str) -> (i32, bool) {
 }
 
 #[test]
-fn hp7_invalid_cancel_signal_env_is_loud() {
-    if std::env::var_os("HP7_CHILD").is_some() {
+fn h13_invalid_cancel_signal_env_is_loud() {
+    if std::env::var_os("H13_CHILD").is_some() {
         child();
         return;
     }

@@ -1,19 +1,19 @@
-//! HP8–HP10: what process exit does to hangsafe's threads.
+//! H14–H16: what process exit does to hangsafe's threads.
 //!
 //! This test has no libtest harness: it runs itself as the program under
 //! test (`HP_EXIT_MODE` set), so the child has no threads but its own and
 //! hangsafe's.
 //!
-//! * HP8: a program that used the global pool (runners with and without
+//! * H14: a program that used the global pool (runners with and without
 //!   deadlines) and returns from `main` is clean under valgrind's memcheck
 //!   with `--leak-check=full --show-possibly-lost=yes
 //!   --errors-for-leak-kinds=definite,possible` at the default
 //!   `--num-callers`: the idle pool threads and the timer thread were
 //!   stopped and joined at exit. Skipped when valgrind is absent, unless
 //!   `CI` is set.
-//! * HP9: exit never waits for hung work: `main` returns while a runner's
+//! * H15: exit never waits for hung work: `main` returns while a runner's
 //!   work sleeps for a minute, and the process ends at once.
-//! * HP10: `exit` called from inside work, or while another thread keeps
+//! * H16: `exit` called from inside work, or while another thread keeps
 //!   spawning, ends the process without deadlock or crash.
 
 use hangsafe::runner::{Builder, Pool, RunError};
@@ -112,10 +112,10 @@ fn timed(mut cmd: Command) -> (Option<i32>, Duration, String) {
     (out.status.code(), start.elapsed(), text)
 }
 
-fn hp8_rust_exit_is_valgrind_clean() {
+fn h14_rust_exit_is_valgrind_clean() {
     if !on_path("valgrind") {
         assert!(std::env::var_os("CI").is_none(), "CI must install valgrind");
-        println!("hp8: skipped, valgrind is not on PATH (set CI to make this an error)");
+        println!("h14: skipped, valgrind is not on PATH (set CI to make this an error)");
         return;
     }
     let mut cmd = Command::new("valgrind");
@@ -124,17 +124,17 @@ fn hp8_rust_exit_is_valgrind_clean() {
         .env("HP_EXIT_MODE", "clean");
     let (code, took, err) = timed(cmd);
     assert_eq!(code, Some(0), "valgrind reported errors ({took:?}):\n{err}");
-    println!("hp8: clean under valgrind ({took:?})");
+    println!("h14: clean under valgrind ({took:?})");
 }
 
-fn hp9_exit_does_not_wait_for_hung_work() {
+fn h15_exit_does_not_wait_for_hung_work() {
     let (code, took, err) = timed(me("hung"));
     assert_eq!(code, Some(3), "{err}");
     assert!(took < Duration::from_secs(20), "exit took {took:?}");
-    println!("hp9: exited in {took:?} with hung work");
+    println!("h15: exited in {took:?} with hung work");
 }
 
-fn hp10_exit_from_work_and_during_spawns() {
+fn h16_exit_from_work_and_during_spawns() {
     let (code, took, err) = timed(me("from_work"));
     assert_eq!(code, Some(7), "{err}");
     assert!(took < Duration::from_secs(20), "exit took {took:?}");
@@ -143,16 +143,16 @@ fn hp10_exit_from_work_and_during_spawns() {
         assert_eq!(code, Some(4), "{err}");
         assert!(took < Duration::from_secs(20), "exit took {took:?}");
     }
-    println!("hp10: exit from work and during spawns");
+    println!("h16: exit from work and during spawns");
 }
 
 fn main() -> ExitCode {
     if let Ok(mode) = std::env::var("HP_EXIT_MODE") {
         return child(&mode);
     }
-    hp9_exit_does_not_wait_for_hung_work();
-    hp10_exit_from_work_and_during_spawns();
-    hp8_rust_exit_is_valgrind_clean();
+    h15_exit_does_not_wait_for_hung_work();
+    h16_exit_from_work_and_during_spawns();
+    h14_rust_exit_is_valgrind_clean();
     println!("hp_exit: all passed");
     ExitCode::SUCCESS
 }

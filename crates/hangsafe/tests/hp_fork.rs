@@ -1,4 +1,4 @@
-//! HP1–HP3: a forked child gets a working pool, timer and key set.
+//! H7–H9: a forked child gets a working pool, timer and key set.
 //!
 //! Each test forks: the parent has used the pool (so idle threads and the
 //! timer thread exist in the parent only) and the child must still run
@@ -25,12 +25,12 @@ fn warm(pool: &Pool) {
         >= 1));
 }
 
-/// HP1: in the child, a spawn runs its work on a thread of the child (not
+/// H7: in the child, a spawn runs its work on a thread of the child (not
 /// on an idle thread that exists only in the parent), and the pool's
 /// counters show no thread of the parent.
 #[test]
-fn hp1_fork_child_runs_work_on_its_own_threads() {
-    for pool in [Pool::global().clone(), Pool::builder().name("hp1").build()] {
+fn h7_fork_child_runs_work_on_its_own_threads() {
+    for pool in [Pool::global().clone(), Pool::builder().name("h7").build()] {
         warm(&pool);
         let end = in_child(Duration::from_secs(60), || {
             let m = pool.metrics();
@@ -53,12 +53,12 @@ fn hp1_fork_child_runs_work_on_its_own_threads() {
     }
 }
 
-/// HP2: in the child, the deadline timer runs again: a runner whose work
+/// H8: in the child, the deadline timer runs again: a runner whose work
 /// only stops when cancelled is cancelled at its deadline without anyone
 /// calling `check()`.
 #[test]
-fn hp2_fork_child_enforces_deadlines() {
-    let pool = Pool::builder().name("hp2").build();
+fn h8_fork_child_enforces_deadlines() {
+    let pool = Pool::builder().name("h8").build();
     warm(&pool);
     let end = in_child(Duration::from_secs(60), || {
         let r = Builder::new()
@@ -86,11 +86,11 @@ fn hp2_fork_child_enforces_deadlines() {
     assert_eq!(end, Ended::Code(0));
 }
 
-/// HP3: a key held by a runner whose work runs only in the parent is free
+/// H9: a key held by a runner whose work runs only in the parent is free
 /// in the child (that work will never finish there).
 #[test]
-fn hp3_fork_child_key_sets_are_fresh() {
-    let pool = Pool::builder().name("hp3").build();
+fn h9_fork_child_key_sets_are_fresh() {
+    let pool = Pool::builder().name("h9").build();
     let (rd, _wr) = hp::pipe();
     let parent = Builder::new()
         .pool(&pool)
@@ -114,13 +114,13 @@ fn hp3_fork_child_key_sets_are_fresh() {
     assert_eq!(end, Ended::Code(0));
 }
 
-/// HP1, work that forks: the child continues on its copy of the pool
+/// H7, work that forks: the child continues on its copy of the pool
 /// thread, which is not counted there and does not rejoin the child's pool
 /// after its job; the child can spawn (on a thread of its own) even though
 /// the parent had another idle thread at the fork.
 #[test]
-fn hp1_fork_from_inside_work_child_can_spawn() {
-    let pool = Pool::builder().name("hp1w").build();
+fn h7_fork_from_inside_work_child_can_spawn() {
+    let pool = Pool::builder().name("h7w").build();
     // Two idle threads: the forking work takes one, the other stays idle
     // in the parent.
     let a = pool

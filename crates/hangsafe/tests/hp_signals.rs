@@ -1,4 +1,4 @@
-//! HP4–HP6: signal masks of hangsafe's threads, and a cancel signal whose
+//! H10–H12: signal masks of hangsafe's threads, and a cancel signal whose
 //! disposition the application changed.
 
 mod hp;
@@ -32,11 +32,11 @@ fn set_mask(how: libc::c_int, sig: Option<i32>) {
     }
 }
 
-/// HP4: a process-directed signal is never handled on a hangsafe thread
+/// H10: a process-directed signal is never handled on a hangsafe thread
 /// (pool thread, idle or running work, or the timer), even when the
 /// application thread blocks it only after hangsafe's threads exist.
 #[test]
-fn hp4_internal_threads_do_not_take_process_signals() {
+fn h10_internal_threads_do_not_take_process_signals() {
     let end = in_child(Duration::from_secs(60), || {
         // SAFETY: installs a handler that only stores gettid().
         unsafe {
@@ -44,7 +44,7 @@ fn hp4_internal_threads_do_not_take_process_signals() {
             sa.sa_sigaction = record_tid as *const () as usize;
             libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
         }
-        let pool = Pool::builder().name("hp4").build();
+        let pool = Pool::builder().name("h10").build();
         // A thread running work, an idle thread, and the timer.
         let busy = Builder::new()
             .pool(&pool)
@@ -88,12 +88,12 @@ fn hp4_internal_threads_do_not_take_process_signals() {
     assert_eq!(end, Ended::Code(0));
 }
 
-/// HP5: work that blocks every signal and returns does not leave its pool
+/// H11: work that blocks every signal and returns does not leave its pool
 /// thread deaf to cancels: the next job, blocked in a cancellable read, is
 /// interrupted at its deadline.
 #[test]
-fn hp5_each_job_starts_with_the_cancel_signal_unblocked() {
-    let pool = Pool::builder().name("hp5").max_threads(1).build();
+fn h11_each_job_starts_with_the_cancel_signal_unblocked() {
+    let pool = Pool::builder().name("h11").max_threads(1).build();
     let r = Builder::new()
         .pool(&pool)
         .spawn(|_| set_mask(libc::SIG_BLOCK, None))
@@ -130,7 +130,7 @@ extern "C" fn foreign(_: libc::c_int) {
 /// exit code: 0 if the process survived, the runner was cancelled, and no cancel
 /// signal was sent to the changed disposition.
 fn cancel_after(reset: fn(i32)) -> i32 {
-    let pool = Pool::builder().name("hp6").build();
+    let pool = Pool::builder().name("h12").build();
     let r = pool.spawn(|_| 1).unwrap(); // installs the cancel signal
     if r.wait() != Ok(1) {
         return 2;
@@ -169,12 +169,12 @@ fn cancel_after(reset: fn(i32)) -> i32 {
     0
 }
 
-/// HP6: the application reset the cancel signal to `SIG_DFL` (or put its
+/// H12: the application reset the cancel signal to `SIG_DFL` (or put its
 /// own handler there) after hangsafe installed it: a cancel must not kill
 /// the process or reach the foreign handler; it falls back to cooperative
 /// cancellation.
 #[test]
-fn hp6_foreign_disposition_is_never_signalled() {
+fn h12_foreign_disposition_is_never_signalled() {
     let dfl = in_child(Duration::from_secs(60), || {
         cancel_after(|sig| {
             // SAFETY: resets a real-time signal to its default action.

@@ -1,5 +1,5 @@
 //! Idle behaviour, alone in its own test binary so that no other test's
-//! threads disturb the CPU measurement (race R1's aftermath in seed 000:
+//! threads disturb the CPU measurement (race R1's aftermath in multipath-tools' runner:
 //! multipath-tools 0.15.0 left one thread spinning on `sched_yield` per
 //! runner released before its thread started).
 

@@ -92,8 +92,8 @@ fn timer_still_enforces_deadlines() {
 // ---- runner ---------------------------------------------------------------
 
 #[test]
-fn he20_builder_timeouts_zero_to_max() {
-    bounded("he20", || {
+fn h57_builder_timeouts_zero_to_max() {
+    bounded("h57", || {
         let timeouts = [
             Duration::ZERO,
             Duration::from_nanos(1),
@@ -116,8 +116,8 @@ fn he20_builder_timeouts_zero_to_max() {
 }
 
 #[test]
-fn he21_wait_timeout_zero_and_max() {
-    bounded("he21", || {
+fn h58_wait_timeout_zero_and_max() {
+    bounded("h58", || {
         let (tx, rx) = mpsc::channel::<()>();
         let mut r = hangsafe::runner::spawn(move |_| {
             let _ = rx.recv_timeout(LIMIT);
@@ -141,8 +141,8 @@ fn he21_wait_timeout_zero_and_max() {
 /// A deadline at the far end of `Instant`'s range: the runner completes,
 /// cancelling or dropping it does not panic, and the timer survives.
 #[test]
-fn he22_builder_deadline_at_the_end_of_time() {
-    bounded("he22", || {
+fn h59_builder_deadline_at_the_end_of_time() {
+    bounded("h59", || {
         let far = far_instant();
         let r = Builder::new().deadline(far).spawn(|_| 1u8).expect("spawn");
         assert!(eventually(LIMIT, || r.is_finished()));
@@ -164,8 +164,8 @@ fn he22_builder_deadline_at_the_end_of_time() {
 /// A deadline long past cancels at once; the work never starts or is
 /// cancelled.
 #[test]
-fn he23_builder_deadline_in_the_past() {
-    bounded("he23", || {
+fn h60_builder_deadline_in_the_past() {
+    bounded("h60", || {
         let past = Instant::now()
             .checked_sub(Duration::from_secs(3600))
             .unwrap_or_else(Instant::now);
@@ -176,8 +176,8 @@ fn he23_builder_deadline_in_the_past() {
 }
 
 #[test]
-fn he24_pool_builder_extremes() {
-    bounded("he24", || {
+fn h61_pool_builder_extremes() {
+    bounded("h61", || {
         // Sizes 0 and 1 are clamped to the minimum; an impossible stack is
         // a typed spawn error.
         for (stack, ok) in [(0, true), (1, true), (usize::MAX, false), (1 << 60, false)] {
@@ -212,8 +212,8 @@ fn he24_pool_builder_extremes() {
 /// A thread-name prefix with a NUL byte is not a valid thread name: the
 /// pool must refuse it with a typed error, not panic in `spawn`.
 #[test]
-fn he25_pool_name_with_nul_byte() {
-    bounded("he25", || {
+fn h62_pool_name_with_nul_byte() {
+    bounded("h62", || {
         let pool = Pool::builder().name("bad\0name").build();
         match pool.spawn(|_| 6u8) {
             Ok(r) => assert_eq!(r.wait(), Ok(6)),
@@ -223,8 +223,8 @@ fn he25_pool_name_with_nul_byte() {
 }
 
 #[test]
-fn he26_pool_idle_timeout_max() {
-    bounded("he26", || {
+fn h63_pool_idle_timeout_max() {
+    bounded("h63", || {
         let pool = Pool::builder().idle_timeout(Duration::MAX).build();
         for _ in 0..3 {
             let mut r = pool.spawn(|_| 1u8).expect("spawn");
@@ -236,8 +236,8 @@ fn he26_pool_idle_timeout_max() {
 }
 
 #[test]
-fn he27_pool_abandon_after_max() {
-    bounded("he27", || {
+fn h64_pool_abandon_after_max() {
+    bounded("h64", || {
         let pool = Pool::builder().abandon_after(Duration::MAX).build();
         let (tx, rx) = mpsc::channel::<()>();
         let r = Builder::new()
@@ -258,8 +258,8 @@ fn he27_pool_abandon_after_max() {
 /// Work that starts, waits for and drops other runners, including ones of
 /// a pool it created itself.
 #[test]
-fn he28_runner_api_from_inside_work() {
-    bounded("he28", || {
+fn h65_runner_api_from_inside_work() {
+    bounded("h65", || {
         let r = hangsafe::runner::spawn(|ctx| {
             let inner = hangsafe::runner::spawn(|_| 20u32).expect("inner spawn");
             let a = inner.wait().expect("inner");
@@ -286,8 +286,8 @@ fn he28_runner_api_from_inside_work() {
 /// Work that gets its own runner's handle: checking and `wait_timeout` on
 /// itself return (it is still running), and dropping the handle cancels it.
 #[test]
-fn he29_work_checks_and_drops_its_own_runner() {
-    bounded("he29", || {
+fn h66_work_checks_and_drops_its_own_runner() {
+    bounded("h66", || {
         type Slot = Arc<Mutex<Option<hangsafe::runner::Runner<u32>>>>;
         let slot: Slot = Arc::new(Mutex::new(None));
         let theirs = Arc::clone(&slot);
@@ -322,8 +322,8 @@ fn he29_work_checks_and_drops_its_own_runner() {
 /// value (the work cannot finish while it waits): it must fail at once
 /// with a typed error instead of blocking the thread for ever.
 #[test]
-fn he30_work_waits_on_its_own_runner() {
-    bounded("he30", || {
+fn h67_work_waits_on_its_own_runner() {
+    bounded("h67", || {
         type Slot = Arc<Mutex<Option<hangsafe::runner::Runner<u32>>>>;
         let slot: Slot = Arc::new(Mutex::new(None));
         let theirs = Arc::clone(&slot);
@@ -353,8 +353,8 @@ fn he30_work_waits_on_its_own_runner() {
 
 /// Tokens nobody issued, of every shape, are stale everywhere.
 #[test]
-fn he31_forged_tokens_are_stale() {
-    bounded("he31", || {
+fn h68_forged_tokens_are_stale() {
+    bounded("h68", || {
         let forged: Vec<Token> = [
             Token::from_u64(u64::MAX),
             Token::from_u64(1 << 32),
@@ -415,8 +415,8 @@ fn he31_forged_tokens_are_stale() {
 /// panic; `RunnerSet::with_limits` returns an `io::Result` and must use
 /// it (InvalidInput) rather than panic.
 #[test]
-fn he32_set_with_impossible_limits_is_an_error() {
-    bounded("he32", || {
+fn h69_set_with_impossible_limits_is_an_error() {
+    bounded("h69", || {
         for (gens, slots) in [
             (0, 1),
             (1, 0),
@@ -445,8 +445,8 @@ fn he32_set_with_impossible_limits_is_an_error() {
 /// A token of one set used on another: it may name a runner there (tokens
 /// are plain numbers, like fds), but nothing panics or hangs.
 #[test]
-fn he33_token_of_another_set() {
-    bounded("he33", || {
+fn h70_token_of_another_set() {
+    bounded("h70", || {
         let a = RunnerSet::<u8>::new().expect("set");
         let b = RunnerSet::<u8>::new().expect("set");
         let ta = a.spawn(Builder::new(), |_| 1).expect("spawn");
@@ -475,8 +475,8 @@ fn he33_token_of_another_set() {
 /// from its own work; the last reference to the set dropped by one of its
 /// own runners' work.
 #[test]
-fn he34_set_dropped_or_used_from_inside() {
-    bounded("he34", || {
+fn h71_set_dropped_or_used_from_inside() {
+    bounded("h71", || {
         let set = RunnerSet::<u32>::new().expect("set");
         for i in 0..8 {
             set.spawn(Builder::new(), move |_| i).expect("spawn");
@@ -537,7 +537,7 @@ fn he34_set_dropped_or_used_from_inside() {
 
 /// A value whose destructor calls back into the set that drops it.
 #[test]
-fn he35_value_destructor_reenters_the_set() {
+fn h72_value_destructor_reenters_the_set() {
     struct CallsBack(Arc<Mutex<Option<Arc<RunnerSet<CallsBack>>>>>);
     impl Drop for CallsBack {
         fn drop(&mut self) {
@@ -553,7 +553,7 @@ fn he35_value_destructor_reenters_the_set() {
             }
         }
     }
-    bounded("he35", || {
+    bounded("h72", || {
         let set = Arc::new(RunnerSet::<CallsBack>::new().expect("set"));
         let back = Arc::new(Mutex::new(Some(Arc::clone(&set))));
         let mut tokens = Vec::new();
@@ -597,8 +597,8 @@ impl Hooks for NoHooks {
 
 /// Nexus registrations with extreme fds and deadlines.
 #[test]
-fn he36_nexus_extreme_registrations() {
-    bounded("he36", || {
+fn h73_nexus_extreme_registrations() {
+    bounded("h73", || {
         let mut nexus: Nexus<u8> = Nexus::new();
         let mut hooks = NoHooks;
         for fd in [-1, RawFd::MIN, RawFd::MAX] {
@@ -625,8 +625,8 @@ fn he36_nexus_extreme_registrations() {
 // ---- examine -----------------------------------------------------------------
 
 #[test]
-fn he37_examine_extreme_values() {
-    bounded("he37", || {
+fn h74_examine_extreme_values() {
+    bounded("h74", || {
         let s = Stamp::from_nanos(u64::MAX);
         let _ = s.instant();
         assert_eq!(s.elapsed(), Duration::ZERO);
@@ -674,8 +674,8 @@ fn he37_examine_extreme_values() {
 
 /// The longest sleeps and waits are still interrupted by a cancel.
 #[test]
-fn he38_cancellable_calls_with_duration_max() {
-    bounded("he38", || {
+fn h75_cancellable_calls_with_duration_max() {
+    bounded("h75", || {
         type Call = fn() -> cancel::Result<()>;
         let calls: [(&str, Call); 4] = [
             ("sleep", || cancel::sleep(Duration::MAX)),
@@ -716,8 +716,8 @@ fn he38_cancellable_calls_with_duration_max() {
 
 /// Empty and huge buffers, bad descriptors.
 #[test]
-fn he39_cancellable_io_extremes() {
-    bounded("he39", || {
+fn h76_cancellable_io_extremes() {
+    bounded("h76", || {
         let (r, w) = io::pipe().expect("pipe");
         assert_eq!(cancel::read(r.as_fd(), &mut []).expect("empty read"), 0);
         assert_eq!(cancel::write(w.as_fd(), &[]).expect("empty write"), 0);
@@ -755,8 +755,8 @@ fn he39_cancellable_io_extremes() {
 /// Scopes: nesting, entering inside work, cancelling twice, cancelling a
 /// token nobody entered.
 #[test]
-fn he40_cancel_token_wrong_order() {
-    bounded("he40", || {
+fn h77_cancel_token_wrong_order() {
+    bounded("h77", || {
         let t = CancelToken::new();
         assert!(t.cancel());
         assert!(!t.cancel(), "second cancel is a no-op");
@@ -774,8 +774,8 @@ fn he40_cancel_token_wrong_order() {
 
 /// Out-of-range signal choices are errors, never panics or overflows.
 #[test]
-fn he41_install_extreme_signals() {
-    bounded("he41", || {
+fn h78_install_extreme_signals() {
+    bounded("h78", || {
         for which in [
             CancelSignal::RtMinPlus(i32::MAX),
             CancelSignal::RtMinPlus(i32::MIN),
@@ -795,8 +795,8 @@ fn he41_install_extreme_signals() {
 // ---- robust ------------------------------------------------------------------
 
 #[test]
-fn he42_robust_extreme_timeouts() {
-    bounded("he42", || {
+fn h79_robust_extreme_timeouts() {
+    bounded("h79", || {
         let m = RawRobustMutex::new().expect("mutex");
         assert!(matches!(
             m.lock_timeout(Duration::MAX),
@@ -845,8 +845,8 @@ fn he42_robust_extreme_timeouts() {
 
 /// Region names and options at the edges: typed errors only.
 #[test]
-fn he43_region_names_and_options() {
-    bounded("he43", || {
+fn h80_region_names_and_options() {
+    bounded("h80", || {
         let long = "n".repeat(300);
         for name in ["", "/", "a/b", "..", ".", "with\0nul", long.as_str()] {
             let r = SharedRegion::<u64>::create(name, 0);
@@ -912,8 +912,8 @@ fn in_child(f: fn() -> i32) -> i32 {
 /// In a `fork()` child the calls that need no pool thread work: the
 /// robust mutex, examine, tokens, the cancellable calls.
 #[test]
-fn he44_fork_child_plain_calls() {
-    bounded("he44", || {
+fn h81_fork_child_plain_calls() {
+    bounded("h81", || {
         let region = RegionOptions::new().anonymous(1u64).expect("region");
         let guard = region.mutex().lock().expect("lock");
         fn child() -> i32 {
@@ -939,8 +939,8 @@ fn he44_fork_child_plain_calls() {
 /// A fork child spawns after the parent left idle threads and a running
 /// timer: the child's work runs, and its deadlines are enforced.
 #[test]
-fn he45_fork_child_gets_a_working_pool() {
-    bounded("he45", || {
+fn h82_fork_child_gets_a_working_pool() {
+    bounded("h82", || {
         // Leave an idle pool thread and a started timer behind.
         let r = Builder::new()
             .timeout(Duration::from_secs(10))

@@ -1,7 +1,7 @@
 //! Regions that belong to someone else: `SharedRegion` refuses a file not
 //! owned by the effective user or writable by group/others, unless the
-//! caller opts in (`RegionOptions::trust`). See docs/races-hb.md (HB1,
-//! HB2, HB4).
+//! caller opts in (`RegionOptions::trust`). See docs/races-hb.md (H17,
+//! H18, H20).
 
 use hangsafe::robust::{RegionError, RegionOptions, RegionTrust, SharedRegion, UntrustedReason};
 use std::ffi::CString;
@@ -39,12 +39,12 @@ fn chown(path: &std::path::Path, uid: u32, gid: u32) {
 }
 
 #[test]
-fn hb1_region_owned_by_another_user_is_refused() {
+fn h17_region_owned_by_another_user_is_refused() {
     if !is_root() {
-        eprintln!("hb1: not root, cannot chown to uid {NOBODY}: skipped");
+        eprintln!("h17: not root, cannot chown to uid {NOBODY}: skipped");
         return;
     }
-    let name = Name::new("hb1");
+    let name = Name::new("h17");
     drop(SharedRegion::create(&name.0, 7u64).unwrap());
     chown(&name.path(), NOBODY, NOBODY);
     let r = SharedRegion::<u64>::open(&name.0);
@@ -81,12 +81,12 @@ fn hb1_region_owned_by_another_user_is_refused() {
 }
 
 #[test]
-fn hb1_group_policy_accepts_the_group_and_nobody_else() {
+fn h17_group_policy_accepts_the_group_and_nobody_else() {
     if !is_root() {
-        eprintln!("hb1: not root, cannot chown to uid {NOBODY}: skipped");
+        eprintln!("h17: not root, cannot chown to uid {NOBODY}: skipped");
         return;
     }
-    let name = Name::new("hb1-group");
+    let name = Name::new("h17-group");
     drop(SharedRegion::create(&name.0, 7u64).unwrap());
     std::fs::set_permissions(name.path(), std::fs::Permissions::from_mode(0o660)).unwrap();
     chown(&name.path(), NOBODY, NOBODY);
@@ -120,8 +120,8 @@ fn hb1_group_policy_accepts_the_group_and_nobody_else() {
 }
 
 #[test]
-fn hb2_region_writable_by_others_is_refused() {
-    let name = Name::new("hb2");
+fn h18_region_writable_by_others_is_refused() {
+    let name = Name::new("h18");
     drop(SharedRegion::create(&name.0, 7u64).unwrap());
     std::fs::set_permissions(name.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
     let r = SharedRegion::<u64>::open(&name.0);
@@ -148,7 +148,7 @@ fn hb2_region_writable_by_others_is_refused() {
         "{r:?}"
     );
     // A mode the policy refuses is refused at creation too.
-    let other = Name::new("hb2-create");
+    let other = Name::new("h18-create");
     // SAFETY: umask has no preconditions (this test binary's only use).
     let old = unsafe { libc::umask(0) };
     let r = RegionOptions::new().mode(0o666).create(&other.0, 0u64);
@@ -161,9 +161,9 @@ fn hb2_region_writable_by_others_is_refused() {
 /// A symlink or a FIFO planted under the name is never followed or
 /// blocked on.
 #[test]
-fn hb2_symlinks_and_fifos_under_the_name_are_refused() {
-    let name = Name::new("hb2-link");
-    let target = Name::new("hb2-target");
+fn h18_symlinks_and_fifos_under_the_name_are_refused() {
+    let name = Name::new("h18-link");
+    let target = Name::new("h18-target");
     drop(SharedRegion::create(&target.0, 1u64).unwrap());
     std::os::unix::fs::symlink(target.path(), name.path()).unwrap();
     assert!(SharedRegion::<u64>::open(&name.0).is_err());
@@ -175,12 +175,12 @@ fn hb2_symlinks_and_fifos_under_the_name_are_refused() {
     assert!(r.is_err(), "{r:?}");
 }
 
-/// HB4: a file truncated after opening is an error from `read`/`write_at`,
+/// H20: a file truncated after opening is an error from `read`/`write_at`,
 /// never a SIGBUS; the lock word's page stays as long as the file is not
 /// empty.
 #[test]
-fn hb4_truncated_region_read_and_write_are_errors_not_sigbus() {
-    let name = Name::new("hb4");
+fn h20_truncated_region_read_and_write_are_errors_not_sigbus() {
+    let name = Name::new("h20");
     let region = SharedRegion::create(&name.0, [5u64; 2048]).unwrap();
     let f = std::fs::OpenOptions::new()
         .write(true)

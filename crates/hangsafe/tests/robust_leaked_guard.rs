@@ -1,4 +1,4 @@
-//! HA6 (`docs/races-ha.md`): a guard leaked by a thread that then exits
+//! H6 (`docs/races-ha.md`): a guard leaked by a thread that then exits
 //! must not let another thread take the lock over while a reference into
 //! the data, lent by that guard, is still alive.
 //!
@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 #[test]
-fn ha6_leaked_guard_of_an_exited_thread_is_never_taken_over() {
+fn h6_leaked_guard_of_an_exited_thread_is_never_taken_over() {
     let region: &'static SharedRegion<u64> =
         Box::leak(Box::new(SharedRegion::anonymous(7u64).unwrap()));
     let (tx, rx) = mpsc::channel::<&'static u64>();

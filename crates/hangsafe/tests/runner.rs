@@ -56,7 +56,7 @@ fn panic_ends_dead_with_message_and_pool_survives() {
 }
 
 /// R1: release before the thread starts. The work never runs, nothing
-/// leaks, and the thread is not left spinning (seed 000's 0.15.0 bug:
+/// leaks, and the thread is not left spinning (multipath-tools 0.15.0's bug:
 /// 200 get+release calls left 198 spinning threads).
 #[test]
 fn r1_release_before_start_leaks_nothing() {
@@ -165,7 +165,7 @@ fn r4_deadline_enforced_without_check() {
     panic!("the work never started before its 100 ms deadline in 20 attempts");
 }
 
-/// R4: `check()` applies the deadline lazily, as the seed does, and a
+/// R4: `check()` applies the deadline lazily, as multipath-tools' runner does, and a
 /// deadline that already passed cancels at once.
 #[test]
 fn r4_check_applies_deadline() {

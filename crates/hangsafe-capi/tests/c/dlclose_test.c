@@ -1,5 +1,5 @@
 /*
- * dlclose_test.c - HD3: dlclose() of libhangsafe while a pool thread runs
+ * dlclose_test.c - H35: dlclose() of libhangsafe while a pool thread runs
  * work must not unmap the code that thread (and the timer) runs.
  *
  * The program is not linked against the library: it dlopen()s the path in
@@ -52,7 +52,7 @@ int main(int argc, char **argv)
 	}
 	/* The guarantee itself: once loaded, never unloaded, whatever was
 	 * called (here nothing that starts a thread). */
-	current = "hd3_never_unloaded";
+	current = "h35_never_unloaded";
 	void *hv = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
 	CHECK(hv != NULL);
 	if (hv) {
@@ -66,7 +66,7 @@ int main(int argc, char **argv)
 			dlclose(again);
 	}
 
-	current = "hd3_dlclose_right_after_get_runner";
+	current = "h35_dlclose_right_after_get_runner";
 	void *h0 = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
 	CHECK(h0 != NULL);
 	if (h0) {
@@ -90,7 +90,7 @@ int main(int argc, char **argv)
 			dlclose(pinned);
 	}
 
-	current = "hd3_dlclose_while_work_runs";
+	current = "h35_dlclose_while_work_runs";
 	void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
 	CHECK(h != NULL);
 	if (!h) {

@@ -1,5 +1,5 @@
 /*
- * exit_test.c - what process exit does to the library's threads (HP8–HP10
+ * exit_test.c - what process exit does to the library's threads (H14–H16
  * of docs/races-hp.md).
  *
  *   exit_test [clean]    uses runners (with and without deadlines, one

@@ -2,9 +2,9 @@
  * log_test.c - hs_set_log_callback() and hs_set_log_level(): every message
  * of the library reaches the application's callback (none reaches stderr;
  * tests/logging.rs checks the program's stderr), with syslog priorities,
- * from any thread; identical messages are rate-limited (HD4); the previous
+ * from any thread; identical messages are rate-limited (H36); the previous
  * callback's argument is never used after hs_set_log_callback() returns
- * (HD5).
+ * (H37).
  *
  * Run with HANGSAFE_LOG set to a value that is not a level, so that the
  * complaint about it must reach the callback too.
@@ -150,7 +150,7 @@ int main(void)
 	CHECK(a.deadlk_checked);
 	CHECK(a.deadlk_ok);
 
-	current = "hd4_flood_is_rate_limited";
+	current = "h36_flood_is_rate_limited";
 	for (int i = 0; i < 1000; i++)
 		CHECK(get_runner(NULL, &x, sizeof(x), 0) == NULL);
 	pthread_mutex_lock(&a.mu);
@@ -172,7 +172,7 @@ int main(void)
 	CHECK_EQ(a.total, before);
 	CHECK_EQ(hs_set_log_level(LOG_WARNING), 0);
 
-	current = "hd5_no_stale_arg_after_set_returns";
+	current = "h37_no_stale_arg_after_set_returns";
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
 		CHECK_EQ(pthread_create(&t[i], NULL, distinct_warnings, r), 0);

@@ -137,12 +137,12 @@ static void *shared(size_t size)
 
 /* ---- runner.h ---------------------------------------------------------- */
 
-static void he1_state_name_of_any_int(void)
+static void h38_state_name_of_any_int(void)
 {
 	static const int bad[] = { INT_MIN, -1, 5, 6, 255, 256, INT_MAX };
 	size_t i;
 
-	current = "he1_state_name_of_any_int";
+	current = "h38_state_name_of_any_int";
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *s = runner_state_name(bad[i]);
 
@@ -151,14 +151,14 @@ static void he1_state_name_of_any_int(void)
 	CHECK(strcmp(runner_state_name(RUNNER_DEAD), "dead") == 0);
 }
 
-static void he2_get_runner_refuses_every_bad_argument(void)
+static void h39_get_runner_refuses_every_bad_argument(void)
 {
 	static const unsigned int sizes[] = { 0, 1, UINT_MAX };
 	static const unsigned long timeouts[] = { 0, 1, ULONG_MAX };
 	struct num n = { 1, 0 };
 	size_t s, t;
 
-	current = "he2_get_runner_refuses_every_bad_argument";
+	current = "h39_get_runner_refuses_every_bad_argument";
 	for (s = 0; s < 3; s++) {
 		for (t = 0; t < 3; t++) {
 			errno = 0;
@@ -194,7 +194,7 @@ static void work_flip(void *data)
 }
 
 /* A large copy (16 MiB) and a one-byte copy both work. */
-static void he3_get_runner_sizes_one_and_large(void)
+static void h40_get_runner_sizes_one_and_large(void)
 {
 	size_t big = 16u << 20;
 	unsigned char *buf = malloc(big);
@@ -202,7 +202,7 @@ static void he3_get_runner_sizes_one_and_large(void)
 	unsigned char one = 7, one_out = 0;
 	struct runner_context *r;
 
-	current = "he3_get_runner_sizes_one_and_large";
+	current = "h40_get_runner_sizes_one_and_large";
 	CHECK(buf != NULL && out != NULL);
 	if (!buf || !out) {
 		free(buf);
@@ -249,7 +249,7 @@ static void he3_get_runner_sizes_one_and_large(void)
  * breaks the deadline timer: a runner with a short deadline started
  * afterwards is still cancelled on time.
  */
-static void he4_extreme_timeouts_keep_the_timer_alive(void)
+static void h41_extreme_timeouts_keep_the_timer_alive(void)
 {
 	static const unsigned long timeouts[] = {
 		0, ULONG_MAX, ULONG_MAX - 1, LONG_MAX, (unsigned long)LONG_MAX + 1,
@@ -263,7 +263,7 @@ static void he4_extreme_timeouts_keep_the_timer_alive(void)
 	double t0;
 	struct num quick = { 5, 0 };
 
-	current = "he4_extreme_timeouts_keep_the_timer_alive";
+	current = "h41_extreme_timeouts_keep_the_timer_alive";
 	atomic_store(&release, 0);
 	for (i = 0; i < n; i++) {
 		r[i] = get_runner(work_held, &h, sizeof(h), timeouts[i]);
@@ -319,12 +319,12 @@ static void he4_extreme_timeouts_keep_the_timer_alive(void)
 	}
 }
 
-static void he5_check_runner_null_and_odd_buffers(void)
+static void h42_check_runner_null_and_odd_buffers(void)
 {
 	struct num n = { 21, 0 }, out = { 0, 0 };
 	struct runner_context *r;
 
-	current = "he5_check_runner_null_and_odd_buffers";
+	current = "h42_check_runner_null_and_odd_buffers";
 	CHECK_FAILS(check_runner(NULL, NULL, 0), EINVAL);
 	CHECK_FAILS(check_runner(NULL, &out, sizeof(out)), EINVAL);
 	CHECK_FAILS(check_runner(NULL, NULL, UINT_MAX), EINVAL);
@@ -352,7 +352,7 @@ static void he5_check_runner_null_and_odd_buffers(void)
 }
 
 /* Release at once after get: the work may or may not run, nothing leaks. */
-static void he6_release_right_after_get_and_while_running(void)
+static void h43_release_right_after_get_and_while_running(void)
 {
 	static atomic_int started, release;
 	struct held h = { 1, 0, &started, &release };
@@ -360,7 +360,7 @@ static void he6_release_right_after_get_and_while_running(void)
 	struct hs_runner_metrics m;
 	int i;
 
-	current = "he6_release_right_after_get_and_while_running";
+	current = "h43_release_right_after_get_and_while_running";
 	for (i = 0; i < 200; i++) {
 		struct runner_context *r =
 			get_runner(work_double, &n, sizeof(n), i % 2 ? 1 : 0);
@@ -420,12 +420,12 @@ static void work_nested(void *data)
 }
 
 /* A work function that itself starts, checks and releases runners. */
-static void he7_runner_api_from_inside_work(void)
+static void h44_runner_api_from_inside_work(void)
 {
 	struct nested x = { 4, 0, 0, -1, 0, -1 };
 	struct runner_context *r = get_runner(work_nested, &x, sizeof(x), 0);
 
-	current = "he7_runner_api_from_inside_work";
+	current = "h44_runner_api_from_inside_work";
 	CHECK(r != NULL);
 	if (!r)
 		return;
@@ -471,7 +471,7 @@ static void work_self(void *data)
 				      (s->after_errno == ECANCELED));
 }
 
-static void he8_work_checks_and_releases_its_own_runner(void)
+static void h45_work_checks_and_releases_its_own_runner(void)
 {
 	static atomic_int done;
 	struct self_job s = { 0, 0, 0, &done };
@@ -479,7 +479,7 @@ static void he8_work_checks_and_releases_its_own_runner(void)
 	struct hs_runner_metrics m;
 	double end;
 
-	current = "he8_work_checks_and_releases_its_own_runner";
+	current = "h45_work_checks_and_releases_its_own_runner";
 	atomic_store(&done, 0);
 	atomic_store(&self_handle, NULL);
 	r = get_runner(work_self, &s, sizeof(s), 0);
@@ -498,7 +498,7 @@ static void he8_work_checks_and_releases_its_own_runner(void)
 
 /* ---- The cancellable calls --------------------------------------------- */
 
-static void he9_cancellable_calls_bad_descriptors(void)
+static void h46_cancellable_calls_bad_descriptors(void)
 {
 	char buf[8] = { 0 };
 	int n = 0;
@@ -508,7 +508,7 @@ static void he9_cancellable_calls_bad_descriptors(void)
 	struct timespec ts;
 	struct sockaddr_un sa;
 
-	current = "he9_cancellable_calls_bad_descriptors";
+	current = "h46_cancellable_calls_bad_descriptors";
 	CHECK(pipe(p) == 0);
 	closed = dup(p[0]);
 	close(closed);
@@ -609,14 +609,14 @@ static void he9_cancellable_calls_bad_descriptors(void)
 }
 
 /* NULL and huge buffers reach the kernel, which answers EFAULT. */
-static void he10_cancellable_calls_bad_pointers(void)
+static void h47_cancellable_calls_bad_pointers(void)
 {
 	int p[2];
 	int n;
 	struct timespec ts = { 0, 0 };
 	long r;
 
-	current = "he10_cancellable_calls_bad_pointers";
+	current = "h47_cancellable_calls_bad_pointers";
 	if (under_valgrind()) {
 		printf("skipped %s under valgrind\n", current);
 		return;
@@ -718,7 +718,7 @@ static void work_after_cancel_report(void *data)
 	atomic_store(a->done, 1);
 }
 
-static void he11_calls_after_cancel_are_ecanceled(void)
+static void h48_calls_after_cancel_are_ecanceled(void)
 {
 	static atomic_int done, started;
 	struct after_cancel a;
@@ -726,7 +726,7 @@ static void he11_calls_after_cancel_are_ecanceled(void)
 	double end;
 	int i;
 
-	current = "he11_calls_after_cancel_are_ecanceled";
+	current = "h48_calls_after_cancel_are_ecanceled";
 	ac_out = shared(sizeof(*ac_out));
 	memset(&a, 0, sizeof(a));
 	a.done = &done;
@@ -759,11 +759,11 @@ static void he11_calls_after_cancel_are_ecanceled(void)
 
 /* ---- Metrics and version ----------------------------------------------- */
 
-static void he12_metrics_and_version(void)
+static void h49_metrics_and_version(void)
 {
 	struct hs_runner_metrics m;
 
-	current = "he12_metrics_and_version";
+	current = "h49_metrics_and_version";
 	CHECK_FAILS(hs_runner_metrics(NULL), EINVAL);
 	CHECK_EQ(hs_runner_metrics(&m), 0);
 	CHECK(m.runners_done <= m.runners_spawned);
@@ -772,7 +772,7 @@ static void he12_metrics_and_version(void)
 
 /* ---- The robust mutex --------------------------------------------------- */
 
-static void he13_robust_null_misaligned_uninitialised(void)
+static void h50_robust_null_misaligned_uninitialised(void)
 {
 	static const unsigned char fills[] = { 0x00, 0xff, 0x5a, 0x01 };
 	unsigned char raw[sizeof(hs_robust_mutex_t) + 16]
@@ -780,7 +780,7 @@ static void he13_robust_null_misaligned_uninitialised(void)
 	struct timespec past = { 0, 0 };
 	size_t f, off;
 
-	current = "he13_robust_null_misaligned_uninitialised";
+	current = "h50_robust_null_misaligned_uninitialised";
 	CHECK_RC(hs_robust_mutex_init(NULL), EINVAL);
 	CHECK_RC(hs_robust_mutex_lock(NULL), EINVAL);
 	CHECK_RC(hs_robust_mutex_trylock(NULL), EINVAL);
@@ -834,14 +834,14 @@ static int robust_outcome_ok(int rc)
  * header's list (never blocks: only the non-blocking calls are used), and
  * a lock it grants can be given back.
  */
-static void he14_robust_garbage_memory(void)
+static void h51_robust_garbage_memory(void)
 {
 	hs_robust_mutex_t mx;
 	unsigned char *b = (unsigned char *)&mx;
 	struct timespec past = { 0, 0 };
 	int i, bad = 0;
 
-	current = "he14_robust_garbage_memory";
+	current = "h51_robust_garbage_memory";
 	for (i = 0; i < 400; i++) {
 		int rc, k;
 
@@ -880,14 +880,14 @@ static void he14_robust_garbage_memory(void)
 	CHECK_EQ(bad, 0);
 }
 
-static void he15_robust_timeouts_and_wrong_order(void)
+static void h52_robust_timeouts_and_wrong_order(void)
 {
 	hs_robust_mutex_t mx;
 	struct timespec t;
 	static const long bad_nsec[] = { -1, 1000000000L, LONG_MAX, LONG_MIN };
 	size_t i;
 
-	current = "he15_robust_timeouts_and_wrong_order";
+	current = "h52_robust_timeouts_and_wrong_order";
 	CHECK_RC(hs_robust_mutex_init(&mx), 0);
 	CHECK_RC(hs_robust_mutex_init(&mx), 0); /* again: fine */
 	/* Wrong order: unlock, consistent before any lock. */
@@ -943,7 +943,7 @@ static void work_lock(void *data)
 	atomic_store(j->state, rc == 0 ? 2 : -2);
 }
 
-static void he16_robust_from_inside_work(void)
+static void h53_robust_from_inside_work(void)
 {
 	static hs_robust_mutex_t mx;
 	static atomic_int hold, state;
@@ -952,7 +952,7 @@ static void he16_robust_from_inside_work(void)
 	struct timespec past = { 0, 0 };
 	double end;
 
-	current = "he16_robust_from_inside_work";
+	current = "h53_robust_from_inside_work";
 	CHECK_RC(hs_robust_mutex_init(&mx), 0);
 	atomic_store(&hold, 1);
 	atomic_store(&state, 0);
@@ -1069,11 +1069,11 @@ static int child_plain_calls(void *arg)
 	return 0;
 }
 
-static void he17_fork_child_plain_calls(void)
+static void h54_fork_child_plain_calls(void)
 {
 	hs_robust_mutex_t *m = shared(sizeof(*m));
 
-	current = "he17_fork_child_plain_calls";
+	current = "h54_fork_child_plain_calls";
 	CHECK_RC(hs_robust_mutex_init(m), 0);
 	CHECK_RC(hs_robust_mutex_lock(m), 0);
 	CHECK_EQ(in_child(child_plain_calls, m), 0);
@@ -1127,12 +1127,12 @@ static int child_runner(void *arg)
  * The parent has idle pool threads and a running timer when it forks;
  * the child gets a fresh pool (the pool's fork child handler).
  */
-static void he18_fork_child_gets_a_working_pool(void)
+static void h55_fork_child_gets_a_working_pool(void)
 {
 	struct num n = { 1, 0 };
 	struct runner_context *r;
 
-	current = "he18_fork_child_gets_a_working_pool";
+	current = "h55_fork_child_gets_a_working_pool";
 	/* Leave an idle thread and a started timer behind. */
 	r = get_runner(work_double, &n, sizeof(n), 10000000);
 	CHECK(r != NULL);
@@ -1169,7 +1169,7 @@ static int child_inherited(void *arg)
 	return 0;
 }
 
-static void he19_fork_child_releases_inherited_handles(void)
+static void h56_fork_child_releases_inherited_handles(void)
 {
 	static atomic_int started, release;
 	struct num n = { 3, 0 };
@@ -1177,7 +1177,7 @@ static void he19_fork_child_releases_inherited_handles(void)
 	struct inherited in;
 	double end;
 
-	current = "he19_fork_child_releases_inherited_handles";
+	current = "h56_fork_child_releases_inherited_handles";
 	atomic_store(&started, 0);
 	atomic_store(&release, 0);
 	in.done = get_runner(work_double, &n, sizeof(n), 0);
@@ -1200,25 +1200,25 @@ int main(void)
 {
 	struct hs_runner_metrics m;
 
-	he1_state_name_of_any_int();
-	he2_get_runner_refuses_every_bad_argument();
-	he3_get_runner_sizes_one_and_large();
-	he4_extreme_timeouts_keep_the_timer_alive();
-	he5_check_runner_null_and_odd_buffers();
-	he6_release_right_after_get_and_while_running();
-	he7_runner_api_from_inside_work();
-	he8_work_checks_and_releases_its_own_runner();
-	he9_cancellable_calls_bad_descriptors();
-	he10_cancellable_calls_bad_pointers();
-	he11_calls_after_cancel_are_ecanceled();
-	he12_metrics_and_version();
-	he13_robust_null_misaligned_uninitialised();
-	he14_robust_garbage_memory();
-	he15_robust_timeouts_and_wrong_order();
-	he16_robust_from_inside_work();
-	he17_fork_child_plain_calls();
-	he18_fork_child_gets_a_working_pool();
-	he19_fork_child_releases_inherited_handles();
+	h38_state_name_of_any_int();
+	h39_get_runner_refuses_every_bad_argument();
+	h40_get_runner_sizes_one_and_large();
+	h41_extreme_timeouts_keep_the_timer_alive();
+	h42_check_runner_null_and_odd_buffers();
+	h43_release_right_after_get_and_while_running();
+	h44_runner_api_from_inside_work();
+	h45_work_checks_and_releases_its_own_runner();
+	h46_cancellable_calls_bad_descriptors();
+	h47_cancellable_calls_bad_pointers();
+	h48_calls_after_cancel_are_ecanceled();
+	h49_metrics_and_version();
+	h50_robust_null_misaligned_uninitialised();
+	h51_robust_garbage_memory();
+	h52_robust_timeouts_and_wrong_order();
+	h53_robust_from_inside_work();
+	h54_fork_child_plain_calls();
+	h55_fork_child_gets_a_working_pool();
+	h56_fork_child_releases_inherited_handles();
 	current = "end";
 	CHECK(wait_settled(&m, LIMIT_SEC));
 	return harness_summary();

@@ -1,7 +1,7 @@
 /*
  * process_test.c - process-level hazards of the C library: fork, signal
  * masks of hangsafe's threads, a cancel signal whose disposition the
- * program changed (HP1, HP2, HP4, HP5, HP6 of docs/races-hp.md).
+ * program changed (H7, H8, H10, H11, H12 of docs/races-hp.md).
  *
  * Built and run by tests/c_abi.rs (statically, dynamically, under
  * valgrind). Forked children report through their exit status; every wait
@@ -150,7 +150,7 @@ static void child_exit(int code)
 	_exit(code);
 }
 
-/* ---- HP1, HP2: fork ---------------------------------------------------- */
+/* ---- H7, H8: fork ---------------------------------------------------- */
 
 static int child_fork(void)
 {
@@ -162,11 +162,11 @@ static int child_fork(void)
 	metrics(&m);
 	if (m.threads_alive != 0 || m.threads_idle != 0)
 		return 2;
-	if (!run_one())		/* HP1: the job runs in the child */
+	if (!run_one())		/* H7: the job runs in the child */
 		return 3;
 	if (!run_one())		/* ... and on the child's idle thread */
 		return 4;
-	/* HP2: the timer enforces a deadline nobody checks. */
+	/* H8: the timer enforces a deadline nobody checks. */
 	memset(&seen, 0, sizeof(seen));
 	j.seen = &seen;
 	j.fd = -1;
@@ -184,7 +184,7 @@ static void test_fork(void)
 {
 	pid_t pid;
 
-	current = "HP1/HP2 fork child";
+	current = "H7/H8 fork child";
 	CHECK(run_one());	/* an idle thread and ... */
 	{
 		struct seen seen;
@@ -213,7 +213,7 @@ static void test_fork(void)
 		CHECK_EQ(reap(pid, 60), 0);
 }
 
-/* ---- HP4: process-directed signals go to the application ---------------- */
+/* ---- H10: process-directed signals go to the application ---------------- */
 
 static atomic_long handled_on;
 
@@ -231,7 +231,7 @@ static void test_process_signal(void)
 	struct job j = { &seen, -1, 0 };
 	struct runner_context *busy;
 
-	current = "HP4 process-directed signal";
+	current = "H10 process-directed signal";
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_alarm;
 	sigemptyset(&sa.sa_mask);
@@ -257,7 +257,7 @@ static void test_process_signal(void)
 	signal(SIGALRM, SIG_DFL);
 }
 
-/* ---- HP5: each job starts with the cancel signal unblocked -------------- */
+/* ---- H11: each job starts with the cancel signal unblocked -------------- */
 
 static void test_mask_reset(void)
 {
@@ -267,7 +267,7 @@ static void test_mask_reset(void)
 	struct job j;
 	int p[2];
 
-	current = "HP5 mask reset before each job";
+	current = "H11 mask reset before each job";
 	CHECK(wait_settled(&m, 15));
 	/*
 	 * Every idle thread blocks all signals in turn (LIFO reuse: the
@@ -305,7 +305,7 @@ static void test_mask_reset(void)
 	close(p[1]);
 }
 
-/* ---- HP6: a changed disposition of the cancel signal -------------------- */
+/* ---- H12: a changed disposition of the cancel signal -------------------- */
 
 static atomic_int foreign_runs;
 
@@ -351,14 +351,14 @@ static void test_disposition(void)
 {
 	pid_t pid;
 
-	current = "HP6 cancel signal reset to SIG_DFL";
+	current = "H12 cancel signal reset to SIG_DFL";
 	pid = fork();
 	if (pid == 0)
 		child_exit(child_disposition(SIG_DFL));
 	CHECK(pid > 0);
 	if (pid > 0)
 		CHECK_EQ(reap(pid, 60), 0);
-	current = "HP6 cancel signal taken by a foreign handler";
+	current = "H12 cancel signal taken by a foreign handler";
 	pid = fork();
 	if (pid == 0)
 		child_exit(child_disposition(foreign));

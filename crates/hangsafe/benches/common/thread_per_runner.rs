@@ -9,7 +9,7 @@
 //!   deadline, buffer size) followed by a copy of the caller's data buffer;
 //! * an atomic reference count of 2 (caller + thread), set *before*
 //!   `pthread_create` so that neither side can free the context under the
-//!   other (this is the fix of the seed's start race, which had the thread
+//!   other (this is the fix of the start race the multipath-tools runner review found, which had the thread
 //!   take its own reference);
 //! * an atomic status word, `RUNNING -> DONE` by compare-and-swap on the
 //!   thread, `RUNNING -> CANCELLED` by compare-and-swap on the caller, with
@@ -31,7 +31,7 @@
 //!   announced itself (a Dekker handshake through two `SeqCst` words), so a
 //!   caller that is still spinning costs the thread no system call, just as a
 //!   spinning hangsafe caller has no waiter registered.
-//! * Cancelling only flips the status word; the seed's `pthread_cancel` is
+//! * Cancelling only flips the status word; the original patch's `pthread_cancel` is
 //!   not reproduced, because forcing an unwind through Rust frames is
 //!   undefined behaviour. A benchmark of completed round trips never cancels,
 //!   so this does not change what is measured.

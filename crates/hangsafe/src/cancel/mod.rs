@@ -4,7 +4,7 @@
 //! through frames with destructors is undefined behaviour), and "enable
 //! asynchronous cancellation around the syscall" loses results: the cancel
 //! can act after the kernel returned a byte count or a new descriptor but
-//! before user space stored it. hangsafe uses the design of seed 002, which
+//! before user space stored it. hangsafe uses the design of the "cancellable syscalls in userspace" discussion, which
 //! musl adopted and glibc 2.41 copied:
 //!
 //! 1. Every cancellable syscall goes through a small assembly stub

@@ -118,7 +118,7 @@ impl CancelSignal {
 
     /// The environment's choice: `Ok(None)` if `HANGSAFE_CANCEL_SIGNAL` is
     /// unset or empty, `Err(None)` if it switches the signal off,
-    /// `Err(Some(msg))` if it is not understood (HP7: refused, never a
+    /// `Err(Some(msg))` if it is not understood (H13: refused, never a
     /// silent fallback to the default).
     fn from_env() -> Result<Option<CancelSignal>, Option<String>> {
         let Some(raw) = std::env::var_os("HANGSAFE_CANCEL_SIGNAL") else {
@@ -385,7 +385,7 @@ pub(crate) fn send(tid: i32) {
     }
 }
 
-/// Whether `sig` still runs hangsafe's handler (HP6). The application may
+/// Whether `sig` still runs hangsafe's handler (H12). The application may
 /// have reset it to `SIG_DFL` (the first cancel would kill the process) or
 /// installed its own handler since: then no signal is sent and the cancel
 /// stays cooperative (the cancel bit is set; the work sees it at its next
@@ -416,7 +416,7 @@ fn still_ours(sig: c_int) -> bool {
 /// kernel sends to the thread that wrote (so the application's choice for
 /// it, usually `SIG_IGN`, applies to work as to any thread).
 /// Process-directed signals therefore go to the application's threads
-/// (HP4).
+/// (H10).
 pub(crate) fn internal_mask() -> libc::sigset_t {
     // SAFETY: a local set, initialised by sigfillset before use.
     unsafe {
@@ -442,7 +442,7 @@ pub(crate) fn internal_mask() -> libc::sigset_t {
 }
 
 /// Sets the calling thread's mask to [`internal_mask`]: what a pool thread
-/// does before every job, whatever the previous job did to it (HP5). One
+/// does before every job, whatever the previous job did to it (H11). One
 /// syscall.
 pub(crate) fn reset_internal_mask() {
     let set = internal_mask();

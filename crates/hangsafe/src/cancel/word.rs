@@ -77,7 +77,7 @@ pub(crate) struct CancelWord {
     tid: std::sync::atomic::AtomicI32,
     /// The process generation (`thread::fork_generation`) the TID belongs
     /// to. A word created before a fork names a thread of the parent: in
-    /// the child it is never signalled (HP1).
+    /// the child it is never signalled (H7).
     fork_gen: std::sync::atomic::AtomicU64,
 }
 
@@ -198,7 +198,7 @@ impl CancelWord {
         {
             use std::sync::atomic::Ordering::Relaxed;
             // A word of the parent's threads, seen in a fork child: its TID
-            // names no thread of this process (HP1).
+            // names no thread of this process (H7).
             if self.fork_gen.load(Relaxed) == fork_gen_now() {
                 super::signal::send(self.tid.load(Relaxed));
             }

@@ -3,7 +3,7 @@
 //! The work publishes a small plain-data state (a phase, counters, a
 //! timestamp) through its [`Ctx`](crate::runner::Ctx); any thread reads it
 //! back, whole and consistent, while the work runs. This is utrace's
-//! `utrace_prepare_examine` / `utrace_finish_examine` pair (seed 003),
+//! `utrace_prepare_examine` / `utrace_finish_examine` pair,
 //! minus what made it iffy: no task reference is lent out between the two
 //! calls, and a stale handle answers [`Gone`](ExamineError::Gone) instead of
 //! touching freed memory.

@@ -1,5 +1,5 @@
 //! Stale-proof events: generational tokens, foreign event loops, and sets
-//! of runners behind one file descriptor (libxl's hook nexus, seed 001).
+//! of runners behind one file descriptor (libxl's hook nexus).
 //!
 //! An application's event loop may deliver a notice arbitrarily late: after
 //! the registration it was meant for was removed, after its slot was reused

@@ -1,5 +1,5 @@
 //! [`Nexus`]: fd and timeout registrations with a foreign event loop, safe
-//! against arbitrarily late `occurred` calls (libxl's hook nexus, seed 001).
+//! against arbitrarily late `occurred` calls (libxl's hook nexus).
 
 use super::hooks::{Hooks, Interest, Ready};
 use super::registry::{Full, Registry};

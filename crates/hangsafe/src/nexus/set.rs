@@ -266,7 +266,7 @@ impl<T: Send + 'static> RunnerSet<T> {
 
     /// Puts `runner` into the slot reserved for it under `token`. The slot
     /// cannot be gone: only the reserving call removes a reserved slot
-    /// (`release`, `drain` and `Drop` take issued runners only, HA4). Were
+    /// (`release`, `drain` and `Drop` take issued runners only, H4). Were
     /// it gone anyway, the runner is handed back rather than panicking.
     fn fill(&self, inner: &mut Inner<T>, token: Token, runner: Runner<T>) -> Result<(), Runner<T>> {
         let Some(slot @ None) = inner.runners.get_mut(token) else {
@@ -294,7 +294,7 @@ impl<T: Send + 'static> RunnerSet<T> {
     ///
     /// A token that was never issued is stale too, including the one a
     /// concurrent [`spawn`](Self::spawn) has reserved but not returned yet
-    /// (tokens are predictable): its slot is left to that spawn (HA4).
+    /// (tokens are predictable): its slot is left to that spawn (H4).
     pub fn release(&self, token: Token) -> bool {
         let runner = match self.enter() {
             Ok((mut inner, _s)) => inner.remove_issued(token),

@@ -1,5 +1,5 @@
 //! Typed guards alive on each thread, and what happens when a thread exits
-//! with one still alive (HA6 in `docs/races-ha.md`).
+//! with one still alive (H6 in `docs/races-ha.md`).
 //!
 //! A [`RobustMutexGuard`](super::RobustMutexGuard) lends `&T`/`&mut T`
 //! into the shared data, and the lock is only ever taken over from an owner
@@ -96,7 +96,7 @@ extern "C" fn on_thread_exit(_: *mut c_void) {
     }
     const MSG: &[u8] = b"hangsafe: a thread exits with a RobustMutexGuard it never dropped \
 (leaked); it is kept alive so that the lock stays held and no reference into the data \
-can be outlived (HA6)\n";
+can be outlived (H6)\n";
     // SAFETY: writes MSG's bytes, which live for the program, to stderr.
     let _ = unsafe { libc::write(2, MSG.as_ptr().cast(), MSG.len()) };
     loop {

@@ -74,7 +74,7 @@ pub struct RobustMutex<T: Pod> {
 // while the calling thread holds the raw lock, which excludes every other
 // thread (of any process) from holding one. The lock is taken over only
 // from a thread that is gone, and a thread with a live (leaked) guard never
-// goes: `held` keeps it parked at exit (HA6), so no reference a guard lent
+// goes: `held` keeps it parked at exit (H6), so no reference a guard lent
 // can outlive the lock. So `&RobustMutex<T>` lets at
 // most one thread at a time access the `T`, which may therefore move
 // between threads: `T: Send` (implied by `Pod`) suffices, as for
@@ -158,7 +158,7 @@ impl<T: Pod> RobustMutex<T> {
     }
 
     /// Takes the lock with `lock` and wraps the outcome in a guard, once
-    /// this thread's exit is watched (HA6: a leaked guard keeps its thread,
+    /// this thread's exit is watched (H6: a leaked guard keeps its thread,
     /// and so the lock, alive).
     #[inline]
     fn guarded(
@@ -331,7 +331,7 @@ impl<T: Pod> Deref for RobustMutexGuard<'_, T> {
         // so no other guard (in any thread or process using the protocol)
         // accesses the data; the `&T` borrows the guard, so it cannot
         // outlive the lock, even when the guard is leaked: a thread never
-        // exits with a live guard (`held`, HA6), so the lock is not taken
+        // exits with a live guard (`held`, H6), so the lock is not taken
         // over while the borrow may live. Any bytes are a valid `T` (`T: Pod`), so a dead
         // owner's partial write cannot make this reference invalid.
         unsafe { &*self.mutex.data.get() }

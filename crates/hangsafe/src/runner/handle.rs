@@ -117,7 +117,7 @@ impl Builder {
         };
         if self.deadline.is_some() {
             // A deadline nobody enforces must not go unnoticed: refuse the
-            // runner, loudly (HA2).
+            // runner, loudly (H2).
             timer::ensure_started().map_err(|e| {
                 log::error!("hangsafe: no deadline timer ({e}); runner with a deadline refused");
                 SpawnError::ThreadCreate(e)
@@ -135,7 +135,7 @@ impl Builder {
             // The work's own panics are caught inside; this catches one in
             // hangsafe's bookkeeping around it, so that the pool thread
             // survives (or exits cleanly) instead of unwinding through the
-            // pool (HA5).
+            // pool (H5).
             let run = AssertUnwindSafe(|| run_job(&theirs, word, f, guard, ready));
             if let Err(p) = catch_unwind(run) {
                 log::error!(
@@ -310,7 +310,7 @@ fn cancel_and_report<T: Send + 'static>(
     if before.state() == State::Running {
         log::debug!("hangsafe: runner cancelled in state 'running' ({reason:?})");
         // A grace period past the clock's range means "never abandoned"
-        // (HA2): no check is armed, and nothing overflows.
+        // (H2): no check is armed, and nothing overflows.
         if let Some(when) = Instant::now().checked_add(shared.grace()) {
             let weak: Weak<Shared<T>> = Arc::downgrade(shared);
             timer::schedule(when, TimerKind::AbandonCheck, weak);
@@ -458,8 +458,8 @@ impl<T: Send + 'static> Runner<T> {
     }
 
     /// The state, after applying the deadline: a runner still `Running`
-    /// past its deadline is cancelled here, as `check_runner()` does in the
-    /// seed (the timer would do the same a moment later). Never blocks.
+    /// past its deadline is cancelled here, as `check_runner()` does in
+    /// multipath-tools' runner (the timer would do the same a moment later). Never blocks.
     pub fn check(&self) -> State {
         let st = self.state();
         if st == State::Running {
@@ -665,7 +665,7 @@ impl<T: Send + 'static> Drop for Runner<T> {
         // not by whoever drops the context's last reference: that may be a
         // library thread (the timer firing, a pool thread, a token's
         // holder), and a value's destructor is user code that may block
-        // (RA1). Done is final (a cancel cannot undo it), and only the
+        // (R53). Done is final (a cancel cannot undo it), and only the
         // handle takes.
         if !self.taken && self.shared.word().state() == State::Done {
             self.taken = true;

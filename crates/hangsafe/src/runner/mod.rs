@@ -1,7 +1,7 @@
 //! Runners: work on a pooled, detached thread, with a deadline, that the
 //! caller can walk away from at any moment.
 //!
-//! This is the design of multipath-tools' `libmpathutil/runner.h` (seed 000)
+//! This is the design of multipath-tools' `libmpathutil/runner.h`
 //! without its start/cancel use-after-free and without its thread leak on
 //! early release, and with threads pooled instead of created per probe.
 //!
@@ -13,7 +13,7 @@
 //! * Releasing (dropping) the handle never blocks. It cancels the work if
 //!   it still runs; the pool thread is reused as soon as the work returns.
 //! * A deadline is enforced twice: lazily by [`Runner::check`], as in the
-//!   seed, and proactively by a timer thread, so the work sees the cancel
+//!   multipath-tools runner, and proactively by a timer thread, so the work sees the cancel
 //!   on time even if nobody polls.
 //!
 //! # States and transitions

@@ -331,7 +331,7 @@ impl PoolInner {
         process::ensure_hooks();
         let slot = Arc::new(JoinSlot::default());
         let theirs = Arc::clone(&slot);
-        // Created with every asynchronous signal blocked (HP4): no window
+        // Created with every asynchronous signal blocked (H10): no window
         // in which a process-directed signal can land on the new thread.
         let spawned = crate::cancel::with_signals_blocked(|| {
             thread::Builder::new()
@@ -368,7 +368,7 @@ impl PoolInner {
         while let Some(j) = job.take() {
             // Every job starts with the pool thread's own mask, whatever the
             // previous job did to it: all asynchronous signals blocked but
-            // the cancel signal (HP4, HP5).
+            // the cancel signal (H10, H11).
             crate::cancel::reset_internal_mask();
             let mut idle = false;
             j(&me.word, &mut || {
@@ -498,7 +498,7 @@ impl Worker {
     /// of here either with the job a spawner handed it or off the stack:
     /// should the waiting itself ever panic, the thread leaves the stack
     /// (or takes the job already on its way) instead of dying on it, which
-    /// would swallow the next spawn's job (HA3).
+    /// would swallow the next spawn's job (H3).
     fn wait_for_job(self: &Arc<Self>, pool: &PoolInner) -> Option<Job> {
         let wait = std::panic::AssertUnwindSafe(|| self.wait_for_job_inner(pool));
         match std::panic::catch_unwind(wait) {
@@ -543,7 +543,7 @@ impl Worker {
                 }
             }
         }
-        // `None`: an idle timeout past the clock's range, i.e. never (HA3).
+        // `None`: an idle timeout past the clock's range, i.e. never (H3).
         let deadline = start.checked_add(pool.cfg.idle_timeout);
         loop {
             if self.full.load(Ordering::Acquire) {

@@ -6,7 +6,7 @@
 //!   the child; every other pool thread, and the timer thread, exist only
 //!   in the parent. Without care, the child's spawn would hand work to an
 //!   idle thread of the parent (the job never runs) and no deadline would
-//!   be enforced (HP1, HP2). A lock that another thread held at the moment
+//!   be enforced (H7, H8). A lock that another thread held at the moment
 //!   of the fork would stay locked forever in the child, so the handlers
 //!   follow the design glibc uses for malloc's locks: the *prepare*
 //!   handler takes the pool-level locks (the pool registry, each pool's

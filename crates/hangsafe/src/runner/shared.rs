@@ -2,7 +2,7 @@
 //!
 //! `Shared<T>` is created by `spawn` *with both references already taken*
 //! (one in the handle, one in the job) before any thread can see the job,
-//! which is the fix the review of seed 000 asks for: there is no window in
+//! which is the fix the multipath-tools runner review asks for: there is no window in
 //! which one side exists without the other, so no start/cancel race
 //! (R1 in `docs/races.md`).
 //!

@@ -1,6 +1,6 @@
 //! The runner state word: one `AtomicU32` changed only by compare-and-swap.
 //!
-//! The low three bits hold the seed's [`State`] (with the C values of
+//! The low three bits hold multipath-tools' runner [`State`] (with the C values of
 //! multipath-tools' `enum runner_status`); the bits above record *why* a
 //! runner left `Running`, so the outcome can be reported without a second
 //! atomic. Every transition is a CAS from an exact expected value, so two
@@ -9,7 +9,7 @@
 
 use crate::sync::{AtomicU32, Ordering};
 
-/// The state of a runner, as the seed defines it.
+/// The state of a runner, as multipath-tools' runner defines it.
 ///
 /// There is deliberately no "not started" state: a runner is `Running` from
 /// the moment [`spawn`](crate::runner::spawn) returns, whether or not a
@@ -31,7 +31,7 @@ pub enum State {
 }
 
 impl State {
-    /// The name the seed (and `runner_state_name()`) uses for this state.
+    /// The name multipath-tools' runner (and `runner_state_name()`) uses for this state.
     ///
     /// ```
     /// use hangsafe::runner::State;

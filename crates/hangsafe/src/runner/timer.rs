@@ -139,7 +139,7 @@ fn timer() -> io::Result<&'static Timer> {
         }));
         super::process::ensure_hooks();
         // Every asynchronous signal blocked, from its first instruction
-        // (HP4): process-directed signals go to the application.
+        // (H10): process-directed signals go to the application.
         crate::cancel::with_signals_blocked(|| {
             std::thread::Builder::new()
                 .name("hangsafe-timer".into())
@@ -213,7 +213,7 @@ pub(crate) fn schedule(when: Instant, kind: TimerKind, target: Weak<dyn TimerTar
     let t = match timer() {
         Ok(t) => t,
         Err(e) => {
-            // Never silent: this entry will not fire (HA2).
+            // Never silent: this entry will not fire (H2).
             log::error!("hangsafe: {e}: a {kind:?} timer entry is dropped");
             return;
         }
@@ -231,7 +231,7 @@ pub(crate) fn schedule(when: Instant, kind: TimerKind, target: Weak<dyn TimerTar
     });
     // The references compaction takes are dropped after the lock: one of
     // them may turn out to be a context's last, and dropping a context
-    // under the timer's lock would run its destructors there (RA1).
+    // under the timer's lock would run its destructors there (R53).
     let mut seen: Vec<Arc<dyn TimerTarget>> = Vec::new();
     if g.heap.len() >= g.compact_at {
         g.heap.retain(|e| match e.target.upgrade() {
@@ -256,7 +256,7 @@ impl Timer {
     /// (at process exit): a panic in hangsafe's own bookkeeping (firing an
     /// entry is caught one by one in [`fire_due`](Self::fire_due)) is
     /// logged and the loop restarts, so deadlines stay enforced for the
-    /// whole process (HA2).
+    /// whole process (H2).
     fn run(&self) {
         loop {
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop())) {

@@ -1,4 +1,4 @@
-//! The timer thread survives a panic while firing an entry (HA5 in
+//! The timer thread survives a panic while firing an entry (H5 in
 //! `docs/races-ha.md`): the other entries of the same batch and every later
 //! one still fire.
 
@@ -12,7 +12,7 @@ struct Boom;
 
 impl TimerTarget for Boom {
     fn fire(self: Arc<Self>, _: TimerKind) {
-        panic!("HA5: a timer entry's bookkeeping panicked");
+        panic!("H5: a timer entry's bookkeeping panicked");
     }
     fn pending(&self, _: TimerKind) -> bool {
         true
@@ -38,7 +38,7 @@ fn weak<T: TimerTarget + 'static>(t: &Arc<T>) -> Weak<dyn TimerTarget> {
 
 #[test]
 #[cfg_attr(miri, ignore = "the real timer thread, which never exits")]
-fn ha5_timer_survives_a_panicking_entry() {
+fn h5_timer_survives_a_panicking_entry() {
     let boom = Arc::new(Boom);
     let count = Arc::new(Count(AtomicUsize::new(0)));
     let now = Instant::now();
