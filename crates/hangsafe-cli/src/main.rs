@@ -7,18 +7,19 @@
 //! abandoned if it is stuck in the kernel), so the command returns on time
 //! even when a filesystem, a disk or a peer is hung.
 //!
-//! This file holds the command line (clap) and the dispatch; each
-//! subcommand lives in its own module.
+//! This file holds the command line (clap) and the dispatch. The layout:
+//! the subcommands in `cmd/` (one module each; `bench` in `bench.rs`),
+//! the probes by kind in `probe/`, the rendering of reports in `output/`,
+//! the mount table in `mounts.rs`; the parsers, the exit table, the logger
+//! and the published table are the library part (`lib.rs`).
 
 mod bench;
-mod check;
-mod man;
+mod cmd;
 mod mounts;
 mod output;
 mod probe;
-mod status;
-mod table;
-mod watch;
+
+use cmd::{check, man, status, watch};
 
 // The library part: parsers (fuzzed), the exit table, the logger and the
 // published table.

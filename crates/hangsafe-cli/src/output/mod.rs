@@ -1,51 +1,19 @@
-//! Rendering reports: the table (colour on a terminal, honouring
-//! `NO_COLOR`), and JSON.
+//! Rendering reports: the table ([`table`]; colour on a terminal,
+//! honouring `NO_COLOR`: [`colour`]), and JSON ([`json`]).
+
+pub mod colour;
+pub mod json;
+pub mod table;
+
+pub use colour::{state_sgr, use_color, ColorChoice};
+pub use json::render_json;
 
 use crate::duration;
-use crate::report::{Report, State};
-use crate::table;
-use std::io::{self, IsTerminal as _, Write as _};
+use crate::report::Report;
+use std::io::{self, Write as _};
 
 /// Column headers of the report table.
 pub const HEADERS: [&str; 5] = ["TARGET", "KIND", "STATE", "LATENCY", "DETAIL"];
-
-/// When to colour the table (`--color`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorChoice {
-    /// Colour when standard output is a terminal and `NO_COLOR` is unset
-    /// or empty.
-    #[default]
-    Auto,
-    /// Always colour.
-    Always,
-    /// Never colour.
-    Never,
-}
-
-/// Whether to colour: `always`/`never` as told; `auto` only when standard
-/// output is a terminal and `NO_COLOR` is unset or empty (no-color.org).
-pub fn use_color(choice: ColorChoice) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-            !no_color && io::stdout().is_terminal()
-        }
-    }
-}
-
-/// The SGR colour of a state: green up, red down, bold yellow timeout,
-/// magenta error, cyan pending.
-pub fn state_sgr(state: State) -> &'static str {
-    match state {
-        State::Up => "32",
-        State::Down => "31",
-        State::Timeout => "1;33",
-        State::Error => "35",
-        State::Pending => "36",
-    }
-}
 
 /// The latency cell: a short human duration, `-` when there is none.
 pub fn latency_cell(latency: Option<std::time::Duration>) -> String {
@@ -76,31 +44,6 @@ pub fn render_table(reports: &[Report], color: bool) -> String {
     }
 }
 
-/// The JSON array of `--json`: one object per report with exactly the
-/// keys `target`, `kind`, `state`, `latency_ms` and `detail`, in that
-/// order, one object per line; newline-terminated.
-pub fn render_json(reports: &[Report]) -> String {
-    if reports.is_empty() {
-        return "[]\n".to_owned();
-    }
-    let mut out = String::from("[\n");
-    for (i, r) in reports.iter().enumerate() {
-        let v = r.to_json();
-        let field = |k: &str| serde_json::to_string(&v[k]).unwrap_or_else(|_| "null".to_owned());
-        out.push_str(&format!(
-            "  {{\"target\": {}, \"kind\": {}, \"state\": {}, \"latency_ms\": {}, \"detail\": {}}}{}\n",
-            field("target"),
-            field("kind"),
-            field("state"),
-            field("latency_ms"),
-            field("detail"),
-            if i + 1 < reports.len() { "," } else { "" }
-        ));
-    }
-    out.push_str("]\n");
-    out
-}
-
 /// Writes `text` to stdout. A closed pipe (`hangsafe check | head -1`) is
 /// not an error worth reporting; anything else is reported on stderr.
 pub fn print_stdout(text: &str) {
@@ -113,11 +56,12 @@ pub fn print_stdout(text: &str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::report::State;
     use std::time::Duration;
 
-    fn reports() -> Vec<Report> {
+    pub(crate) fn reports() -> Vec<Report> {
         vec![
             Report {
                 target: "/".into(),
@@ -174,34 +118,5 @@ mod tests {
         );
         assert!(lines[3].contains("\x1b[31mdown\x1b[0m"), "{}", lines[3]);
         assert_eq!(t.matches('\x1b').count(), 6);
-    }
-
-    #[test]
-    fn json_has_exactly_the_five_keys() {
-        let v: serde_json::Value = serde_json::from_str(&render_json(&reports())).unwrap();
-        let a = v.as_array().unwrap();
-        assert_eq!(a.len(), 3);
-        for o in a {
-            let mut keys: Vec<&str> = o.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-            keys.sort_unstable();
-            assert_eq!(keys, ["detail", "kind", "latency_ms", "state", "target"]);
-        }
-        assert_eq!(a[0]["latency_ms"], serde_json::json!(0.3));
-        assert!(a[1]["latency_ms"].is_null());
-        assert_eq!(a[1]["state"], "timeout");
-        assert_eq!(render_json(&[]), "[]\n");
-        // Keys in the documented order, one object per line.
-        let text = render_json(&reports()[..1]);
-        assert_eq!(
-            text,
-            "[\n  {\"target\": \"/\", \"kind\": \"path\", \"state\": \"up\", \"latency_ms\": 0.3, \
-             \"detail\": \"directory on ext4, read 21 entries\"}\n]\n"
-        );
-    }
-
-    #[test]
-    fn explicit_choices_win() {
-        assert!(use_color(ColorChoice::Always));
-        assert!(!use_color(ColorChoice::Never));
     }
 }

@@ -40,7 +40,7 @@ use crate::report::{self, Report, State};
 use crate::target::Target;
 use hangsafe::examine::{ExamineError, Examiner, Progress};
 use hangsafe::nexus::{RunnerSet, SetError, Token};
-use hangsafe::runner::{Builder, Pool, SpawnError};
+use hangsafe::runner::{Builder, Pool, RunError, SpawnError};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IsTerminal as _, Write as _};
@@ -350,34 +350,10 @@ pub fn run(args: WatchArgs) -> ExitCode {
             return ExitCode::from(exit::OSERR.code);
         }
     };
-    let mut targets = Vec::new();
-    if args.targets.is_empty() {
-        let deadline = duration::after(Instant::now(), args.timeout);
-        match crate::mounts::default_targets(deadline, args.all) {
-            Ok(t) => targets = t,
-            Err(e) => {
-                eprintln!("hangsafe watch: {e}");
-                return ExitCode::from(match e {
-                    crate::mounts::MountsError::TimedOut(_) => exit::TIMEOUT.code,
-                    _ => exit::NO_MOUNTINFO.code,
-                });
-            }
-        }
-    } else {
-        for spec in &args.targets {
-            match Target::parse(spec) {
-                Ok(t) => targets.push(t),
-                Err(e) => {
-                    eprintln!("hangsafe watch: {e}");
-                    return ExitCode::from(exit::USAGE.code);
-                }
-            }
-        }
-    }
-    // One slot per spec: the spec is the runner key.
-    let mut seen = HashSet::new();
-    targets.retain(|t| seen.insert(t.spec.clone()));
-
+    let targets = match watched_targets(&args) {
+        Ok(t) => t,
+        Err(code) => return ExitCode::from(code),
+    };
     let set = match RunnerSet::new() {
         Ok(s) => s,
         Err(e) => {
@@ -385,62 +361,111 @@ pub fn run(args: WatchArgs) -> ExitCode {
             return ExitCode::from(exit::OSERR.code);
         }
     };
-    let publisher = match &args.publish {
-        None => None,
-        Some(name) => match Publisher::open(name, args.interval, args.timeout) {
-            Ok(p) => {
-                for note in &p.notes {
-                    eprintln!("hangsafe watch: {note}");
-                }
-                Some(p)
-            }
-            Err(e @ PublishError::BadName(_)) => {
-                eprintln!("hangsafe watch: --publish: {e}");
-                return ExitCode::from(exit::USAGE.code);
-            }
-            Err(e @ PublishError::Untrusted(_)) => {
-                eprintln!("hangsafe watch: --publish {name}: {e}");
-                return ExitCode::from(exit::NOPERM.code);
-            }
-            Err(e) => {
-                eprintln!("hangsafe watch: --publish {name}: {e}");
-                return ExitCode::from(exit::CANTCREAT_PUBLISH.code);
-            }
-        },
+    let publisher = match open_publisher(&args) {
+        Ok(p) => p,
+        Err(code) => return ExitCode::from(code),
     };
-    let live = (!args.json && io::stdout().is_terminal()).then(|| Live {
-        lines: 0,
-        next: Instant::now(),
-    });
-    let color = !args.json && output::use_color(args.color);
-    let mut w = Watch {
-        slots: targets
-            .into_iter()
-            .map(|target| Slot {
-                target,
-                last: None,
-                inflight: None,
-                hung: None,
-                noted: false,
-            })
-            .collect(),
-        by_token: HashMap::new(),
-        set,
-        pool: Pool::builder().name("hangsafe-watch").build(),
-        signals,
-        publisher,
-        publish_warned: false,
-        began: Instant::now(),
-        round: 0,
-        next_id: 0,
-        color,
-        live,
-        broken: false,
-        dirty: false,
-        args,
-    };
+    let mut w = Watch::new(args, targets, set, signals, publisher);
     let stop = w.run_loop();
     w.finish(stop)
+}
+
+/// The targets to watch, one per spec (the spec is the runner key): the
+/// arguments, or the mount points when there are none. On an error, says
+/// why on stderr and returns the exit status.
+fn watched_targets(args: &WatchArgs) -> Result<Vec<Target>, u8> {
+    let mut targets = Vec::new();
+    if args.targets.is_empty() {
+        let deadline = duration::after(Instant::now(), args.timeout);
+        targets = crate::mounts::default_targets(deadline, args.all).map_err(|e| {
+            eprintln!("hangsafe watch: {e}");
+            match e {
+                crate::mounts::MountsError::TimedOut(_) => exit::TIMEOUT.code,
+                _ => exit::NO_MOUNTINFO.code,
+            }
+        })?;
+    } else {
+        for spec in &args.targets {
+            targets.push(Target::parse(spec).map_err(|e| {
+                eprintln!("hangsafe watch: {e}");
+                exit::USAGE.code
+            })?);
+        }
+    }
+    let mut seen = HashSet::new();
+    targets.retain(|t| seen.insert(t.spec.clone()));
+    Ok(targets)
+}
+
+/// The publisher of `--publish NAME`, if given, with its notes written to
+/// stderr. On an error, says why on stderr and returns the exit status.
+fn open_publisher(args: &WatchArgs) -> Result<Option<Publisher>, u8> {
+    let Some(name) = &args.publish else {
+        return Ok(None);
+    };
+    match Publisher::open(name, args.interval, args.timeout) {
+        Ok(p) => {
+            for note in &p.notes {
+                eprintln!("hangsafe watch: {note}");
+            }
+            Ok(Some(p))
+        }
+        Err(e @ PublishError::BadName(_)) => {
+            eprintln!("hangsafe watch: --publish: {e}");
+            Err(exit::USAGE.code)
+        }
+        Err(e @ PublishError::Untrusted(_)) => {
+            eprintln!("hangsafe watch: --publish {name}: {e}");
+            Err(exit::NOPERM.code)
+        }
+        Err(e) => {
+            eprintln!("hangsafe watch: --publish {name}: {e}");
+            Err(exit::CANTCREAT_PUBLISH.code)
+        }
+    }
+}
+
+impl Watch {
+    /// The watcher of `targets`, before its first round.
+    fn new(
+        args: WatchArgs,
+        targets: Vec<Target>,
+        set: RunnerSet<probe::Answer>,
+        signals: Signals,
+        publisher: Option<Publisher>,
+    ) -> Watch {
+        let live = (!args.json && io::stdout().is_terminal()).then(|| Live {
+            lines: 0,
+            next: Instant::now(),
+        });
+        let color = !args.json && output::use_color(args.color);
+        Watch {
+            slots: targets
+                .into_iter()
+                .map(|target| Slot {
+                    target,
+                    last: None,
+                    inflight: None,
+                    hung: None,
+                    noted: false,
+                })
+                .collect(),
+            by_token: HashMap::new(),
+            set,
+            pool: Pool::builder().name("hangsafe-watch").build(),
+            signals,
+            publisher,
+            publish_warned: false,
+            began: Instant::now(),
+            round: 0,
+            next_id: 0,
+            color,
+            live,
+            broken: false,
+            dirty: false,
+            args,
+        }
+    }
 }
 
 impl Watch {
@@ -476,33 +501,18 @@ impl Watch {
         }
     }
 
+    /// Runs rounds until a signal, the `--count`-th round's end, or an
+    /// output error.
     fn run_loop(&mut self) -> Stop {
         if self.args.json {
-            let targets: Vec<&str> = self.slots.iter().map(|s| s.target.spec.as_str()).collect();
-            let v = json!({
-                "event": "start",
-                "targets": targets,
-                "interval_ms": self.args.interval.as_secs_f64() * 1e3,
-                "timeout_ms": self.args.timeout.as_secs_f64() * 1e3,
-                "publish": self.args.publish,
-            });
-            self.event(v);
+            self.start_event();
         }
         let mut next_round = Instant::now();
         loop {
             if self.broken {
                 return Stop::Output;
             }
-            let now = Instant::now();
-            let rounds_left = self.args.count.is_none_or(|n| self.round < n);
-            if rounds_left && now >= next_round {
-                self.start_round();
-                next_round = duration::after(next_round, self.args.interval);
-                if next_round < now {
-                    // Fell behind (a stopped process): no burst of rounds.
-                    next_round = duration::after(now, self.args.interval);
-                }
-            }
+            self.round_if_due(&mut next_round);
             let rounds_left = self.args.count.is_none_or(|n| self.round < n);
             if !rounds_left && self.slots.iter().all(|s| s.inflight.is_none()) {
                 return Stop::Count;
@@ -511,48 +521,81 @@ impl Watch {
                 self.publish();
             }
             self.redraw_if_due();
-
-            let now = Instant::now();
-            let mut wait = self.set.poll_timeout();
-            let mut consider = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
-            if rounds_left {
-                consider(next_round.saturating_duration_since(now));
-            }
-            if let Some(live) = &self.live {
-                consider(live.next.saturating_duration_since(now));
-            }
-            let timeout_ms = wait.map_or(-1, |d| {
-                // Round up, so the loop does not wake just before a
-                // deadline and spin.
-                i32::try_from(d.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
-            });
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.set.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.signals.fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: `fds` is a valid array of two pollfds for the call.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("hangsafe watch: poll: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
+            self.wait(rounds_left.then_some(next_round));
             if let Some(sig) = self.signals.take() {
                 return Stop::Signal(sig);
             }
             self.examine_all();
             self.collect();
             self.check_returned();
+        }
+    }
+
+    /// The `start` event (JSON mode).
+    fn start_event(&mut self) {
+        let targets: Vec<&str> = self.slots.iter().map(|s| s.target.spec.as_str()).collect();
+        let v = json!({
+            "event": "start",
+            "targets": targets,
+            "interval_ms": self.args.interval.as_secs_f64() * 1e3,
+            "timeout_ms": self.args.timeout.as_secs_f64() * 1e3,
+            "publish": self.args.publish,
+        });
+        self.event(v);
+    }
+
+    /// Starts a round if one is left and `next_round` has come, and moves
+    /// `next_round` on by an interval.
+    fn round_if_due(&mut self, next_round: &mut Instant) {
+        let now = Instant::now();
+        let rounds_left = self.args.count.is_none_or(|n| self.round < n);
+        if rounds_left && now >= *next_round {
+            self.start_round();
+            *next_round = duration::after(*next_round, self.args.interval);
+            if *next_round < now {
+                // Fell behind (a stopped process): no burst of rounds.
+                *next_round = duration::after(now, self.args.interval);
+            }
+        }
+    }
+
+    /// Sleeps until a probe is decided, a signal arrives, or the next
+    /// deadline, round (`next_round`, if any) or redraw is due.
+    fn wait(&mut self, next_round: Option<Instant>) {
+        let now = Instant::now();
+        let mut wait = self.set.poll_timeout();
+        let mut consider = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
+        if let Some(next_round) = next_round {
+            consider(next_round.saturating_duration_since(now));
+        }
+        if let Some(live) = &self.live {
+            consider(live.next.saturating_duration_since(now));
+        }
+        let timeout_ms = wait.map_or(-1, |d| {
+            // Round up, so the loop does not wake just before a
+            // deadline and spin.
+            i32::try_from(d.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+        });
+        let mut fds = [
+            libc::pollfd {
+                fd: self.set.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.signals.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is a valid array of two pollfds for the call.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error!("hangsafe watch: poll: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 
@@ -573,6 +616,8 @@ impl Watch {
         }
     }
 
+    /// Starts the probe of target `i` in `round`, unless its last probe is
+    /// still running (skipped) or still hung (its key is busy).
     fn probe_slot(&mut self, i: usize, round: u64) {
         let (spec, kind) = {
             let t = &self.slots[i].target;
@@ -598,81 +643,101 @@ impl Watch {
             .timeout(timeout);
         let spawned = self.set.spawn(builder, work);
         match spawned {
-            Ok(token) => {
-                // The key was free: any earlier probe of this target has
-                // returned (its flag was set before its key was released).
-                if let Some(h) = self.slots[i].hung.take() {
-                    self.announce_returned(i, &h);
-                }
-                self.next_id += 1;
-                let id = self.next_id;
-                let examiner = self.set.examiner(token).ok();
-                self.slots[i].inflight = Some(InFlight {
-                    token,
-                    id,
-                    started: Instant::now(),
-                    examiner,
-                    seen: None,
-                    returned,
-                });
-                self.slots[i].noted = false;
-                self.by_token.insert(token, i);
-                if self.args.json {
-                    self.event(json!({
-                        "event": "probe_started", "round": round, "target": spec,
-                        "kind": kind, "probe": id,
-                    }));
-                }
-            }
-            Err(SetError::Spawn(SpawnError::KeyBusy { .. })) => {
-                let (id, note) = match &self.slots[i].hung {
-                    Some(h) => (
-                        Some(h.id),
-                        format!(
-                            "still hung, not started: probe #{} {}",
-                            h.id,
-                            where_(h.seen.as_ref(), h.started, true)
-                        ),
-                    ),
-                    None => (None, "still hung, not started".to_owned()),
-                };
-                if let Some(last) = &mut self.slots[i].last {
-                    if last.detail != note {
-                        last.detail = note.clone();
-                        self.dirty = true;
-                    }
-                }
-                if self.args.json {
-                    self.event(json!({
-                        "event": "probe_skipped", "round": round, "target": spec,
-                        "kind": kind, "probe": id, "reason": "still hung",
-                    }));
-                } else if !self.slots[i].noted {
-                    self.slots[i].noted = true;
-                    let text = format!("{}  {spec}  {kind}  timeout: {note}", clock());
-                    self.line(&text);
-                }
-            }
-            Err(e) => {
-                let detail = e.to_string();
-                if self.args.json {
-                    self.event(json!({
-                        "event": "probe_skipped", "round": round, "target": spec,
-                        "kind": kind, "probe": null, "reason": "cannot start", "detail": detail,
-                    }));
-                }
-                // Nothing is known about the target now: state error (a
-                // transition, shown once while it lasts).
-                let rep = Report {
-                    target: spec,
-                    kind,
-                    state: State::Error,
-                    latency: None,
-                    detail: format!("probe not started: {detail}"),
-                };
-                self.record(i, rep);
+            Ok(token) => self.started(i, round, token, returned),
+            Err(SetError::Spawn(SpawnError::KeyBusy { .. })) => self.still_hung(i, round),
+            Err(e) => self.not_started(i, round, &e),
+        }
+    }
+
+    /// Records the probe of target `i` just spawned as `token`.
+    fn started(&mut self, i: usize, round: u64, token: Token, returned: Returned) {
+        // The key was free: any earlier probe of this target has
+        // returned (its flag was set before its key was released).
+        if let Some(h) = self.slots[i].hung.take() {
+            self.announce_returned(i, &h);
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let examiner = self.set.examiner(token).ok();
+        self.slots[i].inflight = Some(InFlight {
+            token,
+            id,
+            started: Instant::now(),
+            examiner,
+            seen: None,
+            returned,
+        });
+        self.slots[i].noted = false;
+        self.by_token.insert(token, i);
+        if self.args.json {
+            let t = &self.slots[i].target;
+            let v = json!({
+                "event": "probe_started", "round": round, "target": t.spec,
+                "kind": t.kind.name(), "probe": id,
+            });
+            self.event(v);
+        }
+    }
+
+    /// Target `i`'s earlier probe is still hung (its key is busy): says so
+    /// in its last result and, once, on the output.
+    fn still_hung(&mut self, i: usize, round: u64) {
+        let (spec, kind) = {
+            let t = &self.slots[i].target;
+            (t.spec.clone(), t.kind.name())
+        };
+        let (id, note) = match &self.slots[i].hung {
+            Some(h) => (
+                Some(h.id),
+                format!(
+                    "still hung, not started: probe #{} {}",
+                    h.id,
+                    where_(h.seen.as_ref(), h.started, true)
+                ),
+            ),
+            None => (None, "still hung, not started".to_owned()),
+        };
+        if let Some(last) = &mut self.slots[i].last {
+            if last.detail != note {
+                last.detail = note.clone();
+                self.dirty = true;
             }
         }
+        if self.args.json {
+            self.event(json!({
+                "event": "probe_skipped", "round": round, "target": spec,
+                "kind": kind, "probe": id, "reason": "still hung",
+            }));
+        } else if !self.slots[i].noted {
+            self.slots[i].noted = true;
+            let text = format!("{}  {spec}  {kind}  timeout: {note}", clock());
+            self.line(&text);
+        }
+    }
+
+    /// The probe of target `i` could not be started (`e`): nothing is
+    /// known about the target now, so its state is error (a transition,
+    /// shown once while it lasts).
+    fn not_started(&mut self, i: usize, round: u64, e: &SetError) {
+        let (spec, kind) = {
+            let t = &self.slots[i].target;
+            (t.spec.clone(), t.kind.name())
+        };
+        let detail = e.to_string();
+        if self.args.json {
+            self.event(json!({
+                "event": "probe_skipped", "round": round, "target": spec,
+                "kind": kind, "probe": null, "reason": "cannot start", "detail": detail,
+            }));
+        }
+        let rep = Report {
+            target: spec,
+            kind,
+            state: State::Error,
+            latency: None,
+            detail: format!("probe not started: {detail}"),
+        };
+        self.record(i, rep);
     }
 
     /// Takes a snapshot of every in-flight probe's phase.
@@ -708,46 +773,52 @@ impl Watch {
             let Some(f) = self.slots[i].inflight.take() else {
                 continue;
             };
-            let timed_out = outcome.is_err();
-            let work_returned = f.returned.get();
-            let rep = match outcome {
-                Err(hangsafe::runner::RunError::TimedOut) => {
-                    let hang = Hang {
-                        phase: f
-                            .seen
-                            .as_ref()
-                            .map(|p| (p.phase().to_owned(), p.time_in_phase())),
-                        returned: work_returned.then_some(true),
-                        allowed: None,
-                    };
-                    probe::timeout_report(&self.slots[i].target, self.args.timeout, &hang)
-                }
-                other => probe::report(&self.slots[i].target, other, self.args.timeout),
-            };
-            if timed_out && !work_returned {
-                self.slots[i].hung = Some(Hung {
-                    id: f.id,
-                    started: f.started,
-                    seen: f.seen,
-                    returned: f.returned.clone(),
-                });
-            }
-            if self.args.json {
-                let mut v = json!({
-                    "event": "probe_finished",
-                    "target": rep.target, "kind": rep.kind, "probe": f.id,
-                    "state": rep.state.as_str(),
-                    "latency_ms": rep.latency.map(|d| d.as_secs_f64() * 1e3),
-                    "detail": rep.detail,
-                });
-                if rep.state == State::Timeout {
-                    v["last_phase"] = json!(f.seen.as_ref().map(|p| p.phase().to_owned()));
-                    v["work_returned"] = json!(work_returned);
-                }
-                self.event(v);
-            }
-            self.record(i, rep);
+            self.decided(i, f, outcome);
         }
+    }
+
+    /// Handles the `outcome` of target `i`'s probe `f`: its report, its
+    /// event, and whether it is left hung.
+    fn decided(&mut self, i: usize, f: InFlight, outcome: Result<probe::Answer, RunError>) {
+        let timed_out = outcome.is_err();
+        let work_returned = f.returned.get();
+        let rep = match outcome {
+            Err(RunError::TimedOut) => {
+                let hang = Hang {
+                    phase: f
+                        .seen
+                        .as_ref()
+                        .map(|p| (p.phase().to_owned(), p.time_in_phase())),
+                    returned: work_returned.then_some(true),
+                    allowed: None,
+                };
+                probe::timeout_report(&self.slots[i].target, self.args.timeout, &hang)
+            }
+            other => probe::report(&self.slots[i].target, other, self.args.timeout),
+        };
+        if timed_out && !work_returned {
+            self.slots[i].hung = Some(Hung {
+                id: f.id,
+                started: f.started,
+                seen: f.seen,
+                returned: f.returned.clone(),
+            });
+        }
+        if self.args.json {
+            let mut v = json!({
+                "event": "probe_finished",
+                "target": rep.target, "kind": rep.kind, "probe": f.id,
+                "state": rep.state.as_str(),
+                "latency_ms": rep.latency.map(|d| d.as_secs_f64() * 1e3),
+                "detail": rep.detail,
+            });
+            if rep.state == State::Timeout {
+                v["last_phase"] = json!(f.seen.as_ref().map(|p| p.phase().to_owned()));
+                v["work_returned"] = json!(work_returned);
+            }
+            self.event(v);
+        }
+        self.record(i, rep);
     }
 
     /// Makes `rep` target `i`'s last result, with a transition if its
