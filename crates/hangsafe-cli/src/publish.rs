@@ -676,6 +676,161 @@ fn busy_pid(name: &str, alive_region: &SharedRegion<Alive>) -> u64 {
     pid
 }
 
+/// Creates or opens the region `region` of NAME with `options`, `init`
+/// if new; one that is not recoverable (only a buggy or foreign client can
+/// leave it so) is unlinked and created again, with a note saying so.
+fn create_or_recreate<T: Pod>(
+    options: &RegionOptions,
+    name: &str,
+    region: &str,
+    init: T,
+    notes: &mut Vec<String>,
+) -> Result<SharedRegion<T>, PublishError> {
+    let r = options
+        .create_or_open(region, init)
+        .map_err(|e| region_error(name, region, e))?;
+    if !r.is_not_recoverable() {
+        return Ok(r);
+    }
+    notes.push(format!(
+        "/dev/shm/{region} was not recoverable; recreated it"
+    ));
+    drop(r);
+    let _ = SharedRegion::unlink(region);
+    options
+        .create_or_open(region, init)
+        .map_err(|e| region_error(name, region, e))
+}
+
+/// The liveness region of NAME, mapped for the rest of the process: the
+/// guard of its lock is held until exit, so the region it borrows is
+/// leaked (one mapping per process).
+fn liveness_region(
+    name: &str,
+    notes: &mut Vec<String>,
+) -> Result<&'static SharedRegion<Alive>, PublishError> {
+    let init = Alive {
+        format: FORMAT,
+        state: ALIVE_NONE,
+        pid: 0,
+        started_ns: 0,
+        ended_ns: 0,
+    };
+    let an = alive_name(name);
+    let options = alive_options(RegionTrust::Owner);
+    let region = create_or_recreate(&options, name, &an, init, notes)?;
+    region
+        .check_len()
+        .map_err(|e| PublishError::Region(format!("/dev/shm/{an}: {e}")))?;
+    let region: &'static SharedRegion<Alive> = Box::leak(Box::new(region));
+    // Kept reachable, so that leak checkers (the fuzz targets run under
+    // LeakSanitizer) see the deliberate leak as in use.
+    if let Ok(mut all) = LIVENESS_REGIONS.lock() {
+        all.push(region);
+    }
+    Ok(region)
+}
+
+/// Takes the liveness lock of NAME (recovering it if its holder died, and
+/// marking that publisher as died), and writes this process into it as
+/// the running publisher.
+fn take_liveness(
+    name: &str,
+    alive_region: &'static SharedRegion<Alive>,
+    now: u64,
+    notes: &mut Vec<String>,
+) -> Result<RobustMutexGuard<'static, Alive>, PublishError> {
+    let an = alive_name(name);
+    let alive_err = |e: String| PublishError::Region(format!("/dev/shm/{an}: {e}"));
+    let mut guard = match alive_region.lock_timeout(PUBLISHER_LOCK_WAIT) {
+        Ok(g) => {
+            let before = alive_region
+                .read(&g)
+                .map_err(|e| alive_err(e.to_string()))?;
+            if before.state == ALIVE_DIED {
+                notes.push(format!(
+                    "the previous publisher (pid {}) had died; taking over",
+                    before.pid
+                ));
+            }
+            g
+        }
+        Err(LockError::OwnerDead(dead)) => {
+            let mut g = dead.into_guard();
+            let before = alive_region
+                .read(&g)
+                .map_err(|e| alive_err(e.to_string()))?;
+            notes.push(format!(
+                "the previous publisher (pid {}) died; recovered its liveness lock",
+                before.pid
+            ));
+            put(
+                alive_region,
+                &mut g,
+                offset_of!(Alive, state),
+                &u64s(&[ALIVE_DIED]),
+            )
+            .map_err(alive_err)?;
+            g.make_consistent()
+                .map_err(|e| alive_err(format!("cannot make consistent: {e}")))?;
+            g
+        }
+        Err(LockError::TimedOut | LockError::WouldBlock) => {
+            return Err(PublishError::Busy {
+                pid: busy_pid(name, alive_region),
+            });
+        }
+        Err(e) => return Err(alive_err(e.to_string())),
+    };
+    let me = Alive {
+        format: FORMAT,
+        state: ALIVE_RUNNING,
+        pid: u64::from(std::process::id()),
+        started_ns: now,
+        ended_ns: 0,
+    };
+    put(alive_region, &mut guard, 0, bytes_of(&me)).map_err(alive_err)?;
+    Ok(guard)
+}
+
+/// Records this process in the header of NAME's `table` as its
+/// publisher: PID, start time, interval, timeout, and one more publisher.
+fn claim_table(
+    name: &str,
+    table: &SharedRegion<Table>,
+    now: u64,
+    interval: Duration,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> Result<(), PublishError> {
+    let tn = table_name(name);
+    let table_err = |e: String| PublishError::Region(format!("/dev/shm/{tn}: {e}"));
+    let (mut g, recovered) = lock_table_publisher(table).map_err(table_err)?;
+    let head = table.read(&g).map_err(|e| table_err(e.to_string()))?;
+    if recovered {
+        notes.push(format!(
+            "the table's previous owner (pid {}) died holding its lock; recovered it \
+             (the last complete table is kept)",
+            head.publisher_pid
+        ));
+    }
+    if head.format != FORMAT {
+        let _ = release(table, g);
+        return Err(PublishError::Region(format!(
+            "/dev/shm/{tn} holds another table format; remove it"
+        )));
+    }
+    let fields = u64s(&[
+        u64::from(std::process::id()),
+        now,
+        u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX),
+        u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
+        head.publishers.wrapping_add(1),
+    ]);
+    put(table, &mut g, offset_of!(Table, publisher_pid), &fields).map_err(table_err)?;
+    release(table, g).map_err(table_err)
+}
+
 impl Publisher {
     /// Becomes the publisher of NAME: creates or opens both regions,
     /// takes the liveness lock (recovering it if a publisher died), and
@@ -688,131 +843,13 @@ impl Publisher {
         validate_name(name)?;
         let mut notes = Vec::new();
         let now = real_ns();
-        let pid = u64::from(std::process::id());
-        let trust = RegionTrust::Owner;
-
         // Liveness first, so that two publishers never share a table.
-        let alive_init = Alive {
-            format: FORMAT,
-            state: ALIVE_NONE,
-            pid: 0,
-            started_ns: 0,
-            ended_ns: 0,
-        };
-        let an = alive_name(name);
-        let mut alive_region = alive_options(trust)
-            .create_or_open(&an, alive_init)
-            .map_err(|e| region_error(name, &an, e))?;
-        if alive_region.is_not_recoverable() {
-            // Only a buggy or foreign client can leave it so; start over.
-            notes.push(format!("/dev/shm/{an} was not recoverable; recreated it"));
-            drop(alive_region);
-            let _ = SharedRegion::unlink(&an);
-            alive_region = alive_options(trust)
-                .create_or_open(&an, alive_init)
-                .map_err(|e| region_error(name, &an, e))?;
-        }
-        let alive_err = |e: String| PublishError::Region(format!("/dev/shm/{an}: {e}"));
-        alive_region
-            .check_len()
-            .map_err(|e| alive_err(e.to_string()))?;
-        // The guard must outlive this function (it is held until exit), so
-        // the region it borrows is leaked: one mapping per process.
-        let alive_region: &'static SharedRegion<Alive> = Box::leak(Box::new(alive_region));
-        // Kept reachable, so that leak checkers (the fuzz targets run
-        // under LeakSanitizer) see the deliberate leak as in use.
-        if let Ok(mut all) = LIVENESS_REGIONS.lock() {
-            all.push(alive_region);
-        }
-        let mut guard = match alive_region.lock_timeout(PUBLISHER_LOCK_WAIT) {
-            Ok(g) => {
-                let before = alive_region
-                    .read(&g)
-                    .map_err(|e| alive_err(e.to_string()))?;
-                if before.state == ALIVE_DIED {
-                    notes.push(format!(
-                        "the previous publisher (pid {}) had died; taking over",
-                        before.pid
-                    ));
-                }
-                g
-            }
-            Err(LockError::OwnerDead(dead)) => {
-                let mut g = dead.into_guard();
-                let before = alive_region
-                    .read(&g)
-                    .map_err(|e| alive_err(e.to_string()))?;
-                notes.push(format!(
-                    "the previous publisher (pid {}) died; recovered its liveness lock",
-                    before.pid
-                ));
-                put(
-                    alive_region,
-                    &mut g,
-                    offset_of!(Alive, state),
-                    &u64s(&[ALIVE_DIED]),
-                )
-                .map_err(alive_err)?;
-                g.make_consistent()
-                    .map_err(|e| alive_err(format!("cannot make consistent: {e}")))?;
-                g
-            }
-            Err(LockError::TimedOut | LockError::WouldBlock) => {
-                return Err(PublishError::Busy {
-                    pid: busy_pid(name, alive_region),
-                });
-            }
-            Err(e) => return Err(alive_err(e.to_string())),
-        };
-        let me = Alive {
-            format: FORMAT,
-            state: ALIVE_RUNNING,
-            pid,
-            started_ns: now,
-            ended_ns: 0,
-        };
-        put(alive_region, &mut guard, 0, bytes_of(&me)).map_err(alive_err)?;
-
+        let alive_region = liveness_region(name, &mut notes)?;
+        let guard = take_liveness(name, alive_region, now, &mut notes)?;
         let tn = table_name(name);
-        let mut table = match table_options(trust).create_or_open(&tn, empty_table()) {
-            Ok(t) => t,
-            Err(e) => return Err(region_error(name, &tn, e)),
-        };
-        if table.is_not_recoverable() {
-            notes.push(format!("/dev/shm/{tn} was not recoverable; recreated it"));
-            drop(table);
-            let _ = SharedRegion::unlink(&tn);
-            table = table_options(trust)
-                .create_or_open(&tn, empty_table())
-                .map_err(|e| region_error(name, &tn, e))?;
-        }
-        let table_err = |e: String| PublishError::Region(format!("/dev/shm/{tn}: {e}"));
-        {
-            let (mut g, recovered) = lock_table_publisher(&table).map_err(table_err)?;
-            let head = table.read(&g).map_err(|e| table_err(e.to_string()))?;
-            if recovered {
-                notes.push(format!(
-                    "the table's previous owner (pid {}) died holding its lock; recovered it \
-                     (the last complete table is kept)",
-                    head.publisher_pid
-                ));
-            }
-            if head.format != FORMAT {
-                let _ = release(&table, g);
-                return Err(PublishError::Region(format!(
-                    "/dev/shm/{tn} holds another table format; remove it"
-                )));
-            }
-            let fields = u64s(&[
-                pid,
-                now,
-                u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX),
-                u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
-                head.publishers.wrapping_add(1),
-            ]);
-            put(&table, &mut g, offset_of!(Table, publisher_pid), &fields).map_err(table_err)?;
-            release(&table, g).map_err(table_err)?;
-        }
+        let options = table_options(RegionTrust::Owner);
+        let table = create_or_recreate(&options, name, &tn, empty_table(), &mut notes)?;
+        claim_table(name, &table, now, interval, timeout, &mut notes)?;
         let stall = std::env::var(STALL_ENV)
             .ok()
             .and_then(|v| v.parse::<u64>().ok())

@@ -277,6 +277,27 @@ struct Flight {
     allowed: Duration,
 }
 
+/// The state of [`run_probes`]: the set and pool the probes run on, and
+/// what is known so far.
+struct Run<'t> {
+    targets: &'t [Target],
+    timeout: Duration,
+    deadline: Instant,
+    set: RunnerSet<Answer>,
+    /// A pool of the command's own, so that its metrics say whether one of
+    /// its threads is about to become idle (see [`spawn_probe`]).
+    pool: Pool,
+    concurrency: usize,
+    /// The first local limit that lowered `concurrency`.
+    throttled: Option<String>,
+    reports: Vec<Option<Report>>,
+    flights: HashMap<Token, Flight>,
+    /// Probes that timed out, and when.
+    hung: Vec<(Flight, Instant)>,
+    /// The index of the next target to start.
+    next: usize,
+}
+
 /// Probes `targets` on a [`RunnerSet`], at most `concurrency` at a time,
 /// each for `timeout` but not past `deadline`; see the module doc for the
 /// policy. Fails only if the set cannot be created.
@@ -286,42 +307,79 @@ pub fn run_probes(
     deadline: Instant,
     concurrency: usize,
 ) -> std::io::Result<Checked> {
-    let set: RunnerSet<Answer> = RunnerSet::new()?;
-    // A pool of the command's own, so that its metrics say whether one of
-    // its threads is about to become idle (see `spawn_probe`).
-    let pool = Pool::builder().name("hangsafe-check").build();
-    let mut concurrency = concurrency.max(1);
-    let mut throttled = None;
-    let mut reports: Vec<Option<Report>> = vec![None; targets.len()];
-    let mut flights: HashMap<Token, Flight> = HashMap::new();
-    let mut hung: Vec<(Flight, Instant)> = Vec::new();
-    let mut next = 0;
+    let mut run = Run {
+        targets,
+        timeout,
+        deadline,
+        set: RunnerSet::new()?,
+        pool: Pool::builder().name("hangsafe-check").build(),
+        concurrency: concurrency.max(1),
+        throttled: None,
+        reports: vec![None; targets.len()],
+        flights: HashMap::new(),
+        hung: Vec::new(),
+        next: 0,
+    };
     loop {
+        run.start_probes();
+        if run.flights.is_empty() {
+            break;
+        }
+        run.wait();
+        run.collect();
+    }
+    let abandoned = run.report_hung();
+    let never_started = run.report_never_started();
+    Ok(Checked {
+        reports: run
+            .reports
+            .into_iter()
+            .map(|r| r.expect("every target reported"))
+            .collect(),
+        abandoned,
+        never_started,
+        throttled: run.throttled.map(|why| (run.concurrency, why)),
+    })
+}
+
+impl Run<'_> {
+    /// Starts probes until `concurrency` are in flight, every target is
+    /// started, or the deadline has passed.
+    fn start_probes(&mut self) {
         let now = Instant::now();
-        while flights.len() < concurrency && next < targets.len() && now < deadline {
-            let target = &targets[next];
-            let probe_deadline = duration::after(now, timeout).min(deadline);
-            match spawn_probe(&set, &pool, target, timeout, probe_deadline, flights.len()) {
+        while self.flights.len() < self.concurrency
+            && self.next < self.targets.len()
+            && now < self.deadline
+        {
+            let target = &self.targets[self.next];
+            let probe_deadline = duration::after(now, self.timeout).min(self.deadline);
+            let spawned = spawn_probe(
+                &self.set,
+                &self.pool,
+                target,
+                self.timeout,
+                probe_deadline,
+                self.flights.len(),
+            );
+            match spawned {
                 Ok((token, returned)) => {
-                    flights.insert(
-                        token,
-                        Flight {
-                            idx: next,
-                            returned,
-                            allowed: probe_deadline - now,
-                        },
-                    );
+                    let flight = Flight {
+                        idx: self.next,
+                        returned,
+                        allowed: probe_deadline - now,
+                    };
+                    self.flights.insert(token, flight);
                 }
-                Err(e) if !flights.is_empty() && is_local_limit(&e) => {
+                Err(e) if !self.flights.is_empty() && is_local_limit(&e) => {
                     // A local limit (no thread could be created, the pool
                     // is full): run fewer probes at once, and start this
                     // target when a running probe is over.
-                    concurrency = flights.len();
-                    throttled.get_or_insert(e.to_string());
+                    self.concurrency = self.flights.len();
+                    self.throttled.get_or_insert(e.to_string());
                     break;
                 }
                 Err(e) => {
-                    reports[next] = Some(Report {
+                    self.reports[self.next] = Some(Report {
                         target: target.spec.clone(),
                         kind: target.kind.name(),
                         state: State::Error,
@@ -330,117 +388,121 @@ pub fn run_probes(
                     });
                 }
             }
-            next += 1;
+            self.next += 1;
         }
-        if flights.is_empty() {
-            break;
-        }
+    }
 
-        // Sleep until a probe is decided or the next deadline is due.
+    /// Sleeps until a probe is decided or the next deadline is due.
+    fn wait(&self) {
         let now = Instant::now();
-        let wake = set
+        let wake = self
+            .set
             .poll_timeout()
-            .map_or(deadline, |d| duration::after(now, d))
-            .min(duration::after(deadline, GRACE));
+            .map_or(self.deadline, |d| duration::after(now, d))
+            .min(duration::after(self.deadline, GRACE));
         let wait = wake.saturating_duration_since(now);
         // Round up, so that a deadline is due when poll returns.
         let ms = wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         let mut pfd = libc::pollfd {
-            fd: set.as_fd().as_raw_fd(),
+            fd: self.set.as_fd().as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
         // SAFETY: `pfd` is one valid pollfd that outlives the call. An
         // error (EINTR) just means another turn of the loop.
         unsafe { libc::poll(&mut pfd, 1, ms) };
+    }
 
-        let drained = match set.drain() {
+    /// Drains the set: a decided probe gets its report, a timed-out one
+    /// joins `hung`.
+    fn collect(&mut self) {
+        let drained = match self.set.drain() {
             Ok(d) => d,
             Err(e) => {
                 log::error!("cannot drain the runner set: {e}");
-                continue;
+                return;
             }
         };
         for (token, outcome) in drained {
-            let Some(flight) = flights.remove(&token) else {
+            let Some(flight) = self.flights.remove(&token) else {
                 continue;
             };
-            let target = &targets[flight.idx];
+            let target = &self.targets[flight.idx];
             match outcome {
-                Err(RunError::TimedOut) => hung.push((flight, Instant::now())),
-                other => reports[flight.idx] = Some(probe::report(target, other, timeout)),
+                Err(RunError::TimedOut) => self.hung.push((flight, Instant::now())),
+                other => {
+                    self.reports[flight.idx] = Some(probe::report(target, other, self.timeout))
+                }
             }
         }
         // A safety net: the set applies deadlines itself when drained, so
         // this only fires if an outcome never arrives.
-        if Instant::now() >= duration::after(deadline, GRACE) {
-            let late: Vec<Token> = flights.keys().copied().collect();
+        if Instant::now() >= duration::after(self.deadline, GRACE) {
+            let late: Vec<Token> = self.flights.keys().copied().collect();
             for token in late {
-                set.release(token);
-                if let Some(f) = flights.remove(&token) {
-                    hung.push((f, Instant::now()));
+                self.set.release(token);
+                if let Some(f) = self.flights.remove(&token) {
+                    self.hung.push((f, Instant::now()));
                 }
             }
         }
     }
 
-    // Give timed-out probes a moment to show whether their cancelled work
-    // returned.
-    if let Some(last) = hung.iter().map(|(_, at)| *at).max() {
-        let until = duration::after(last, GRACE);
-        while hung.iter().any(|(f, _)| !f.returned.get()) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(2));
+    /// Gives timed-out probes a moment to show whether their cancelled
+    /// work returned, then reports them; returns how many are abandoned.
+    fn report_hung(&mut self) -> usize {
+        if let Some(last) = self.hung.iter().map(|(_, at)| *at).max() {
+            let until = duration::after(last, GRACE);
+            while self.hung.iter().any(|(f, _)| !f.returned.get()) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
-    }
-    let mut abandoned = 0;
-    for (f, decided) in &hung {
-        let returned = f.returned.get();
-        abandoned += usize::from(!returned);
-        let hang = Hang {
-            phase: f
-                .returned
-                .phase()
-                .map(|(p, entered)| (p.to_owned(), decided.saturating_duration_since(entered))),
-            returned: Some(returned),
-            allowed: (f.allowed + CUT_TOLERANCE < timeout)
-                .then(|| Duration::from_millis(f.allowed.as_millis() as u64)),
-        };
-        reports[f.idx] = Some(probe::timeout_report(&targets[f.idx], timeout, &hang));
+        let mut abandoned = 0;
+        for (f, decided) in &self.hung {
+            let returned = f.returned.get();
+            abandoned += usize::from(!returned);
+            let hang = Hang {
+                phase: f
+                    .returned
+                    .phase()
+                    .map(|(p, entered)| (p.to_owned(), decided.saturating_duration_since(entered))),
+                returned: Some(returned),
+                allowed: (f.allowed + CUT_TOLERANCE < self.timeout)
+                    .then(|| Duration::from_millis(f.allowed.as_millis() as u64)),
+            };
+            let target = &self.targets[f.idx];
+            self.reports[f.idx] = Some(probe::timeout_report(target, self.timeout, &hang));
+        }
+        abandoned
     }
 
-    let never_started = targets.len() - next;
-    let running = concurrency.min(targets.len());
-    let limit = match throttled {
-        Some(_) => format!("a local limit allowed {concurrency}"),
-        None => format!("--concurrency {concurrency}"),
-    };
-    for (idx, target) in targets.iter().enumerate().skip(next) {
-        reports[idx] = Some(Report {
-            target: target.spec.clone(),
-            kind: target.kind.name(),
-            state: State::Timeout,
-            latency: None,
-            detail: format!(
-                "never started: the command's {} deadline passed while {running} {} \
-                 running ({limit})",
-                duration::format(timeout),
-                if running == 1 {
-                    "probe was"
-                } else {
-                    "probes were"
-                },
-            ),
-        });
+    /// Reports the targets never started as timed out; returns how many.
+    fn report_never_started(&mut self) -> usize {
+        let running = self.concurrency.min(self.targets.len());
+        let limit = match self.throttled {
+            Some(_) => format!("a local limit allowed {}", self.concurrency),
+            None => format!("--concurrency {}", self.concurrency),
+        };
+        for (idx, target) in self.targets.iter().enumerate().skip(self.next) {
+            self.reports[idx] = Some(Report {
+                target: target.spec.clone(),
+                kind: target.kind.name(),
+                state: State::Timeout,
+                latency: None,
+                detail: format!(
+                    "never started: the command's {} deadline passed while {running} {} \
+                     running ({limit})",
+                    duration::format(self.timeout),
+                    if running == 1 {
+                        "probe was"
+                    } else {
+                        "probes were"
+                    },
+                ),
+            });
+        }
+        self.targets.len() - self.next
     }
-    Ok(Checked {
-        reports: reports
-            .into_iter()
-            .map(|r| r.expect("every target reported"))
-            .collect(),
-        abandoned,
-        never_started,
-        throttled: throttled.map(|why| (concurrency, why)),
-    })
 }
 
 /// Whether a spawn failed for a local, passing reason (no thread could be
