@@ -236,7 +236,19 @@ fn local_time(ns: u64) -> String {
 
 /// The human report: header lines, warnings, the table.
 fn human(name: &str, s: &Snapshot, color: bool) -> String {
-    let mut out = String::new();
+    let mut out = header(name, s);
+    out.push_str(&notes(s));
+    if s.rows.is_empty() {
+        out.push_str("(no targets published yet)\n");
+    } else {
+        out.push_str(&output::render_table(&s.rows, color));
+    }
+    out
+}
+
+/// The first lines of the human view: who publishes the table NAME, how
+/// often, and its last update.
+fn header(name: &str, s: &Snapshot) -> String {
     let pid = if s.pid != 0 {
         format!("pid {}", s.pid)
     } else {
@@ -247,12 +259,12 @@ fn human(name: &str, s: &Snapshot, color: bool) -> String {
     } else {
         String::new()
     };
-    out.push_str(&format!(
+    let mut out = format!(
         "{name}: publisher {} ({pid}{started}); every {}, timeout {}\n",
         s.publisher.as_str(),
         duration::format(s.interval),
         duration::format(s.timeout),
-    ));
+    );
     match s.age {
         Some(age) => out.push_str(&format!(
             "last update {} ago ({}), round {}, generation {}\n",
@@ -263,6 +275,13 @@ fn human(name: &str, s: &Snapshot, color: bool) -> String {
         )),
         None => out.push_str("no update published yet\n"),
     }
+    out
+}
+
+/// The warnings and notes of the human view: a recovered lock, an
+/// interrupted update, a publisher gone, targets left out.
+fn notes(s: &Snapshot) -> String {
+    let mut out = String::new();
     if s.owner_died {
         out.push_str(
             "warning: the table's owner died while holding its lock (in the middle of an \
@@ -289,11 +308,6 @@ fn human(name: &str, s: &Snapshot, color: bool) -> String {
             s.dropped,
             publish::CAPACITY
         ));
-    }
-    if s.rows.is_empty() {
-        out.push_str("(no targets published yet)\n");
-    } else {
-        out.push_str(&output::render_table(&s.rows, color));
     }
     out
 }

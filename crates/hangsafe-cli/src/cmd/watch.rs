@@ -1018,40 +1018,47 @@ impl Watch {
             "TARGET", "KIND", "STATE", "LATENCY"
         );
         for s in &self.slots {
-            let (state, latency, detail) = match &s.last {
-                Some(r) => (
-                    paint(r.state, &format!("{:<7}", r.state.as_str()), self.color),
-                    r.latency.map_or("-".to_owned(), duration::format_latency),
-                    r.detail.clone(),
-                ),
-                None => (format!("{:<7}", "pending"), "-".to_owned(), String::new()),
-            };
-            let probe = if let Some(f) = &s.inflight {
-                format!(
-                    "probing #{} {}",
-                    f.id,
-                    where_(f.seen.as_ref(), f.started, false)
-                )
-            } else if let Some(h) = &s.hung {
-                format!(
-                    "hung #{} {}",
-                    h.id,
-                    where_(h.seen.as_ref(), h.started, true)
-                )
-            } else {
-                detail
-            };
-            let line = format!(
-                "{:<w$}  {:<5}  {state}  {latency:>7}  {probe}",
-                cut_chars(&s.target.spec, w),
-                s.target.kind.name()
-            );
+            let line = self.live_row(s, w);
             out.push_str(&cut_chars(&line, cols + if self.color { 9 } else { 0 }));
             out.push('\n');
         }
         out.push_str(&cut_chars(&self.summary_line(), cols));
         out.push('\n');
         out
+    }
+
+    /// The live table's row of slot `s`, with a TARGET column `w` wide:
+    /// its last result, and what its probe is doing if one is in flight
+    /// or hung.
+    fn live_row(&self, s: &Slot, w: usize) -> String {
+        let (state, latency, detail) = match &s.last {
+            Some(r) => (
+                paint(r.state, &format!("{:<7}", r.state.as_str()), self.color),
+                r.latency.map_or("-".to_owned(), duration::format_latency),
+                r.detail.clone(),
+            ),
+            None => (format!("{:<7}", "pending"), "-".to_owned(), String::new()),
+        };
+        let probe = if let Some(f) = &s.inflight {
+            format!(
+                "probing #{} {}",
+                f.id,
+                where_(f.seen.as_ref(), f.started, false)
+            )
+        } else if let Some(h) = &s.hung {
+            format!(
+                "hung #{} {}",
+                h.id,
+                where_(h.seen.as_ref(), h.started, true)
+            )
+        } else {
+            detail
+        };
+        format!(
+            "{:<w$}  {:<5}  {state}  {latency:>7}  {probe}",
+            cut_chars(&s.target.spec, w),
+            s.target.kind.name()
+        )
     }
 
     /// Prints the final summary and maps the last states to the exit
@@ -1064,10 +1071,9 @@ impl Watch {
         // (unless something is down or timed out).
         let code = report::exit_code(&rows);
         let c = self.counts();
-        let (reason, sig) = match stop {
-            Stop::Signal(s) => ("signal", Some(signal_name(s))),
-            Stop::Count => ("count", None),
-            Stop::Output => ("output", None),
+        let sig = match stop {
+            Stop::Signal(s) => Some(signal_name(s)),
+            Stop::Count | Stop::Output => None,
         };
         if self.dirty {
             self.publish();
@@ -1078,30 +1084,9 @@ impl Watch {
         }
         self.live = None;
         if self.args.json {
-            let v = json!({
-                "event": "summary", "reason": reason, "signal": sig, "rounds": self.round,
-                "up": c.up, "down": c.down, "timeout": c.timeout, "error": c.error,
-                "pending": c.pending,
-                "in_flight": c.in_flight, "hung": c.hung,
-                "abandoned_threads": c.abandoned, "abandoned_total": c.abandoned_total,
-                "exit_code": code,
-                "rows": rows.iter().map(Report::to_json).collect::<Vec<_>>(),
-            });
-            self.event(v);
+            self.summary_event(&stop, sig, code, &rows, &c);
         } else if !matches!(stop, Stop::Output) {
-            let how = match sig {
-                Some(s) => format!("stopped by {s}"),
-                None => "done".to_owned(),
-            };
-            let mut text = format!("\nhangsafe watch {how} after {} rounds:\n", self.round);
-            text.push_str(&output::render_table(&rows, self.color));
-            text.push_str(&self.summary_line());
-            if c.hung > 0 {
-                text.push_str(
-                    "\nnote: a hung probe keeps its thread; one stuck in uninterruptible \
-                     sleep (D state) also delays the process exit until it returns.",
-                );
-            }
+            let text = self.summary_text(sig, &rows, &c);
             self.line(&text);
         }
         // Release everything still in flight before exiting.
@@ -1117,6 +1102,53 @@ impl Watch {
             drop(p);
         }
         ExitCode::from(code)
+    }
+
+    /// The `summary` event (JSON mode) of a watch ended by `stop` (by
+    /// signal `sig`, if any), exiting with `code`, with its final `rows`
+    /// and counts `c`.
+    fn summary_event(
+        &mut self,
+        stop: &Stop,
+        sig: Option<&str>,
+        code: u8,
+        rows: &[Report],
+        c: &Counts,
+    ) {
+        let reason = match stop {
+            Stop::Signal(_) => "signal",
+            Stop::Count => "count",
+            Stop::Output => "output",
+        };
+        let v = json!({
+            "event": "summary", "reason": reason, "signal": sig, "rounds": self.round,
+            "up": c.up, "down": c.down, "timeout": c.timeout, "error": c.error,
+            "pending": c.pending,
+            "in_flight": c.in_flight, "hung": c.hung,
+            "abandoned_threads": c.abandoned, "abandoned_total": c.abandoned_total,
+            "exit_code": code,
+            "rows": rows.iter().map(Report::to_json).collect::<Vec<_>>(),
+        });
+        self.event(v);
+    }
+
+    /// The final table and summary (text mode) of a watch stopped by
+    /// signal `sig`, if any, or done; `c` are the final counts.
+    fn summary_text(&self, sig: Option<&str>, rows: &[Report], c: &Counts) -> String {
+        let how = match sig {
+            Some(s) => format!("stopped by {s}"),
+            None => "done".to_owned(),
+        };
+        let mut text = format!("\nhangsafe watch {how} after {} rounds:\n", self.round);
+        text.push_str(&output::render_table(rows, self.color));
+        text.push_str(&self.summary_line());
+        if c.hung > 0 {
+            text.push_str(
+                "\nnote: a hung probe keeps its thread; one stuck in uninterruptible \
+                 sleep (D state) also delays the process exit until it returns.",
+            );
+        }
+        text
     }
 }
 

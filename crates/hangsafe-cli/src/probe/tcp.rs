@@ -36,6 +36,29 @@ pub(super) fn tcp(host: &str, port: u16, ctx: &Phases<'_, '_>, deadline: Instant
 
 /// One non-blocking connect, waited for (cancellably) until `deadline`.
 fn connect_tcp(addr: std::net::SocketAddr, deadline: Instant) -> cancel::Result<()> {
+    let fd = stream_socket(addr)?;
+    match cancel::connect(&fd, &cancel::SockAddr::from(addr)) {
+        Ok(()) => return Ok(()),
+        Err(cancel::Error::Os(libc::EINPROGRESS)) => {}
+        Err(e) => return Err(e),
+    }
+    let mut pfd = [libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    }];
+    let left = deadline.saturating_duration_since(Instant::now());
+    if cancel::poll(&mut pfd, Some(left))? == 0 {
+        return Err(cancel::Error::Os(libc::ETIMEDOUT));
+    }
+    match socket_error(&fd)? {
+        0 => Ok(()),
+        err => Err(cancel::Error::Os(err)),
+    }
+}
+
+/// A non-blocking TCP socket of `addr`'s family.
+fn stream_socket(addr: std::net::SocketAddr) -> cancel::Result<OwnedFd> {
     let family = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -53,21 +76,12 @@ fn connect_tcp(addr: std::net::SocketAddr, deadline: Instant) -> cancel::Result<
         return Err(cancel::Error::Os(errno()));
     }
     // SAFETY: `raw` is a new descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    match cancel::connect(&fd, &cancel::SockAddr::from(addr)) {
-        Ok(()) => return Ok(()),
-        Err(cancel::Error::Os(libc::EINPROGRESS)) => {}
-        Err(e) => return Err(e),
-    }
-    let mut pfd = [libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    }];
-    let left = deadline.saturating_duration_since(Instant::now());
-    if cancel::poll(&mut pfd, Some(left))? == 0 {
-        return Err(cancel::Error::Os(libc::ETIMEDOUT));
-    }
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// The pending error of socket `fd` (`SO_ERROR`): 0 once a non-blocking
+/// connect has succeeded, its errno if it failed.
+fn socket_error(fd: &OwnedFd) -> cancel::Result<libc::c_int> {
     let mut err: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes (one int) into `err`.
@@ -83,8 +97,5 @@ fn connect_tcp(addr: std::net::SocketAddr, deadline: Instant) -> cancel::Result<
     if rc != 0 {
         return Err(cancel::Error::Os(errno()));
     }
-    if err != 0 {
-        return Err(cancel::Error::Os(err));
-    }
-    Ok(())
+    Ok(err)
 }

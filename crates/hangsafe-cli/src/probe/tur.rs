@@ -47,32 +47,7 @@ pub(super) fn tur(p: &Path, ctx: &Phases<'_, '_>, timeout: Duration) -> Outcome 
         .map_err(|e| cancel_fail("open", e))?;
     let mut cdb = [0u8; 6]; // TEST UNIT READY: opcode 0x00, all zeros
     let mut sense = [0u8; 32];
-    let mut hdr = SgIoHdr {
-        interface_id: libc::c_int::from(b'S'),
-        dxfer_direction: SG_DXFER_NONE,
-        cmd_len: cdb.len() as u8,
-        mx_sb_len: sense.len() as u8,
-        iovec_count: 0,
-        dxfer_len: 0,
-        dxferp: std::ptr::null_mut(),
-        cmdp: cdb.as_mut_ptr(),
-        sbp: sense.as_mut_ptr(),
-        timeout: u32::try_from(timeout.as_millis())
-            .unwrap_or(u32::MAX)
-            .max(1),
-        flags: 0,
-        pack_id: 0,
-        usr_ptr: std::ptr::null_mut(),
-        status: 0,
-        masked_status: 0,
-        msg_status: 0,
-        sb_len_wr: 0,
-        host_status: 0,
-        driver_status: 0,
-        resid: 0,
-        duration: 0,
-        info: 0,
-    };
+    let mut hdr = SgIoHdr::no_data(&mut cdb, &mut sense, timeout);
     ctx.enter_phase("SG_IO");
     // SAFETY: `hdr` is a valid sg_io_hdr whose pointers (`cdb`, `sense`)
     // point to live buffers of the lengths given; all outlive the call.
@@ -99,6 +74,46 @@ pub(super) fn tur(p: &Path, ctx: &Phases<'_, '_>, timeout: Duration) -> Outcome 
     if hdr.info & SG_INFO_OK_MASK == 0 {
         return Ok(format!("TEST UNIT READY: GOOD ({} ms)", hdr.duration));
     }
+    Err(fail("SG_IO", failure(&hdr, &sense)))
+}
+
+impl SgIoHdr {
+    /// The header of a command `cdb` without data transfer, with room for
+    /// `sense` data and the SCSI timeout `timeout` (at least 1 ms). The
+    /// header points into both buffers: they must outlive its use.
+    fn no_data(cdb: &mut [u8; 6], sense: &mut [u8; 32], timeout: Duration) -> SgIoHdr {
+        SgIoHdr {
+            interface_id: libc::c_int::from(b'S'),
+            dxfer_direction: SG_DXFER_NONE,
+            cmd_len: cdb.len() as u8,
+            mx_sb_len: sense.len() as u8,
+            iovec_count: 0,
+            dxfer_len: 0,
+            dxferp: std::ptr::null_mut(),
+            cmdp: cdb.as_mut_ptr(),
+            sbp: sense.as_mut_ptr(),
+            timeout: u32::try_from(timeout.as_millis())
+                .unwrap_or(u32::MAX)
+                .max(1),
+            flags: 0,
+            pack_id: 0,
+            usr_ptr: std::ptr::null_mut(),
+            status: 0,
+            masked_status: 0,
+            msg_status: 0,
+            sb_len_wr: 0,
+            host_status: 0,
+            driver_status: 0,
+            resid: 0,
+            duration: 0,
+            info: 0,
+        }
+    }
+}
+
+/// What a failed TEST UNIT READY says: its statuses and, if there is
+/// sense data, its sense key and ASC/ASCQ.
+fn failure(hdr: &SgIoHdr, sense: &[u8]) -> String {
     let mut what = format!(
         "TEST UNIT READY failed: status 0x{:02x}, host 0x{:02x} ({}), driver 0x{:02x}",
         hdr.status,
@@ -113,7 +128,7 @@ pub(super) fn tur(p: &Path, ctx: &Phases<'_, '_>, timeout: Duration) -> Outcome 
             sense_key_name(key)
         ));
     }
-    Err(fail("SG_IO", what))
+    what
 }
 
 /// Sense key, ASC and ASCQ from fixed (0x70/0x71) or descriptor
