@@ -731,9 +731,8 @@ fn liveness_region(
     Ok(region)
 }
 
-/// Takes the liveness lock of NAME (recovering it if its holder died, and
-/// marking that publisher as died), and writes this process into it as
-/// the running publisher.
+/// Takes the liveness lock of NAME (see [`lock_liveness`]), and writes
+/// this process into it as the running publisher.
 fn take_liveness(
     name: &str,
     alive_region: &'static SharedRegion<Alive>,
@@ -742,7 +741,28 @@ fn take_liveness(
 ) -> Result<RobustMutexGuard<'static, Alive>, PublishError> {
     let an = alive_name(name);
     let alive_err = |e: String| PublishError::Region(format!("/dev/shm/{an}: {e}"));
-    let mut guard = match alive_region.lock_timeout(PUBLISHER_LOCK_WAIT) {
+    let mut guard = lock_liveness(name, alive_region, notes)?;
+    let me = Alive {
+        format: FORMAT,
+        state: ALIVE_RUNNING,
+        pid: u64::from(std::process::id()),
+        started_ns: now,
+        ended_ns: 0,
+    };
+    put(alive_region, &mut guard, 0, bytes_of(&me)).map_err(alive_err)?;
+    Ok(guard)
+}
+
+/// Takes the liveness lock of NAME, recovering it if its holder died (and
+/// marking that publisher as died); `Busy` if a live publisher holds it.
+fn lock_liveness(
+    name: &str,
+    alive_region: &'static SharedRegion<Alive>,
+    notes: &mut Vec<String>,
+) -> Result<RobustMutexGuard<'static, Alive>, PublishError> {
+    let an = alive_name(name);
+    let alive_err = |e: String| PublishError::Region(format!("/dev/shm/{an}: {e}"));
+    match alive_region.lock_timeout(PUBLISHER_LOCK_WAIT) {
         Ok(g) => {
             let before = alive_region
                 .read(&g)
@@ -753,7 +773,7 @@ fn take_liveness(
                     before.pid
                 ));
             }
-            g
+            Ok(g)
         }
         Err(LockError::OwnerDead(dead)) => {
             let mut g = dead.into_guard();
@@ -773,24 +793,13 @@ fn take_liveness(
             .map_err(alive_err)?;
             g.make_consistent()
                 .map_err(|e| alive_err(format!("cannot make consistent: {e}")))?;
-            g
+            Ok(g)
         }
-        Err(LockError::TimedOut | LockError::WouldBlock) => {
-            return Err(PublishError::Busy {
-                pid: busy_pid(name, alive_region),
-            });
-        }
-        Err(e) => return Err(alive_err(e.to_string())),
-    };
-    let me = Alive {
-        format: FORMAT,
-        state: ALIVE_RUNNING,
-        pid: u64::from(std::process::id()),
-        started_ns: now,
-        ended_ns: 0,
-    };
-    put(alive_region, &mut guard, 0, bytes_of(&me)).map_err(alive_err)?;
-    Ok(guard)
+        Err(LockError::TimedOut | LockError::WouldBlock) => Err(PublishError::Busy {
+            pid: busy_pid(name, alive_region),
+        }),
+        Err(e) => Err(alive_err(e.to_string())),
+    }
 }
 
 /// Records this process in the header of NAME's `table` as its
@@ -829,6 +838,26 @@ fn claim_table(
     ]);
     put(table, &mut g, offset_of!(Table, publisher_pid), &fields).map_err(table_err)?;
     release(table, g).map_err(table_err)
+}
+
+/// The copy of generation `gen` holding `rows` (the first [`CAPACITY`])
+/// of `round`, checksummed, with its `gen_end` not yet `gen` (the copy is
+/// incomplete until `gen_end` is written).
+fn new_copy(rows: &[Report], round: u64, gen: u64) -> Box<Copy> {
+    let n = rows.len().min(CAPACITY);
+    let mut c: Box<Copy> = Box::new(zeroed());
+    c.gen_begin = gen;
+    c.updated_real_ns = real_ns();
+    c.updated_boot_ns = boot_ns();
+    c.round = round;
+    c.rows_len = n as u64;
+    c.dropped = (rows.len() - n) as u64;
+    for (row, rep) in c.rows.iter_mut().zip(&rows[..n]) {
+        encode(row, rep);
+    }
+    c.checksum = checksum(&c);
+    c.gen_end = !gen;
+    c
 }
 
 impl Publisher {
@@ -882,20 +911,7 @@ impl Publisher {
         let generation = get_u64(table, &g, offset_of!(Table, generation))?;
         let next = usize::from(current & 1 == 0);
         let gen = generation.wrapping_add(1);
-        let n = rows.len().min(CAPACITY);
-        let mut c: Box<Copy> = Box::new(zeroed());
-        c.gen_begin = gen;
-        c.updated_real_ns = real_ns();
-        c.updated_boot_ns = boot_ns();
-        c.round = round;
-        c.rows_len = n as u64;
-        c.dropped = (rows.len() - n) as u64;
-        for (row, rep) in c.rows.iter_mut().zip(&rows[..n]) {
-            encode(row, rep);
-        }
-        c.checksum = checksum(&c);
-        // Not `gen`: the copy is incomplete until `gen_end` is written.
-        c.gen_end = !gen;
+        let c = new_copy(rows, round, gen);
         let at = offset_of!(Table, copies) + next * std::mem::size_of::<Copy>();
         let bytes = bytes_of(&*c);
         let end = offset_of!(Copy, gen_end);
@@ -1350,7 +1366,6 @@ fn check_removable(region: &str, force: bool) -> Result<Option<Doomed>, RemoveEr
 /// if both are ours and no live publisher holds NAME; `force` removes them
 /// anyway (whoever owns them, as far as the system allows).
 pub fn remove(name: &str, force: bool) -> Result<Vec<String>, RemoveError> {
-    use std::os::unix::fs::MetadataExt as _;
     if validate_name(name).is_err() {
         return Err(RemoveError::BadName(name.to_owned()));
     }
@@ -1363,49 +1378,67 @@ pub fn remove(name: &str, force: bool) -> Result<Vec<String>, RemoveError> {
         return Err(RemoveError::NotFound);
     }
     if !force {
-        if let Ok(region) = alive_options(RegionTrust::Owner).open::<Alive>(&an) {
-            if region.check_len().is_ok() {
-                match region.try_lock() {
-                    Err(LockError::WouldBlock) => {
-                        return Err(RemoveError::Alive {
-                            pid: region.read_unlocked().map_or(0, |a| a.pid),
-                        })
-                    }
-                    Ok(g) => {
-                        let _ = region.unlock(g);
-                    }
-                    Err(LockError::OwnerDead(dead)) => {
-                        let mut g = dead.into_guard();
-                        let _ = g.make_consistent();
-                        let _ = region.unlock(g);
-                    }
-                    Err(_) => {}
-                }
-            }
-        }
+        refuse_if_alive(&an)?;
     }
     let mut removed = Vec::new();
     for d in doomed {
-        // The name must still be the file that was checked. In the sticky
-        // /dev/shm only its owner (us) or root can replace it meanwhile.
-        let same =
-            std::fs::symlink_metadata(&d.path).is_ok_and(|m| (m.dev(), m.ino()) == (d.dev, d.ino));
-        if !same {
-            return Err(RemoveError::Refused(format!(
-                "{}: replaced while being removed; not removing it",
-                d.path
-            )));
-        }
-        match std::fs::remove_file(&d.path) {
-            Ok(()) => removed.push(d.path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(RemoveError::Refused(format!("{}: {e}", d.path)))
-            }
-            Err(e) => return Err(RemoveError::Io(format!("{}: {e}", d.path))),
+        if remove_doomed(&d)? {
+            removed.push(d.path);
         }
     }
     Ok(removed)
+}
+
+/// Refuses (`Alive`) if a live publisher holds the liveness lock of the
+/// region `an`; a lock whose holder died is made consistent and released.
+fn refuse_if_alive(an: &str) -> Result<(), RemoveError> {
+    let Ok(region) = alive_options(RegionTrust::Owner).open::<Alive>(an) else {
+        return Ok(());
+    };
+    if region.check_len().is_err() {
+        return Ok(());
+    }
+    match region.try_lock() {
+        Err(LockError::WouldBlock) => {
+            return Err(RemoveError::Alive {
+                pid: region.read_unlocked().map_or(0, |a| a.pid),
+            })
+        }
+        Ok(g) => {
+            let _ = region.unlock(g);
+        }
+        Err(LockError::OwnerDead(dead)) => {
+            let mut g = dead.into_guard();
+            let _ = g.make_consistent();
+            let _ = region.unlock(g);
+        }
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+/// Removes the checked file `d`, if its name is still that file; `false`
+/// if it was already gone.
+fn remove_doomed(d: &Doomed) -> Result<bool, RemoveError> {
+    use std::os::unix::fs::MetadataExt as _;
+    // The name must still be the file that was checked. In the sticky
+    // /dev/shm only its owner (us) or root can replace it meanwhile.
+    let same =
+        std::fs::symlink_metadata(&d.path).is_ok_and(|m| (m.dev(), m.ino()) == (d.dev, d.ino));
+    if !same {
+        return Err(RemoveError::Refused(format!(
+            "{}: replaced while being removed; not removing it",
+            d.path
+        )));
+    }
+    match std::fs::remove_file(&d.path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(RemoveError::Refused(format!("{}: {e}", d.path)))
+        }
+        Err(e) => Err(RemoveError::Io(format!("{}: {e}", d.path))),
+    }
 }
 
 /// Fuzzing and tests: reads the table of NAME as `status` does, from

@@ -189,31 +189,37 @@ pub fn run(args: CheckArgs) -> ExitCode {
     } else {
         args.targets
     };
-    let reports = match run_probes(&targets, args.timeout, deadline, args.concurrency as usize) {
+    let checked = match run_probes(&targets, args.timeout, deadline, args.concurrency as usize) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hangsafe: cannot run the probes: {e}");
             return ExitCode::from(exit::OSERR.code);
         }
     };
-    if args.json {
-        output::print_stdout(&output::render_json(&reports.reports));
+    print(&checked, args.json, args.color, args.timeout);
+    ExitCode::from(report::exit_code(&checked.reports))
+}
+
+/// Prints the reports (a table, or JSON with `json`) on stdout, and the
+/// notes on timeouts and local limits on stderr.
+fn print(checked: &Checked, json: bool, color: ColorChoice, timeout: Duration) {
+    if json {
+        output::print_stdout(&output::render_json(&checked.reports));
     } else {
         output::print_stdout(&output::render_table(
-            &reports.reports,
-            output::use_color(args.color),
+            &checked.reports,
+            output::use_color(color),
         ));
     }
-    if let Some(note) = reports.note(args.timeout) {
+    if let Some(note) = checked.note(timeout) {
         eprintln!("{note}");
     }
-    if let Some((n, why)) = &reports.throttled {
+    if let Some((n, why)) = &checked.throttled {
         eprintln!(
             "note: a local limit allowed only {n} {} at once ({why})",
             if *n == 1 { "probe" } else { "probes" }
         );
     }
-    ExitCode::from(report::exit_code(&reports.reports))
 }
 
 /// The result of [`run_probes`]: one report per target, in order, and
@@ -378,15 +384,7 @@ impl Run<'_> {
                     self.throttled.get_or_insert(e.to_string());
                     break;
                 }
-                Err(e) => {
-                    self.reports[self.next] = Some(Report {
-                        target: target.spec.clone(),
-                        kind: target.kind.name(),
-                        state: State::Error,
-                        latency: None,
-                        detail: format!("probe not started: {e}"),
-                    });
-                }
+                Err(e) => self.reports[self.next] = Some(not_started(target, &e)),
             }
             self.next += 1;
         }
@@ -502,6 +500,17 @@ impl Run<'_> {
             });
         }
         self.targets.len() - self.next
+    }
+}
+
+/// The `error` report of a target whose probe could not be started.
+fn not_started(target: &Target, e: &SetError) -> Report {
+    Report {
+        target: target.spec.clone(),
+        kind: target.kind.name(),
+        state: State::Error,
+        latency: None,
+        detail: format!("probe not started: {e}"),
     }
 }
 
