@@ -1317,7 +1317,7 @@ struct Doomed {
 /// which is not followed), owned by this user and writable by nobody else,
 /// unless `force`. `None` if it does not exist.
 fn check_removable(region: &str, force: bool) -> Result<Option<Doomed>, RemoveError> {
-    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::MetadataExt as _;
     let path = format!("/dev/shm/{region}");
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(m) => m,
@@ -1338,16 +1338,7 @@ fn check_removable(region: &str, force: bool) -> Result<Option<Doomed>, RemoveEr
              remove it by hand, or pass --force"
         )));
     }
-    // Check the file itself, through a descriptor (no symlink followed).
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&path);
-    let meta = match file.and_then(|f| f.metadata()) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => meta,
-        Err(e) => return Err(RemoveError::Io(format!("{path}: {e}"))),
-    };
+    let meta = file_metadata(&path, meta)?;
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     if let Err(e) = RegionTrust::Owner.check_owner_mode(meta.uid(), meta.gid(), meta.mode(), euid) {
@@ -1360,6 +1351,22 @@ fn check_removable(region: &str, force: bool) -> Result<Option<Doomed>, RemoveEr
         dev: meta.dev(),
         ino: meta.ino(),
     }))
+}
+
+/// The metadata of the file at `path` itself, through a descriptor (no
+/// symlink followed); `meta` (of the name) if it cannot be opened for lack
+/// of permission.
+fn file_metadata(path: &str, meta: std::fs::Metadata) -> Result<std::fs::Metadata, RemoveError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    match file.and_then(|f| f.metadata()) {
+        Ok(m) => Ok(m),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(meta),
+        Err(e) => Err(RemoveError::Io(format!("{path}: {e}"))),
+    }
 }
 
 /// `status --remove NAME`: removes a stale publication (both files), only

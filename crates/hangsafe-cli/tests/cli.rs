@@ -5,7 +5,7 @@
 //! mention the options the command is specified to have (issue 6) and an
 //! "Exit status" section, and every option or argument the help lists must
 //! carry a description. (The binary's own unit tests walk the clap tree
-//! itself; see `src/man.rs`.)
+//! itself; see `src/cmd/man.rs`.)
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -334,6 +334,23 @@ struct Watch {
     dirty: bool,
 }
 
+/// The `probe_finished` event of probe `f`, reported `rep`; a timeout
+/// says the last phase seen and whether the work returned.
+fn finished_event(rep: &Report, f: &InFlight, work_returned: bool) -> serde_json::Value {
+    let mut v = json!({
+        "event": "probe_finished",
+        "target": rep.target, "kind": rep.kind, "probe": f.id,
+        "state": rep.state.as_str(),
+        "latency_ms": rep.latency.map(|d| d.as_secs_f64() * 1e3),
+        "detail": rep.detail,
+    });
+    if rep.state == State::Timeout {
+        v["last_phase"] = json!(f.seen.as_ref().map(|p| p.phase().to_owned()));
+        v["work_returned"] = json!(work_returned);
+    }
+    v
+}
+
 /// The live table's bookkeeping: how many lines are on screen.
 struct Live {
     lines: usize,
@@ -805,18 +822,7 @@ impl Watch {
             });
         }
         if self.args.json {
-            let mut v = json!({
-                "event": "probe_finished",
-                "target": rep.target, "kind": rep.kind, "probe": f.id,
-                "state": rep.state.as_str(),
-                "latency_ms": rep.latency.map(|d| d.as_secs_f64() * 1e3),
-                "detail": rep.detail,
-            });
-            if rep.state == State::Timeout {
-                v["last_phase"] = json!(f.seen.as_ref().map(|p| p.phase().to_owned()));
-                v["work_returned"] = json!(work_returned);
-            }
-            self.event(v);
+            self.event(finished_event(&rep, &f, work_returned));
         }
         self.record(i, rep);
     }

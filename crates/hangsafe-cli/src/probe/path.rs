@@ -125,7 +125,13 @@ fn read_dir(p: &Path, ctx: &Phases<'_, '_>) -> Result<String, Fail> {
     }
     .map_err(|e| cancel_fail("getdents", e))?;
     let n = usize::try_from(n).unwrap_or(0).min(buf.len());
+    Ok(format!("read {} entries", count_dirents(&buf[..n])))
+}
+
+/// The number of whole `struct linux_dirent64` records in `buf`.
+fn count_dirents(buf: &[u8]) -> usize {
     // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+    let n = buf.len();
     let mut entries = 0;
     let mut at = 0;
     while at + 19 <= n {
@@ -136,7 +142,7 @@ fn read_dir(p: &Path, ctx: &Phases<'_, '_>) -> Result<String, Fail> {
         entries += 1;
         at += reclen;
     }
-    Ok(format!("read {entries} entries"))
+    entries
 }
 
 /// The name of a filesystem, from `statfs`'s `f_type` magic.
