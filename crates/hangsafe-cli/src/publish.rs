@@ -776,30 +776,42 @@ fn lock_liveness(
             Ok(g)
         }
         Err(LockError::OwnerDead(dead)) => {
-            let mut g = dead.into_guard();
-            let before = alive_region
-                .read(&g)
-                .map_err(|e| alive_err(e.to_string()))?;
-            notes.push(format!(
-                "the previous publisher (pid {}) died; recovered its liveness lock",
-                before.pid
-            ));
-            put(
-                alive_region,
-                &mut g,
-                offset_of!(Alive, state),
-                &u64s(&[ALIVE_DIED]),
-            )
-            .map_err(alive_err)?;
-            g.make_consistent()
-                .map_err(|e| alive_err(format!("cannot make consistent: {e}")))?;
-            Ok(g)
+            recover_liveness(name, alive_region, dead.into_guard(), notes)
         }
         Err(LockError::TimedOut | LockError::WouldBlock) => Err(PublishError::Busy {
             pid: busy_pid(name, alive_region),
         }),
         Err(e) => Err(alive_err(e.to_string())),
     }
+}
+
+/// Recovers the liveness lock of NAME, taken as `g` from a holder that
+/// died: marks that publisher as died, and makes the lock consistent.
+fn recover_liveness(
+    name: &str,
+    alive_region: &'static SharedRegion<Alive>,
+    mut g: RobustMutexGuard<'static, Alive>,
+    notes: &mut Vec<String>,
+) -> Result<RobustMutexGuard<'static, Alive>, PublishError> {
+    let an = alive_name(name);
+    let alive_err = |e: String| PublishError::Region(format!("/dev/shm/{an}: {e}"));
+    let before = alive_region
+        .read(&g)
+        .map_err(|e| alive_err(e.to_string()))?;
+    notes.push(format!(
+        "the previous publisher (pid {}) died; recovered its liveness lock",
+        before.pid
+    ));
+    put(
+        alive_region,
+        &mut g,
+        offset_of!(Alive, state),
+        &u64s(&[ALIVE_DIED]),
+    )
+    .map_err(alive_err)?;
+    g.make_consistent()
+        .map_err(|e| alive_err(format!("cannot make consistent: {e}")))?;
+    Ok(g)
 }
 
 /// Records this process in the header of NAME's `table` as its
