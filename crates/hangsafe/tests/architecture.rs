@@ -22,8 +22,12 @@ fn architecture_md() -> String {
 /// Module → layer, from the lines `N  module module …` between
 /// `<!-- layers: begin -->` and `<!-- layers: end -->`.
 fn documented_layers(doc: &str) -> BTreeMap<String, u32> {
-    let start = doc.find("<!-- layers: begin -->").expect("layers: begin marker");
-    let end = doc.find("<!-- layers: end -->").expect("layers: end marker");
+    let start = doc
+        .find("<!-- layers: begin -->")
+        .expect("layers: begin marker");
+    let end = doc
+        .find("<!-- layers: end -->")
+        .expect("layers: end marker");
     let mut layers = BTreeMap::new();
     for line in doc[start..end].lines() {
         let mut words = line.split_whitespace();
@@ -102,60 +106,89 @@ fn crate_paths(code: &str) -> Vec<String> {
 /// leaf.
 const PENDING: &[(&str, &str)] = &[("platform", "cancel")];
 
-#[test]
-fn core_modules_import_only_lower_layers() {
-    let layers = documented_layers(&architecture_md());
-    let src = root().join("crates/hangsafe/src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    let mut wrong = Vec::new();
-    let mut pending_seen = BTreeSet::new();
-    for file in &files {
-        let from = module_of(&src, file);
+/// The layer check's state: the table, what is wrong, which pending
+/// exceptions were met.
+struct Layers {
+    table: BTreeMap<String, u32>,
+    wrong: Vec<String>,
+    pending_seen: BTreeSet<(String, String)>,
+}
+
+impl Layers {
+    /// Checks every `crate::` path of one file of `src/`.
+    fn file(&mut self, src: &Path, file: &Path) {
+        let from = module_of(src, file);
         if from.is_empty() {
-            continue; // lib.rs: the root declares and re-exports every module
+            return; // lib.rs: the root declares and re-exports every module
         }
-        let Some(&from_layer) = layers.get(&from) else {
-            wrong.push(format!("{}: module {from} is not in the layer table", file.display()));
-            continue;
+        let Some(&layer) = self.table.get(&from) else {
+            let at = file.display();
+            self.wrong
+                .push(format!("{at}: module {from} is not in the layer table"));
+            return;
         };
         let text = fs::read_to_string(file).expect("source file");
         for (n, line) in text.lines().enumerate() {
             for to in crate_paths(code_of(line)) {
-                if to == from {
-                    continue;
-                }
-                if PENDING.contains(&(from.as_str(), to.as_str())) {
-                    pending_seen.insert((from.clone(), to));
-                    continue;
-                }
-                match layers.get(&to) {
-                    Some(&l) if l < from_layer => {}
-                    Some(&l) => wrong.push(format!(
-                        "{}:{}: {from} (layer {from_layer}) imports {to} (layer {l})",
-                        file.display(),
-                        n + 1
-                    )),
-                    None => wrong.push(format!(
-                        "{}:{}: {to} is not in the layer table",
-                        file.display(),
-                        n + 1
-                    )),
-                }
+                let at = format!("{}:{}", file.display(), n + 1);
+                self.import(&from, layer, &to, &at);
             }
         }
     }
-    for (from, to) in PENDING {
-        if !pending_seen.contains(&((*from).to_owned(), (*to).to_owned())) {
-            wrong.push(format!(
-                "{from} no longer imports {to}: remove ({from:?}, {to:?}) from PENDING"
-            ));
+
+    /// One import of `to` by `from` (of layer `layer`), at `at`.
+    fn import(&mut self, from: &str, layer: u32, to: &str, at: &str) {
+        if to == from {
+            return;
+        }
+        if PENDING.contains(&(from, to)) {
+            self.pending_seen.insert((from.to_owned(), to.to_owned()));
+            return;
+        }
+        match self.table.get(to) {
+            Some(&l) if l < layer => {}
+            Some(&l) => self.wrong.push(format!(
+                "{at}: {from} (layer {layer}) imports {to} (layer {l})"
+            )),
+            None => self
+                .wrong
+                .push(format!("{at}: {to} is not in the layer table")),
         }
     }
+
+    /// Every pending exception must still be needed.
+    fn pending_still_needed(&mut self) {
+        for &(from, to) in PENDING {
+            if !self
+                .pending_seen
+                .contains(&(from.to_owned(), to.to_owned()))
+            {
+                self.wrong.push(format!(
+                    "{from} no longer imports {to}: remove ({from:?}, {to:?}) from PENDING"
+                ));
+            }
+        }
+    }
+}
+
+#[test]
+fn core_modules_import_only_lower_layers() {
+    let src = root().join("crates/hangsafe/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut check = Layers {
+        table: documented_layers(&architecture_md()),
+        wrong: Vec::new(),
+        pending_seen: BTreeSet::new(),
+    };
+    for file in &files {
+        check.file(&src, file);
+    }
+    check.pending_still_needed();
     assert!(
-        wrong.is_empty(),
+        check.wrong.is_empty(),
         "docs/ARCHITECTURE.md's layers do not hold:\n{}",
-        wrong.join("\n")
+        check.wrong.join("\n")
     );
 }
 
@@ -236,6 +269,12 @@ fn the_scanners_see_what_they_should() {
     );
     assert!(crate_paths(code_of("// see crate::runner")).is_empty());
     let mut n = BTreeSet::new();
-    env_names(r#"x=${HANGSAFE_A:-1} "$HANGSAFE_B" getenv("HANGSAFE_C")"#, &mut n);
-    assert_eq!(n.into_iter().collect::<Vec<_>>(), ["HANGSAFE_A", "HANGSAFE_B", "HANGSAFE_C"]);
+    env_names(
+        r#"x=${HANGSAFE_A:-1} "$HANGSAFE_B" getenv("HANGSAFE_C")"#,
+        &mut n,
+    );
+    assert_eq!(
+        n.into_iter().collect::<Vec<_>>(),
+        ["HANGSAFE_A", "HANGSAFE_B", "HANGSAFE_C"]
+    );
 }
