@@ -78,3 +78,11 @@ pub mod runner;
 mod sync;
 
 pub use error::{is_cancelled, Cancelled};
+
+/// The README's Rust examples, compiled and run as doctests (`cargo test
+/// --doc`): each is a complete program. Its other code blocks are marked
+/// `sh`, `console`, `c` or `text`, which rustdoc does not test (the C
+/// blocks are compiled by `.ci/readme-c-examples.sh`).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
