@@ -12,7 +12,7 @@
 //! child is bounded: a hang fails the test instead of hanging it.
 
 use hangsafe::robust::{
-    Error, LockError, Pod, RegionError, RegionOptions, RobustMutexGuard, SharedRegion,
+    AnyBitPattern, Error, LockError, RegionError, RegionOptions, RobustMutexGuard, SharedRegion,
 };
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -211,7 +211,7 @@ struct Pair {
 }
 
 // SAFETY: repr(C), two u64s: every bit pattern is valid; no pointers.
-unsafe impl Pod for Pair {}
+unsafe impl AnyBitPattern for Pair {}
 
 /// Creates a file under /dev/shm holding exactly `bytes`.
 fn write_shm_file(name: &Name, bytes: &[u8]) {
