@@ -1,5 +1,6 @@
-//! Plain old data without padding ([`Pod`]): the types a worker may publish for examination, and their
-//! conversion to and from the seqlock's words.
+//! Plain old data without padding ([`Pod`]): the types a worker may
+//! publish for examination, and their conversion to and from the seqlock's
+//! words.
 
 pub(crate) use super::seqlock::ONE_LINE;
 use super::seqlock::WORDS;
