@@ -62,7 +62,10 @@ struct hs_runner_metrics {
 	uint64_t threads_alive;		/* pool threads that exist, including
 					   abandoned ones */
 	uint64_t threads_idle;		/* threads waiting for work */
-	uint64_t threads_running;	/* threads running a work function */
+	uint64_t threads_running;	/* threads not idle: running work
+					   (abandoned ones included) or
+					   between two jobs; always
+					   threads_alive - threads_idle */
 	uint64_t threads_abandoned;	/* threads still in work that was
 					   cancelled a while ago (hung) */
 	uint64_t abandoned_total;	/* threads ever counted as abandoned */

@@ -15,7 +15,8 @@ pub struct HsRunnerMetrics {
     pub threads_alive: u64,
     /// Threads parked, waiting for work.
     pub threads_idle: u64,
-    /// Threads running a runner's work.
+    /// Threads not idle: running a runner's work (abandoned ones included)
+    /// or between two jobs; always `threads_alive - threads_idle`.
     pub threads_running: u64,
     /// Threads whose work outlived its cancel and has not returned yet.
     pub threads_abandoned: u64,

@@ -71,7 +71,8 @@
 
 use crate::report::{Report, State};
 use hangsafe::robust::{
-    LockError, Pod, RegionError, RegionOptions, RegionTrust, RobustMutexGuard, SharedRegion,
+    AnyBitPattern, LockError, RegionError, RegionOptions, RegionTrust, RobustMutexGuard,
+    SharedRegion,
 };
 use std::fmt;
 use std::mem::offset_of;
@@ -145,7 +146,7 @@ pub struct Row {
 
 // SAFETY: `#[repr(C)]`, only integers and arrays of integers: every bit
 // pattern is a valid `Row`; no pointers; lengths are checked when read.
-unsafe impl Pod for Row {}
+unsafe impl AnyBitPattern for Row {}
 
 /// One copy of the table.
 #[derive(Clone, Copy)]
@@ -171,10 +172,10 @@ pub struct Copy {
     gen_end: u64,
 }
 
-// SAFETY: `#[repr(C)]`, integers and an array of `Row` (itself `Pod`):
+// SAFETY: `#[repr(C)]`, integers and an array of `Row` (itself `AnyBitPattern`):
 // every bit pattern is valid; no pointers. Invariants between fields
 // (generations, checksum) are logical and verified by readers.
-unsafe impl Pod for Copy {}
+unsafe impl AnyBitPattern for Copy {}
 
 /// The whole table region's data.
 #[derive(Clone, Copy)]
@@ -208,9 +209,9 @@ pub struct Table {
     copies: [Copy; 2],
 }
 
-// SAFETY: `#[repr(C)]`, integers and an array of `Copy` (itself `Pod`):
+// SAFETY: `#[repr(C)]`, integers and an array of `Copy` (itself `AnyBitPattern`):
 // every bit pattern is valid; no pointers.
-unsafe impl Pod for Table {}
+unsafe impl AnyBitPattern for Table {}
 
 /// The liveness record.
 #[derive(Clone, Copy)]
@@ -229,7 +230,7 @@ pub struct Alive {
 }
 
 // SAFETY: `#[repr(C)]`, only `u64`s: every bit pattern is valid.
-unsafe impl Pod for Alive {}
+unsafe impl AnyBitPattern for Alive {}
 
 // No padding anywhere: every byte of these types is a field, so their
 // bytes may be viewed as `[u8]` (`bytes_of`).
@@ -242,7 +243,7 @@ const _: () = {
 };
 
 /// Types whose every byte belongs to a field (no padding).
-trait NoPadding: Pod {}
+trait NoPadding: AnyBitPattern {}
 impl NoPadding for Copy {}
 impl NoPadding for Alive {}
 
@@ -508,8 +509,8 @@ fn verify(c: &Copy) -> Result<(), String> {
 }
 
 /// A zeroed `T`.
-fn zeroed<T: Pod>() -> T {
-    // SAFETY: `T: Pod`: every bit pattern, all zeros included, is a valid
+fn zeroed<T: AnyBitPattern>() -> T {
+    // SAFETY: `T: AnyBitPattern`: every bit pattern, all zeros included, is a valid
     // `T`.
     unsafe { std::mem::zeroed() }
 }
@@ -557,7 +558,7 @@ fn region_error(name: &str, what: &str, e: RegionError) -> PublishError {
 }
 
 /// Writes `bytes` at `offset` of the data of `region` under `guard`.
-fn put<T: Pod>(
+fn put<T: AnyBitPattern>(
     region: &SharedRegion<T>,
     guard: &mut RobustMutexGuard<'_, T>,
     offset: usize,
@@ -569,7 +570,7 @@ fn put<T: Pod>(
 }
 
 /// Reads the `u64` at `offset` of the data of `region` under `guard`.
-fn get_u64<T: Pod>(
+fn get_u64<T: AnyBitPattern>(
     region: &SharedRegion<T>,
     guard: &RobustMutexGuard<'_, T>,
     offset: usize,
@@ -617,7 +618,10 @@ fn lock_table_publisher(
 }
 
 /// Releases a lock of `region` (see [`SharedRegion::unlock`]).
-fn release<T: Pod>(region: &SharedRegion<T>, g: RobustMutexGuard<'_, T>) -> Result<(), String> {
+fn release<T: AnyBitPattern>(
+    region: &SharedRegion<T>,
+    g: RobustMutexGuard<'_, T>,
+) -> Result<(), String> {
     region
         .unlock(g)
         .map_err(|e| format!("cannot unlock the table: {e}"))
@@ -1263,7 +1267,7 @@ pub fn reseal_for_fuzz(file: &mut [u8]) {
             return;
         };
         let mut c: Box<Copy> = Box::new(zeroed());
-        // SAFETY: `Copy: Pod` and has no padding: any `size` bytes make a
+        // SAFETY: `Copy: AnyBitPattern` and has no padding: any `size` bytes make a
         // valid `Copy`; the box is exclusively ours and `size` bytes long.
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&mut *c as *mut Copy).cast::<u8>(), size)

@@ -49,7 +49,7 @@
 mod common;
 
 use criterion::Criterion;
-use hangsafe::examine::{ExamineError, Progress};
+use hangsafe::examine::{self, Progress};
 use hangsafe::runner::{self, Runner};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -142,7 +142,7 @@ impl Publisher {
         })
         .expect("spawn publisher");
         // Wait for the first publish.
-        while let Err(ExamineError::Unpublished) = runner.prepare_examine::<Progress>() {
+        while let Err(examine::Error::Unpublished) = runner.prepare_examine::<Progress>() {
             std::thread::yield_now();
         }
         Publisher {
@@ -228,10 +228,10 @@ struct Tally {
 }
 
 impl Tally {
-    fn note<T>(&self, r: &Result<T, ExamineError>) {
+    fn note<T>(&self, r: &Result<T, examine::Error>) {
         match r {
             Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
-            Err(ExamineError::Again) => self.again.fetch_add(1, Ordering::Relaxed),
+            Err(examine::Error::Again) => self.again.fetch_add(1, Ordering::Relaxed),
             Err(e) => panic!("{e}"),
         };
     }
@@ -340,7 +340,7 @@ fn groups(c: &mut Criterion, warm: Duration, secs: Duration) -> (Tally, Option<(
     // The runner has ended: its examiner answers Gone.
     assert_eq!(
         ex.prepare_examine::<Progress>().err(),
-        Some(ExamineError::Gone)
+        Some(examine::Error::Gone)
     );
     (tally, duels)
 }

@@ -39,8 +39,9 @@
 //!
 //! # Platform
 //!
-//! Linux only: x86_64 is first-class, aarch64 builds. Elsewhere the crate
-//! refuses to compile with a clear message.
+//! Linux only: x86_64 is first-class; on aarch64 the library's tests run
+//! under qemu-user in CI. Elsewhere the crate refuses to compile with a
+//! clear message.
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

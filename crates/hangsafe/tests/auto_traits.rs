@@ -7,11 +7,11 @@
 //! `compile_fail` doctests on the types themselves (`Runner`, `Ctx`,
 //! `Scope`, `RobustMutexGuard`): see `docs/races-ha.md`, H1.
 
-use hangsafe::cancel::{CancelSignal, CancelToken, InstallError, ScopeError, Stats};
-use hangsafe::examine::{ExamineError, Examiner, Progress, Stamp, Ticket};
+use hangsafe::cancel::{self, CancelSignal, CancelToken, InstallError, ScopeError};
+use hangsafe::examine::{self, Examiner, Progress, Stamp, Ticket};
 use hangsafe::nexus::{
-    Drain, Fired, Full, Ignored, Interest, Nexus, NexusError, NexusStats, Ready, Registry,
-    Rejected, RunnerSet, SetError, Token,
+    self, Drain, Fired, Full, Ignored, Interest, Nexus, Ready, Registry, Rejected, RunnerSet,
+    SetError, Token,
 };
 use hangsafe::robust::{
     Acquired, LockError, OwnerDead, RawRobustMutex, RegionError, RegionOptions, RobustMutex,
@@ -50,7 +50,7 @@ fn h1_runner_handles_are_send_and_sync() {
 fn h1_cancel_handles_are_send_and_sync() {
     assert_send_sync::<CancelToken>();
     assert_send_sync::<CancelSignal>();
-    assert_send_sync::<Stats>();
+    assert_send_sync::<cancel::Metrics>();
     assert_send_sync::<InstallError>();
     assert_send_sync::<ScopeError>();
     assert_send_sync::<hangsafe::cancel::Error>();
@@ -62,7 +62,7 @@ fn h1_nexus_handles_are_send_and_sync() {
     assert_send_sync::<Token>();
     assert_send_sync::<Registry<u64>>();
     assert_send_sync::<Nexus<u64>>();
-    assert_send_sync::<NexusStats>();
+    assert_send_sync::<nexus::Metrics>();
     assert_send_sync::<RunnerSet<u64>>();
     // The set never lends out a `&T`: its runners live behind its mutex and
     // their values leave by value, so `T: Send` is enough to share it.
@@ -74,7 +74,7 @@ fn h1_nexus_handles_are_send_and_sync() {
     assert_send_sync::<Interest>();
     assert_send_sync::<Ready>();
     assert_send_sync::<Ignored>();
-    assert_send_sync::<NexusError>();
+    assert_send_sync::<nexus::Error>();
     assert_send_sync::<Fired<u64>>();
 }
 
@@ -85,7 +85,7 @@ fn h1_examine_handles_are_send_and_sync() {
     assert_send_sync::<Ticket<Progress>>();
     assert_send_sync::<Progress>();
     assert_send_sync::<Stamp>();
-    assert_send_sync::<ExamineError>();
+    assert_send_sync::<examine::Error>();
 }
 
 #[test]

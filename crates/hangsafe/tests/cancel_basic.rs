@@ -563,7 +563,7 @@ fn r15_blocked_epoll_wait_is_cancelled() {
 /// `cancel_no_lost_bytes.rs`.
 #[test]
 fn r16_completed_read_keeps_its_data_then_next_call_is_cancelled() {
-    let before = cancel::stats();
+    let before = cancel::metrics();
     let (r, w) = pipe();
     write_all(&w, b"helloworld");
     let r = Arc::new(r);
@@ -583,7 +583,7 @@ fn r16_completed_read_keeps_its_data_then_next_call_is_cancelled() {
     let (second, _) = s.done.recv_timeout(LONG).unwrap();
     assert_eq!(second, Err(Error::Cancelled));
     assert_eq!(readable_bytes(&*r), 5, "the cancelled read consumed data");
-    let after = cancel::stats();
+    let after = cancel::metrics();
     assert!(
         after.signals_sent > before.signals_sent,
         "no cancel signal was sent to the scoped thread: {before:?} -> {after:?}"

@@ -82,7 +82,7 @@ fn interrupt_repeatedly(tid: i32, nr: i64, times: u32) {
 #[test]
 fn r23_foreign_eintr_during_read_is_retried() {
     let _g = serial();
-    let sent0 = cancel::stats().signals_sent;
+    let sent0 = cancel::metrics().signals_sent;
     let (r, w) = pipe();
     let (tid, token, rx) = spawn_in_scope(move || {
         let mut buf = [0u8; 8];
@@ -97,7 +97,7 @@ fn r23_foreign_eintr_during_read_is_retried() {
     assert_eq!(rx.recv_timeout(LONG).unwrap(), Ok(b"data".to_vec()));
     assert!(!token.is_cancelled());
     assert_eq!(
-        cancel::stats().signals_sent,
+        cancel::metrics().signals_sent,
         sent0,
         "a cancel signal was sent"
     );
@@ -146,7 +146,7 @@ fn r23_foreign_eintr_during_poll_is_retried_and_cancel_still_works() {
 #[test]
 fn r23_foreign_eintr_does_not_stretch_timed_waits() {
     let _g = serial();
-    let sent0 = cancel::stats().signals_sent;
+    let sent0 = cancel::metrics().signals_sent;
     let wait = Duration::from_secs(3);
     type Timed = (String, Result<usize, Error>, Duration);
     let mut threads: Vec<(i32, mpsc::Receiver<Timed>)> = Vec::new();
@@ -225,7 +225,7 @@ fn r23_foreign_eintr_does_not_stretch_timed_waits() {
         "only {runs} of {sent} SIGUSR2 were handled"
     );
     assert_eq!(
-        cancel::stats().signals_sent,
+        cancel::metrics().signals_sent,
         sent0,
         "a cancel signal was sent"
     );

@@ -82,7 +82,7 @@ fn install_rules_and_the_installed_handler() {
     }
 
     // And cancels travel on it: a scope blocked in a read is interrupted.
-    let before = cancel::stats();
+    let before = cancel::metrics();
     let (r, _w) = std::io::pipe().unwrap();
     let token = CancelToken::new();
     let t2 = token.clone();
@@ -94,7 +94,7 @@ fn install_rules_and_the_installed_handler() {
     std::thread::sleep(Duration::from_millis(50));
     token.cancel();
     assert_eq!(reader.join().unwrap(), Err(cancel::Error::Cancelled));
-    let after = cancel::stats();
+    let after = cancel::metrics();
     assert!(
         after.signals_sent > before.signals_sent,
         "{before:?} -> {after:?}"

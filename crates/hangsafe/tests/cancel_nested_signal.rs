@@ -104,7 +104,7 @@ fn cancel_inside_foreign_handler(flags: c_int, block_all: bool) -> Round {
         });
         let tid = tid_rx.recv_timeout(LONG).unwrap();
         await_blocked_in(tid, libc::SYS_read, LONG);
-        let before = cancel::stats();
+        let before = cancel::metrics();
         let done0 = HANDLER_DONE.load(Ordering::SeqCst);
         tgkill(tid, libc::SIGUSR1);
         assert!(eventually(LONG, || IN_HANDLER.load(Ordering::SeqCst)
@@ -126,7 +126,7 @@ fn cancel_inside_foreign_handler(flags: c_int, block_all: bool) -> Round {
         // The thread leaves its scope (a deferred signal still pending is
         // delivered and ignored there) before the counters are read.
         thread.join().unwrap();
-        let after = cancel::stats();
+        let after = cancel::metrics();
         drop(w);
         if !inside {
             eprintln!("r18: attempt {attempt}: the handler ended before the cancel; again");

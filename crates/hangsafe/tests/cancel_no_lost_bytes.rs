@@ -223,7 +223,7 @@ fn finish(r: &OwnedFd, reads: u64, written: u64, f: &mut Figures) {
 /// `min_scopes` scopes that a canceller cancels at random moments.
 fn stream_through_scopes(read: ReadFn, target: u64, min_scopes: u64, seed: u64) -> Figures {
     let mut rng = Rng::new(seed);
-    let s0 = cancel::stats();
+    let s0 = cancel::metrics();
     let t0 = Instant::now();
     let (r, w) = stream_pipe();
     let stop = Arc::new(AtomicBool::new(false));
@@ -286,7 +286,7 @@ fn stream_through_scopes(read: ReadFn, target: u64, min_scopes: u64, seed: u64) 
         ..Figures::default()
     };
     finish(&r, reads, written, &mut f);
-    let s1 = cancel::stats();
+    let s1 = cancel::metrics();
     f.signals_sent = s1.signals_sent - s0.signals_sent;
     f.redirected = s1.redirected - s0.redirected;
     f.deferred = s1.deferred - s0.deferred;
@@ -368,7 +368,7 @@ fn r16_no_lost_bytes_through_runners() {
     let target = env_u64("HANGSAFE_CANCEL_RUNNER_READS", 100_000);
     let (mut rng, seed) = Rng::from_env_or_time("HANGSAFE_SEED");
     eprintln!("no-lost-bytes (runners): {target} reads, HANGSAFE_SEED={seed}");
-    let s0 = cancel::stats();
+    let s0 = cancel::metrics();
     let t0 = Instant::now();
     let pool = Pool::builder()
         .max_threads(1)
@@ -464,7 +464,7 @@ fn r16_no_lost_bytes_through_runners() {
         ..Figures::default()
     };
     finish(&r, reads, written, &mut f);
-    let s1 = cancel::stats();
+    let s1 = cancel::metrics();
     f.signals_sent = s1.signals_sent - s0.signals_sent;
     f.redirected = s1.redirected - s0.redirected;
     f.deferred = s1.deferred - s0.deferred;

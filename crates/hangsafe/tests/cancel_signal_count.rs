@@ -3,7 +3,7 @@
 //! word's CAS sends (and for runners only the winner of the state CAS gets
 //! there).
 //!
-//! Own test binary: it counts `cancel::stats().signals_sent`, which is
+//! Own test binary: it counts `cancel::metrics().signals_sent`, which is
 //! process-wide, so its tests run one at a time (SERIAL) and nothing else
 //! in the process cancels anything meanwhile.
 
@@ -46,7 +46,7 @@ fn r21_one_signal_per_cancelled_scope_despite_concurrent_cancellers() {
         .unwrap_or(20);
     let (mut rng, seed) = Rng::from_env_or_time("HANGSAFE_SEED");
     eprintln!("r21: {rounds} rounds of {N} scopes x {CANCELLERS} cancellers, HANGSAFE_SEED={seed}");
-    let total0 = cancel::stats().signals_sent;
+    let total0 = cancel::metrics().signals_sent;
     for round in 0..rounds {
         let mut tokens = Vec::new();
         let mut waiting = Vec::new();
@@ -81,7 +81,7 @@ fn r21_one_signal_per_cancelled_scope_despite_concurrent_cancellers() {
         for (tid, nr, _, _) in &waiting {
             await_blocked_in(*tid, *nr, LONG);
         }
-        let before = cancel::stats().signals_sent;
+        let before = cancel::metrics().signals_sent;
         let wins = AtomicU64::new(0);
         let start = Barrier::new(CANCELLERS);
         std::thread::scope(|s| {
@@ -107,7 +107,7 @@ fn r21_one_signal_per_cancelled_scope_despite_concurrent_cancellers() {
             assert_eq!(rx.recv_timeout(LONG).unwrap(), Err(Error::Cancelled));
             h.join().unwrap();
         }
-        let sent = cancel::stats().signals_sent - before;
+        let sent = cancel::metrics().signals_sent - before;
         assert_eq!(sent, N as u64, "round {round}: signals sent (seed {seed})");
         assert_eq!(
             wins.load(Ordering::Relaxed),
@@ -115,7 +115,7 @@ fn r21_one_signal_per_cancelled_scope_despite_concurrent_cancellers() {
             "round {round}: winning cancels"
         );
     }
-    let total = cancel::stats().signals_sent - total0;
+    let total = cancel::metrics().signals_sent - total0;
     eprintln!(
         "r21: {total} signals for {} cancelled scopes",
         rounds * N as u64
@@ -137,11 +137,11 @@ fn r21_runner_cancel_deadline_and_release_together_send_one_signal() {
     let (mut rng, seed) = Rng::from_env_or_time("HANGSAFE_SEED");
     eprintln!("r21 runners: {rounds} rounds, HANGSAFE_SEED={seed}");
     let pool = Pool::builder().build();
-    let total0 = cancel::stats().signals_sent;
+    let total0 = cancel::metrics().signals_sent;
     let mut bound = 0;
     for round in 0..rounds {
         let (r, _w) = pipe();
-        let before = cancel::stats().signals_sent;
+        let before = cancel::metrics().signals_sent;
         let deadline = Instant::now() + Duration::from_millis(60);
         let (tx, rx) = mpsc::channel();
         let (res_tx, res_rx) = mpsc::channel();
@@ -160,7 +160,7 @@ fn r21_runner_cancel_deadline_and_release_together_send_one_signal() {
             // no signal may be sent at all.
             drop(runner);
             std::thread::sleep(Duration::from_millis(5));
-            assert_eq!(cancel::stats().signals_sent, before, "round {round}");
+            assert_eq!(cancel::metrics().signals_sent, before, "round {round}");
             continue;
         };
         bound += 1;
@@ -202,14 +202,14 @@ fn r21_runner_cancel_deadline_and_release_together_send_one_signal() {
         assert_eq!(rx_result(&res_rx), Err(Error::Cancelled));
         // Give a late loser (e.g. the timer) every chance to misbehave.
         std::thread::sleep(Duration::from_millis(5));
-        let sent = cancel::stats().signals_sent - before;
+        let sent = cancel::metrics().signals_sent - before;
         assert_eq!(
             sent, 1,
             "round {round}: signals for one runner (seed {seed})"
         );
     }
     eprintln!("r21 runners: {bound} of {rounds} rounds had the work bound when cancelled");
-    assert_eq!(cancel::stats().signals_sent - total0, bound);
+    assert_eq!(cancel::metrics().signals_sent - total0, bound);
     assert!(bound > 0, "no work ever started before its deadline");
     support::await_no_live_contexts(&pool, LONG);
 }

@@ -100,7 +100,7 @@ fn r20_short_lived_scoped_threads_vs_random_cancels() {
         .unwrap_or(3000);
     let (mut rng, seed) = Rng::from_env_or_time("HANGSAFE_SEED");
     eprintln!("r20: {total} scoped threads, HANGSAFE_SEED={seed}");
-    let s0 = cancel::stats();
+    let s0 = cancel::metrics();
     let victims = [victim(), victim()];
 
     let ring = Arc::new(Ring::default());
@@ -236,7 +236,7 @@ fn r20_short_lived_scoped_threads_vs_random_cancels() {
     }
     let elapsed = t0.elapsed();
     let stray: u64 = victims.into_iter().map(Victim::stray_signals).sum();
-    let s1 = cancel::stats();
+    let s1 = cancel::metrics();
     eprintln!(
         "r20: {started} threads in {elapsed:?}: ok {}, cancelled {}; {} winning cancels; \
          signals sent {}, handler runs {}, redirected {}, deferred {}; pool {:?}",
@@ -298,10 +298,10 @@ fn r20_scope_ended_by_a_thread_local_destructor_after_retire() {
         })
         .join()
         .unwrap();
-        let before = cancel::stats().signals_sent;
+        let before = cancel::metrics().signals_sent;
         assert!(token.cancel());
         assert_eq!(
-            cancel::stats().signals_sent,
+            cancel::metrics().signals_sent,
             before,
             "a cancel signal was sent to an exited thread"
         );

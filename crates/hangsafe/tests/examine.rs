@@ -10,7 +10,7 @@
 
 mod support;
 
-use hangsafe::examine::{ExamineError, Examiner, Plain, Progress, Ticket, EXAMINE_ATTEMPTS};
+use hangsafe::examine::{self, Examiner, Pod, Progress, Ticket, EXAMINE_ATTEMPTS};
 use hangsafe::runner::{Builder, Pool, RunError, Runner, State};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Once};
@@ -49,9 +49,9 @@ struct Sample {
 }
 
 // SAFETY: `#[repr(C)]`, four u64, [u32; 6] (24 bytes, at offset 32), one
-// u64 at 56: no padding (size 64 checked below); every field `Plain`, so
+// u64 at 56: no padding (size 64 checked below); every field `Pod`, so
 // any bit pattern is valid; no pointers.
-unsafe impl Plain for Sample {}
+unsafe impl Pod for Sample {}
 const _: () = assert!(std::mem::size_of::<Sample>() == 64);
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -90,9 +90,9 @@ impl Sample {
 /// Asserts `r` is a consistent snapshot no older than `*last`, or one of
 /// the allowed errors; returns the error if any.
 fn check_sample(
-    r: Result<Ticket<Sample>, ExamineError>,
+    r: Result<Ticket<Sample>, examine::Error>,
     last: &mut u64,
-) -> Result<u64, ExamineError> {
+) -> Result<u64, examine::Error> {
     let t = r?;
     let s = *t;
     assert!(s.is_consistent(), "inconsistent snapshot accepted: {s:?}");
@@ -197,7 +197,7 @@ fn r47_torn_snapshot_stress() {
                     };
                     match got {
                         Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                        Err(ExamineError::Again | ExamineError::Unpublished) => {
+                        Err(examine::Error::Again | examine::Error::Unpublished) => {
                             again.fetch_add(1, Ordering::Relaxed)
                         }
                         Err(e) => panic!("reader {i}: {e:?}"),
@@ -211,7 +211,7 @@ fn r47_torn_snapshot_stress() {
     let mut last = 0;
     for _ in 0..reads / 10 {
         match check_sample(r.prepare_examine::<Sample>(), &mut last) {
-            Ok(_) | Err(ExamineError::Again | ExamineError::Unpublished) => {}
+            Ok(_) | Err(examine::Error::Again | examine::Error::Unpublished) => {}
             Err(e) => panic!("handle: {e:?}"),
         }
     }
@@ -230,7 +230,7 @@ fn r47_torn_snapshot_stress() {
     for (ex, _) in &examiners {
         assert_eq!(
             ex.prepare_examine::<Sample>().err(),
-            Some(ExamineError::Gone)
+            Some(examine::Error::Gone)
         );
     }
     let (ok, again) = (ok.load(Ordering::Relaxed), again.load(Ordering::Relaxed));
@@ -270,7 +270,7 @@ fn r51_a_continuous_writer_never_starves_a_reader_forever() {
         slowest = slowest.max(t0.elapsed());
         match got {
             Ok(()) => ok += 1,
-            Err(ExamineError::Again | ExamineError::Unpublished) => again += 1,
+            Err(examine::Error::Again | examine::Error::Unpublished) => again += 1,
             Err(e) => panic!("{e:?}"),
         }
     }
@@ -301,8 +301,8 @@ fn r48_examining_a_runner_that_is_ending() {
             loop {
                 match check_sample(ex.prepare_examine::<Sample>(), &mut last) {
                     Ok(_) => snapshots += 1,
-                    Err(ExamineError::Gone) => break,
-                    Err(ExamineError::Again | ExamineError::Unpublished) => {}
+                    Err(examine::Error::Gone) => break,
+                    Err(examine::Error::Again | examine::Error::Unpublished) => {}
                     Err(e) => panic!("{e:?}"),
                 }
                 assert!(start.elapsed() < LONG, "never Gone");
@@ -310,9 +310,9 @@ fn r48_examining_a_runner_that_is_ending() {
             for _ in 0..3 {
                 assert_eq!(
                     ex.prepare_examine::<Sample>().err(),
-                    Some(ExamineError::Gone)
+                    Some(examine::Error::Gone)
                 );
-                assert_eq!(ex.examine(|s: &Sample| s.n), Err(ExamineError::Gone));
+                assert_eq!(ex.examine(|s: &Sample| s.n), Err(examine::Error::Gone));
             }
             done_tx.send((snapshots, last)).unwrap();
         }
@@ -344,9 +344,9 @@ fn r48_examining_a_runner_that_is_ending() {
         // Finished (the final state CAS) implies the end flag is visible.
         assert_eq!(
             r.prepare_examine::<Sample>().err(),
-            Some(ExamineError::Gone)
+            Some(examine::Error::Gone)
         );
-        assert_eq!(r.examine(|s: &Sample| s.n), Err(ExamineError::Gone));
+        assert_eq!(r.examine(|s: &Sample| s.n), Err(examine::Error::Gone));
         let (seen, last) = done_rx.recv_timeout(LONG).expect("reader answered");
         assert!(last <= publishes);
         snapshots += seen;
@@ -401,12 +401,12 @@ fn r49_a_released_runner_is_gone_while_its_work_still_runs() {
     drop(r); // release: cancels the work, which keeps running for now
     assert_eq!(
         ex.examine(|p: &Progress| p.phase().to_owned()),
-        Err(ExamineError::Gone)
+        Err(examine::Error::Gone)
     );
     assert_eq!(rx.recv_timeout(LONG), Ok("cancelled"));
     assert_eq!(
         ex.prepare_examine::<Progress>().err(),
-        Some(ExamineError::Gone)
+        Some(examine::Error::Gone)
     );
     assert_eq!(
         pool.metrics().live_contexts,
@@ -417,7 +417,7 @@ fn r49_a_released_runner_is_gone_while_its_work_still_runs() {
     await_no_live_contexts(&pool, LONG);
     assert_eq!(
         ex.prepare_examine::<Progress>().err(),
-        Some(ExamineError::Gone)
+        Some(examine::Error::Gone)
     );
 }
 
@@ -452,11 +452,11 @@ fn r49_an_examiner_outliving_its_runner_is_gone() {
     });
     assert_eq!(
         other.join().unwrap(),
-        (Some(ExamineError::Gone), Err(ExamineError::Gone))
+        (Some(examine::Error::Gone), Err(examine::Error::Gone))
     );
     assert_eq!(
         ex.prepare_examine::<Sample>().err(),
-        Some(ExamineError::Gone)
+        Some(examine::Error::Gone)
     );
 }
 
@@ -496,8 +496,8 @@ fn r50_prepare_finish_is_again_when_the_worker_publishes_in_between() {
 
     go.send(true).unwrap();
     assert_eq!(ack.recv_timeout(LONG), Ok(2));
-    assert_eq!(r.finish_examine(&t), Err(ExamineError::Again));
-    assert_eq!(ex.finish_examine(&t), Err(ExamineError::Again));
+    assert_eq!(r.finish_examine(&t), Err(examine::Error::Again));
+    assert_eq!(ex.finish_examine(&t), Err(examine::Error::Again));
     let t2 = ex.prepare_examine::<Sample>().unwrap();
     assert_eq!(t2.n, 2);
     assert_eq!(r.finish_examine(&t2), Ok(()));
@@ -521,13 +521,16 @@ fn r50_prepare_finish_is_again_when_the_worker_publishes_in_between() {
         go.send(true).unwrap();
         ack.recv_timeout(LONG).unwrap();
     });
-    assert_eq!((got, calls), (Err(ExamineError::Again), EXAMINE_ATTEMPTS));
+    assert_eq!((got, calls), (Err(examine::Error::Again), EXAMINE_ATTEMPTS));
 
     // A ticket from another runner is refused, not compared.
     let (other, other_go, other_ack) = stepper(&pool);
     assert_eq!(other_ack.recv_timeout(LONG), Ok(1));
     let foreign = other.prepare_examine::<Sample>().unwrap();
-    assert_eq!(r.finish_examine(&foreign), Err(ExamineError::ForeignTicket));
+    assert_eq!(
+        r.finish_examine(&foreign),
+        Err(examine::Error::ForeignTicket)
+    );
     other_go.send(false).unwrap();
     assert_eq!(other.wait(), Ok(1));
 
@@ -559,23 +562,23 @@ fn wrong_type_is_an_error_not_garbage() {
     ack_rx.recv_timeout(LONG).unwrap();
     assert_eq!(
         r.prepare_examine::<[u64; 8]>().err(),
-        Some(ExamineError::WrongType)
+        Some(examine::Error::WrongType)
     );
     assert_eq!(
         r.prepare_examine::<[u8; 64]>().err(),
-        Some(ExamineError::WrongType)
+        Some(examine::Error::WrongType)
     );
     assert_eq!(
         r.prepare_examine::<Progress>().err(),
-        Some(ExamineError::WrongType)
+        Some(examine::Error::WrongType)
     );
-    assert_eq!(r.examine(|v: &u64| *v), Err(ExamineError::WrongType));
+    assert_eq!(r.examine(|v: &u64| *v), Err(examine::Error::WrongType));
     assert_eq!(r.examine(|s: &Sample| *s), Ok(Sample::new(5)));
     go_tx.send(()).unwrap();
     ack_rx.recv_timeout(LONG).unwrap();
     assert_eq!(
         r.prepare_examine::<Sample>().err(),
-        Some(ExamineError::WrongType)
+        Some(examine::Error::WrongType)
     );
     assert_eq!(
         r.examine(|p: &Progress| p.phase().to_owned()).as_deref(),
@@ -623,19 +626,19 @@ fn r52_the_next_job_on_the_same_thread_shows_nothing_of_the_previous() {
     // Progress last: the second runner shows nothing, of any type.
     assert_eq!(
         second.prepare_examine::<Progress>().err(),
-        Some(ExamineError::Unpublished)
+        Some(examine::Error::Unpublished)
     );
     assert_eq!(
         second.prepare_examine::<Sample>().err(),
-        Some(ExamineError::Unpublished)
+        Some(examine::Error::Unpublished)
     );
     assert_eq!(
         second.examine(|s: &Sample| s.n),
-        Err(ExamineError::Unpublished)
+        Err(examine::Error::Unpublished)
     );
     assert_eq!(
         first_ex.prepare_examine::<Progress>().err(),
-        Some(ExamineError::Gone)
+        Some(examine::Error::Gone)
     );
     go_tx.send(()).unwrap();
     ack_rx.recv_timeout(LONG).unwrap();
@@ -738,7 +741,10 @@ fn a_cancelled_runner_whose_work_still_runs_can_be_examined() {
     );
     go_tx.send(()).unwrap();
     assert!(eventually(LONG, || r.is_finished()));
-    assert_eq!(r.examine(|p: &Progress| p.done()), Err(ExamineError::Gone));
+    assert_eq!(
+        r.examine(|p: &Progress| p.done()),
+        Err(examine::Error::Gone)
+    );
     assert_eq!(r.wait(), Err(RunError::Cancelled));
 }
 
@@ -774,7 +780,7 @@ fn r49_a_drained_timed_out_probe_stays_examinable_until_its_work_returns() {
     }));
     assert_eq!(out, vec![(t, Err(RunError::TimedOut))]);
     assert!(
-        matches!(set.examiner(t), Err(ExamineError::Gone)),
+        matches!(set.examiner(t), Err(examine::Error::Gone)),
         "stale token"
     );
     assert_eq!(
@@ -785,5 +791,5 @@ fn r49_a_drained_timed_out_probe_stays_examinable_until_its_work_returns() {
     tx.send(()).unwrap();
     assert!(eventually(LONG, || ex
         .examine(|p: &Progress| p.done())
-        .is_err_and(|e| e == ExamineError::Gone)));
+        .is_err_and(|e| e == examine::Error::Gone)));
 }

@@ -139,7 +139,7 @@ fn cancel_after(reset: fn(i32)) -> i32 {
         return 3;
     };
     reset(sig);
-    let sent = hangsafe::cancel::stats().signals_sent;
+    let sent = hangsafe::cancel::metrics().signals_sent;
     let (rd, wr) = hp::pipe();
     let r = pool
         .spawn(move |ctx| {
@@ -163,7 +163,7 @@ fn cancel_after(reset: fn(i32)) -> i32 {
     if r.wait() != Err(RunError::Cancelled) {
         return 4;
     }
-    if hangsafe::cancel::stats().signals_sent != sent || FOREIGN.load(Ordering::SeqCst) != 0 {
+    if hangsafe::cancel::metrics().signals_sent != sent || FOREIGN.load(Ordering::SeqCst) != 0 {
         return 5;
     }
     0

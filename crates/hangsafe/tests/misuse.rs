@@ -12,7 +12,7 @@
 mod support;
 
 use hangsafe::cancel::{self, CancelSignal, CancelToken, ScopeError};
-use hangsafe::examine::{ExamineError, Progress, Stamp};
+use hangsafe::examine::{self, Progress, Stamp};
 use hangsafe::nexus::{Hooks, Ignored, Interest, Nexus, Registry, RunnerSet, SetError, Token};
 use hangsafe::robust::{Acquired, RawRobustMutex, RegionOptions, SharedRegion};
 use hangsafe::runner::{Builder, Pool, RunError, SpawnError, State};
@@ -386,7 +386,7 @@ fn h68_forged_tokens_are_stale() {
             assert!(matches!(
                 set.examiner(t)
                     .and_then(|e| e.examine(|p: &Progress| p.done())),
-                Err(ExamineError::Gone)
+                Err(examine::Error::Gone)
             ));
             let _ = set.occurred_fd(t, -1, i16::MAX);
             let _ = set.occurred_fd(t, RawFd::MAX, -1);
@@ -655,17 +655,17 @@ fn h74_examine_extreme_values() {
         // Examined after the end: Gone, in every order.
         assert!(matches!(
             r.examine(|p: &Progress| p.done()),
-            Err(ExamineError::Gone)
+            Err(examine::Error::Gone)
         ));
         assert!(matches!(
             r.prepare_examine::<Progress>(),
-            Err(ExamineError::Gone)
+            Err(examine::Error::Gone)
         ));
         let ex = r.examiner();
         drop(r);
         assert!(matches!(
             ex.examine(|p: &Progress| p.done()),
-            Err(ExamineError::Gone)
+            Err(examine::Error::Gone)
         ));
     });
 }

@@ -12,7 +12,7 @@
 //! child is bounded: a hang fails the test instead of hanging it.
 
 use hangsafe::robust::{
-    Error, LockError, Pod, RegionError, RegionOptions, RobustMutexGuard, SharedRegion,
+    AnyBitPattern, Error, LockError, RegionError, RegionOptions, RobustMutexGuard, SharedRegion,
 };
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -211,7 +211,7 @@ struct Pair {
 }
 
 // SAFETY: repr(C), two u64s: every bit pattern is valid; no pointers.
-unsafe impl Pod for Pair {}
+unsafe impl AnyBitPattern for Pair {}
 
 /// Creates a file under /dev/shm holding exactly `bytes`.
 fn write_shm_file(name: &Name, bytes: &[u8]) {
@@ -234,7 +234,7 @@ fn read_shm_file(name: &Name) -> Vec<u8> {
 /// exactly one creates (its `init` is what everybody reads), nobody gets
 /// `NotReady` or any other error.
 #[test]
-fn create_or_open_race_between_processes_has_one_creator_and_one_value() {
+fn r36_create_or_open_race_between_processes_has_one_creator_and_one_value() {
     const N: usize = 8;
     #[repr(C)]
     struct Board {
@@ -299,7 +299,7 @@ fn create_or_open_race_between_processes_has_one_creator_and_one_value() {
 /// as `create_from_fd` does) publishes it wait for the magic number and
 /// then see the initialised data: the Release/Acquire publication.
 #[test]
-fn openers_wait_for_an_in_place_creator_to_publish() {
+fn r36_openers_wait_for_an_in_place_creator_to_publish() {
     const N: usize = 4;
     #[repr(C)]
     struct Board {
@@ -617,7 +617,7 @@ fn relock_by_the_same_thread_is_deadlock_error() {
 /// Opening a region of `[u64; 2]` as `[u32; 3]`: layout mismatch naming the
 /// field and both values.
 #[test]
-fn open_with_type_of_other_size_is_layout_mismatch() {
+fn r36_open_with_type_of_other_size_is_layout_mismatch() {
     let name = Name::new();
     let _r = SharedRegion::create(&name, [1u64, 2]).unwrap();
     match SharedRegion::<[u32; 3]>::open(&name) {
@@ -648,7 +648,7 @@ fn open_with_type_of_other_size_is_layout_mismatch() {
 /// explicit tag overrides the type name: equal tags agree, different tags
 /// are refused.
 #[test]
-fn open_with_same_size_but_other_tag_is_layout_mismatch() {
+fn r36_open_with_same_size_but_other_tag_is_layout_mismatch() {
     let name = Name::new();
     let _r = SharedRegion::create(&name, [1u64, 2]).unwrap();
     match SharedRegion::<[i64; 2]>::open(&name) {
@@ -744,7 +744,7 @@ fn truncated_region_is_too_small_and_left_untouched() {
 /// A copy of a real region with another header version:
 /// `VersionMismatch`, untouched.
 #[test]
-fn other_header_version_is_version_mismatch_and_left_untouched() {
+fn r36_other_header_version_is_version_mismatch_and_left_untouched() {
     let name = Name::new();
     let _r = SharedRegion::create(&name, Pair { a: 1, b: 2 }).unwrap();
     let mut bytes = read_shm_file(&name);
@@ -766,7 +766,7 @@ fn other_header_version_is_version_mismatch_and_left_untouched() {
 /// size whose magic is still 0, or a file still empty) is reported as
 /// `NotReady` once the opener's bound passes: no hang, no clobbering.
 #[test]
-fn creator_died_mid_init_opener_gets_not_ready_within_bound() {
+fn r36_creator_died_mid_init_opener_gets_not_ready_within_bound() {
     let name = Name::new();
     let region = SharedRegion::create(&name, Pair { a: 1, b: 2 }).unwrap();
     let len = read_shm_file(&name).len();

@@ -38,7 +38,7 @@ use crate::exit;
 use crate::publish::{PublishError, Publisher};
 use crate::report::{self, Report, State};
 use crate::target::Target;
-use hangsafe::examine::{ExamineError, Examiner, Progress};
+use hangsafe::examine::{self, Examiner, Progress};
 use hangsafe::nexus::{RunnerSet, SetError, Token};
 use hangsafe::runner::{Builder, Pool, RunError, SpawnError};
 use serde_json::json;
@@ -766,7 +766,7 @@ impl Watch {
                         Ok(p) => f.seen = Some(p),
                         // Not yet published, being republished, or over:
                         // keep what was seen.
-                        Err(ExamineError::Unpublished | ExamineError::Again) => {}
+                        Err(examine::Error::Unpublished | examine::Error::Again) => {}
                         Err(_) => f.examiner = None,
                     }
                 }

@@ -77,9 +77,11 @@ pub use net::{
 pub use process::{wait4, waitid};
 pub use raw::{ioctl, syscall};
 pub use signal::{
-    install, signal, stats, CancelSignal, InstallError, ParseSignalError, Stats, DEFAULT_SIGNAL,
+    install, metrics, signal, CancelSignal, InstallError, Metrics, ParseSignalError, DEFAULT_SIGNAL,
 };
 pub(crate) use signal::{install_lock, reset_internal_mask, with_signals_blocked};
+#[allow(deprecated)]
+pub use signal::{stats, Stats};
 pub use syscall::testcancel;
 pub(crate) use token::Target;
 pub use token::{CancelToken, Scope, ScopeError};

@@ -46,10 +46,10 @@ static HANDLED: AtomicU64 = AtomicU64::new(0);
 static REDIRECTED: AtomicU64 = AtomicU64::new(0);
 static DEFERRED: AtomicU64 = AtomicU64::new(0);
 
-/// Process-wide cancellation counters, from [`stats`].
+/// Process-wide cancellation counters, from [`metrics`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Stats {
+pub struct Metrics {
     /// Cancel signals sent: exactly one per cancel that found its target
     /// thread bound (R21).
     pub signals_sent: u64,
@@ -62,14 +62,24 @@ pub struct Stats {
     pub deferred: u64,
 }
 
+/// The former name of [`Metrics`].
+#[deprecated(since = "0.2.0", note = "renamed to `hangsafe::cancel::Metrics`")]
+pub type Stats = Metrics;
+
+/// The former name of [`metrics`].
+#[deprecated(since = "0.2.0", note = "renamed to `hangsafe::cancel::metrics`")]
+pub fn stats() -> Metrics {
+    metrics()
+}
+
 /// A snapshot of the process-wide cancellation counters.
 ///
 /// ```
-/// let s = hangsafe::cancel::stats();
+/// let s = hangsafe::cancel::metrics();
 /// assert!(s.handler_runs >= s.redirected + s.deferred);
 /// ```
-pub fn stats() -> Stats {
-    Stats {
+pub fn metrics() -> Metrics {
+    Metrics {
         signals_sent: SENT.load(Ordering::Relaxed),
         handler_runs: HANDLED.load(Ordering::Relaxed),
         redirected: REDIRECTED.load(Ordering::Relaxed),

@@ -22,7 +22,7 @@ use std::fmt;
 /// to every later call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum ExamineError {
+pub enum Error {
     /// The work has ended (returned or panicked), or the runner was
     /// released; nothing will be published again (utrace's `ESRCH`).
     Gone,
@@ -36,16 +36,16 @@ pub enum ExamineError {
     ForeignTicket,
 }
 
-impl fmt::Display for ExamineError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            ExamineError::Gone => "the runner's work has ended or the runner was released",
-            ExamineError::Again => "the runner published new state meanwhile; try again",
-            ExamineError::Unpublished => "the runner has not published any state yet",
-            ExamineError::WrongType => "the runner's published state is of another type",
-            ExamineError::ForeignTicket => "the examine ticket was prepared on another runner",
+            Error::Gone => "the runner's work has ended or the runner was released",
+            Error::Again => "the runner published new state meanwhile; try again",
+            Error::Unpublished => "the runner has not published any state yet",
+            Error::WrongType => "the runner's published state is of another type",
+            Error::ForeignTicket => "the examine ticket was prepared on another runner",
         })
     }
 }
 
-impl std::error::Error for ExamineError {}
+impl std::error::Error for Error {}

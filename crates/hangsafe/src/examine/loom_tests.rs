@@ -18,7 +18,7 @@
 //! its sequence value is `2 * v`. Test names carry the race IDs of
 //! `docs/races.md`.
 
-use super::error::ExamineError;
+use super::error::Error;
 use super::seqlock::SeqCell;
 use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
 use loom::thread;
@@ -31,16 +31,12 @@ fn publish(cell: &SeqCell, v: u64, n: usize) {
 
 /// One read of `n` words; panics on an accepted torn or mislabelled
 /// snapshot, returns the publish number it holds.
-fn read(cell: &SeqCell, n: usize) -> Result<(u64, u64), ExamineError> {
+fn read(cell: &SeqCell, n: usize) -> Result<(u64, u64), Error> {
     read_ended(cell, n, || false)
 }
 
 /// As [`read`], with the runner's "work ended" predicate.
-fn read_ended(
-    cell: &SeqCell,
-    n: usize,
-    ended: impl FnOnce() -> bool,
-) -> Result<(u64, u64), ExamineError> {
+fn read_ended(cell: &SeqCell, n: usize, ended: impl FnOnce() -> bool) -> Result<(u64, u64), Error> {
     let mut w = [u64::MAX; 3];
     let raw = cell.read(&mut w[..n], ended)?;
     assert!(
@@ -76,7 +72,7 @@ fn loom_r47_one_writer_two_readers_never_torn() {
         for got in [mine, theirs] {
             match got {
                 Ok((v, _)) => assert!(v == 1 || v == 2),
-                Err(ExamineError::Again) => {}
+                Err(Error::Again) => {}
                 Err(e) => panic!("unexpected {e:?}"),
             }
         }
@@ -103,7 +99,7 @@ fn loom_r47_triples_and_snapshots_never_go_back() {
             assert!(b >= a, "went back from publish {a} to {b}");
         }
         if first.is_ok() {
-            assert_ne!(second, Err(ExamineError::Unpublished));
+            assert_ne!(second, Err(Error::Unpublished));
         }
         writer.join().unwrap();
     });
@@ -135,21 +131,21 @@ fn loom_r48_end_vs_examine() {
         let finished = ended();
         let first = read_ended(&cell, 2, ended);
         if finished {
-            assert_eq!(first, Err(ExamineError::Gone), "finished but examinable");
+            assert_eq!(first, Err(Error::Gone), "finished but examinable");
         }
         match first {
             Ok((v, _)) => assert_eq!(v, 1),
-            Err(ExamineError::Gone | ExamineError::Unpublished | ExamineError::Again) => {}
+            Err(Error::Gone | Error::Unpublished | Error::Again) => {}
             Err(e) => panic!("unexpected {e:?}"),
         }
         let second = read_ended(&cell, 2, ended);
-        if first == Err(ExamineError::Gone) {
-            assert_eq!(second, Err(ExamineError::Gone), "Gone is final");
+        if first == Err(Error::Gone) {
+            assert_eq!(second, Err(Error::Gone), "Gone is final");
         }
         worker.join().unwrap();
-        assert_eq!(read_ended(&cell, 2, ended), Err(ExamineError::Gone));
+        assert_eq!(read_ended(&cell, 2, ended), Err(Error::Gone));
         if let Ok((_, seq)) = first {
-            assert_eq!(cell.validate(seq), Err(ExamineError::Gone));
+            assert_eq!(cell.validate(seq), Err(Error::Gone));
         }
     });
 }
@@ -172,17 +168,14 @@ fn loom_r48_end_without_publish_vs_examine() {
         let finished = ended();
         let first = read_ended(&cell, 2, ended);
         if finished {
-            assert_eq!(first, Err(ExamineError::Gone), "finished but examinable");
+            assert_eq!(first, Err(Error::Gone), "finished but examinable");
         }
-        assert!(matches!(
-            first,
-            Err(ExamineError::Gone | ExamineError::Unpublished)
-        ));
-        if first == Err(ExamineError::Gone) {
-            assert_eq!(read_ended(&cell, 2, ended), Err(ExamineError::Gone));
+        assert!(matches!(first, Err(Error::Gone | Error::Unpublished)));
+        if first == Err(Error::Gone) {
+            assert_eq!(read_ended(&cell, 2, ended), Err(Error::Gone));
         }
         worker.join().unwrap();
-        assert_eq!(read_ended(&cell, 2, ended), Err(ExamineError::Gone));
+        assert_eq!(read_ended(&cell, 2, ended), Err(Error::Gone));
     });
 }
 
@@ -199,8 +192,8 @@ fn loom_r49_release_vs_examine() {
         let reader = thread::spawn(move || {
             let first = read(&r, 2);
             let second = read(&r, 2);
-            if first == Err(ExamineError::Gone) {
-                assert_eq!(second, Err(ExamineError::Gone), "Gone is final");
+            if first == Err(Error::Gone) {
+                assert_eq!(second, Err(Error::Gone), "Gone is final");
             }
             first
         });
@@ -209,10 +202,10 @@ fn loom_r49_release_vs_examine() {
         writer.join().unwrap();
         assert!(matches!(
             seen,
-            Ok((1, 2)) | Err(ExamineError::Gone | ExamineError::Unpublished | ExamineError::Again)
+            Ok((1, 2)) | Err(Error::Gone | Error::Unpublished | Error::Again)
         ));
-        assert_eq!(read(&cell, 2), Err(ExamineError::Gone));
-        assert_eq!(cell.validate(2), Err(ExamineError::Gone));
+        assert_eq!(read(&cell, 2), Err(Error::Gone));
+        assert_eq!(cell.validate(2), Err(Error::Gone));
     });
 }
 
@@ -237,7 +230,7 @@ fn loom_r50_finish_sees_an_intervening_publish() {
             let saw_after = after.load(Ordering::Relaxed) == 1;
             let fin = cell.validate(seq);
             if v == 1 && saw_after {
-                assert_eq!(fin, Err(ExamineError::Again), "stale ticket finished Ok");
+                assert_eq!(fin, Err(Error::Again), "stale ticket finished Ok");
             }
             if v == 2 {
                 assert_eq!(fin, Ok(()), "nothing published after the last publish");

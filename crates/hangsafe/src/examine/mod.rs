@@ -5,7 +5,7 @@
 //! back, whole and consistent, while the work runs. This is utrace's
 //! `utrace_prepare_examine` / `utrace_finish_examine` pair,
 //! minus what made it iffy: no task reference is lent out between the two
-//! calls, and a stale handle answers [`Gone`](ExamineError::Gone) instead of
+//! calls, and a stale handle answers [`Gone`](Error::Gone) instead of
 //! touching freed memory.
 //!
 //! * **Publishing never blocks** the worker: [`Ctx::publish`] is a
@@ -16,7 +16,7 @@
 //!   seqlock of Boehm, "Can seqlocks get along with programming language
 //!   memory models?"; all data words are atomics). Reading is bounded: a
 //!   worker publishing continuously makes a reader return
-//!   [`Again`](ExamineError::Again), never loop forever.
+//!   [`Again`](Error::Again), never loop forever.
 //! * **Prepare, look, finish**: [`Runner::prepare_examine`] returns a
 //!   [`Ticket`] (the snapshot and the publish it came from);
 //!   [`Runner::finish_examine`] answers `Again` if the worker published since,
@@ -28,23 +28,23 @@
 //!   answers `Gone`. A cancelled runner whose work is still running (a hung
 //!   probe) can still be examined: that is when its state matters most.
 //! * **Typed**: the state's type travels with it as a tag; asking for
-//!   another type is [`WrongType`](ExamineError::WrongType), never a
+//!   another type is [`WrongType`](Error::WrongType), never a
 //!   reinterpretation.
 //!
 //! An [`Examiner`] is a cloneable, `Send + Sync` handle that examines a
 //! runner from anywhere and may outlive it (it holds a weak reference). The
-//! published type must be [`Plain`] and fit in [`CAPACITY`] bytes; the
+//! published type must be [`Pod`] and fit in [`CAPACITY`] bytes; the
 //! standard state is [`Progress`].
 //!
 //! Until the work publishes, examination answers
-//! [`Unpublished`](ExamineError::Unpublished) (not a zeroed state). Each
+//! [`Unpublished`](Error::Unpublished) (not a zeroed state). Each
 //! runner has its own state slot, so a pooled thread's next job never
 //! shows anything of the previous one.
 //!
 //! # Example
 //!
 //! ```
-//! use hangsafe::examine::{ExamineError, Progress};
+//! use hangsafe::examine::{Error, Progress};
 //! use hangsafe::runner::spawn;
 //! use std::sync::mpsc;
 //!
@@ -63,7 +63,7 @@
 //! let seen = loop {
 //!     match watch.examine(|p: &Progress| (p.phase().to_owned(), p.done(), p.time_in_phase())) {
 //!         Ok((phase, 1, since)) if phase == "SG_IO" => break since,
-//!         Ok(_) | Err(ExamineError::Unpublished | ExamineError::Again) => std::thread::yield_now(),
+//!         Ok(_) | Err(Error::Unpublished | Error::Again) => std::thread::yield_now(),
 //!         Err(e) => panic!("{e}"),
 //!     }
 //! };
@@ -72,13 +72,13 @@
 //! go.send(()).unwrap();
 //! probe.wait().unwrap();
 //! // The work has ended and the handle is gone: the examiner answers Gone.
-//! assert_eq!(watch.examine(|p: &Progress| p.done()), Err(ExamineError::Gone));
+//! assert_eq!(watch.examine(|p: &Progress| p.done()), Err(Error::Gone));
 //! ```
 //!
 //! With prepare/finish, to act on a state only if it is still current:
 //!
 //! ```
-//! use hangsafe::examine::ExamineError;
+//! use hangsafe::examine::Error;
 //! use hangsafe::runner::spawn;
 //!
 //! let r = spawn(|ctx| {
@@ -91,7 +91,7 @@
 //! let ticket = loop {
 //!     match r.prepare_examine::<[u32; 2]>() {
 //!         Ok(t) => break t,
-//!         Err(ExamineError::Unpublished) => std::thread::yield_now(),
+//!         Err(Error::Unpublished) => std::thread::yield_now(),
 //!         Err(e) => panic!("{e}"),
 //!     }
 //! };
@@ -109,7 +109,7 @@ mod error;
 pub(crate) mod seqlock;
 
 #[cfg(not(loom))]
-mod plain;
+mod pod;
 #[cfg(not(loom))]
 mod progress;
 
@@ -118,9 +118,13 @@ mod loom_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-pub use error::ExamineError;
+pub use error::Error;
+
+/// The former name of [`Error`].
+#[deprecated(since = "0.2.0", note = "renamed to `hangsafe::examine::Error`")]
+pub type ExamineError = Error;
 #[cfg(not(loom))]
-pub use plain::{Plain, CAPACITY, MAX_ALIGN};
+pub use pod::{Pod, CAPACITY, MAX_ALIGN};
 #[cfg(not(loom))]
 pub use progress::{Progress, Stamp, PHASE_LEN};
 pub(crate) use seqlock::SeqCell;
@@ -132,16 +136,16 @@ pub use typed::{Examiner, Ticket, EXAMINE_ATTEMPTS};
 
 #[cfg(not(loom))]
 mod typed {
-    use super::plain::{self, Plain};
+    use super::pod::{self, Pod};
     use super::seqlock::{SeqCell, WORDS};
-    use super::{ExamineError, Progress};
+    use super::{Error, Progress};
     use crate::sync::Weak;
     use std::fmt;
     use std::time::Instant;
 
     /// How many times [`examine`](crate::runner::Runner::examine) tries
     /// prepare → closure → finish before it gives up with
-    /// [`Again`](ExamineError::Again). Each try's snapshot is itself bounded
+    /// [`Again`](Error::Again). Each try's snapshot is itself bounded
     /// (64 attempts with short pauses: about 15 µs on an x86_64 VM if none
     /// succeeds), so `examine` returns within about 0.15 ms plus
     /// the closure's own time, however the worker publishes, even if it is
@@ -215,9 +219,9 @@ mod typed {
     /// the cell's single writer (the worker, through its `!Sync` `Ctx`)
     /// calls this.
     #[inline]
-    pub(crate) fn publish<S: Plain>(cell: &SeqCell, last: u64, state: &S) -> u64 {
-        let words = plain::to_words(state);
-        cell.write(last, plain::tag_of::<S>(), &words[..plain::words_of::<S>()])
+    pub(crate) fn publish<S: Pod>(cell: &SeqCell, last: u64, state: &S) -> u64 {
+        let words = pod::to_words(state);
+        cell.write(last, pod::tag_of::<S>(), &words[..pod::words_of::<S>()])
     }
 
     /// The writer's own last published `Progress`, if that is what it last
@@ -227,54 +231,54 @@ mod typed {
             return None;
         }
         let mut words = [0u64; WORDS];
-        let tag = cell.peek_own(&mut words[..plain::words_of::<Progress>()]);
-        (tag == plain::tag_of::<Progress>()).then(|| plain::from_words(&words))
+        let tag = cell.peek_own(&mut words[..pod::words_of::<Progress>()]);
+        (tag == pod::tag_of::<Progress>()).then(|| pod::from_words(&words))
     }
 
     /// `ended` tells whether the runner's work is over (its state is final);
     /// it is asked only if nothing was ever published.
-    pub(crate) fn prepare<S: Plain>(
+    pub(crate) fn prepare<S: Pod>(
         cell: &SeqCell,
         ended: impl Fn() -> bool,
-    ) -> Result<Ticket<S>, ExamineError> {
+    ) -> Result<Ticket<S>, Error> {
         let mut words = [0u64; WORDS];
-        let raw = cell.read(&mut words[..plain::words_of::<S>()], ended)?;
-        if raw.tag != plain::tag_of::<S>() {
-            return Err(ExamineError::WrongType);
+        let raw = cell.read(&mut words[..pod::words_of::<S>()], ended)?;
+        if raw.tag != pod::tag_of::<S>() {
+            return Err(Error::WrongType);
         }
         Ok(Ticket {
-            state: plain::from_words(&words),
+            state: pod::from_words(&words),
             seq: raw.seq,
             cell: cell_id(cell),
         })
     }
 
-    pub(crate) fn finish<S>(cell: &SeqCell, ticket: &Ticket<S>) -> Result<(), ExamineError> {
+    pub(crate) fn finish<S>(cell: &SeqCell, ticket: &Ticket<S>) -> Result<(), Error> {
         if ticket.cell != cell_id(cell) {
-            return Err(ExamineError::ForeignTicket);
+            return Err(Error::ForeignTicket);
         }
         cell.validate(ticket.seq)
     }
 
-    pub(crate) fn examine<S: Plain, R>(
+    pub(crate) fn examine<S: Pod, R>(
         cell: &SeqCell,
         ended: impl Fn() -> bool,
         mut f: impl FnMut(&S) -> R,
-    ) -> Result<R, ExamineError> {
+    ) -> Result<R, Error> {
         for _ in 0..EXAMINE_ATTEMPTS {
             let ticket = match prepare::<S>(cell, &ended) {
                 Ok(t) => t,
-                Err(ExamineError::Again) => continue,
+                Err(Error::Again) => continue,
                 Err(e) => return Err(e),
             };
             let r = f(&ticket.state);
             match finish(cell, &ticket) {
                 Ok(()) => return Ok(r),
-                Err(ExamineError::Again) => continue,
+                Err(Error::Again) => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(ExamineError::Again)
+        Err(Error::Again)
     }
 
     // ---- the type-erased handle ----------------------------------------
@@ -294,23 +298,23 @@ mod typed {
     ///
     /// It holds a weak reference to the runner's context: it never keeps
     /// the context alive, and once the context is freed every call answers
-    /// [`Gone`](ExamineError::Gone) (so does every call after the work
+    /// [`Gone`](Error::Gone) (so does every call after the work
     /// ended or the runner was released, while the context still exists).
     /// During a call it holds a strong reference, so if the runner's last
     /// other reference goes away meanwhile, the context (and a result
     /// nobody took) is freed on the examining thread when the call returns.
     ///
     /// ```
-    /// use hangsafe::examine::{ExamineError, Examiner};
+    /// use hangsafe::examine::{Error, Examiner};
     ///
     /// let r = hangsafe::runner::spawn(|ctx| ctx.publish(&1u64)).unwrap();
     /// let ex: Examiner = r.examiner();
     /// let ex2 = ex.clone();
     /// r.wait().unwrap();
-    /// std::thread::spawn(move || assert_eq!(ex2.prepare_examine::<u64>().err(), Some(ExamineError::Gone)))
+    /// std::thread::spawn(move || assert_eq!(ex2.prepare_examine::<u64>().err(), Some(Error::Gone)))
     ///     .join()
     ///     .unwrap();
-    /// assert_eq!(ex.examine(|v: &u64| *v), Err(ExamineError::Gone));
+    /// assert_eq!(ex.examine(|v: &u64| *v), Err(Error::Gone));
     /// ```
     #[derive(Clone)]
     pub struct Examiner {
@@ -322,30 +326,27 @@ mod typed {
             Examiner { src }
         }
 
-        fn with<R>(
-            &self,
-            f: impl FnOnce(&dyn Examinable) -> Result<R, ExamineError>,
-        ) -> Result<R, ExamineError> {
-            let ctx = self.src.upgrade().ok_or(ExamineError::Gone)?;
+        fn with<R>(&self, f: impl FnOnce(&dyn Examinable) -> Result<R, Error>) -> Result<R, Error> {
+            let ctx = self.src.upgrade().ok_or(Error::Gone)?;
             f(&*ctx)
         }
 
         /// Takes a snapshot of the runner's published state; see
         /// [`Runner::prepare_examine`](crate::runner::Runner::prepare_examine).
-        pub fn prepare_examine<S: Plain>(&self) -> Result<Ticket<S>, ExamineError> {
+        pub fn prepare_examine<S: Pod>(&self) -> Result<Ticket<S>, Error> {
             self.with(|r| prepare::<S>(r.examine_cell(), || r.work_ended()))
         }
 
         /// Checks that the worker has not published since `ticket` was
         /// prepared; see
         /// [`Runner::finish_examine`](crate::runner::Runner::finish_examine).
-        pub fn finish_examine<S>(&self, ticket: &Ticket<S>) -> Result<(), ExamineError> {
+        pub fn finish_examine<S>(&self, ticket: &Ticket<S>) -> Result<(), Error> {
             self.with(|r| finish(r.examine_cell(), ticket))
         }
 
         /// Runs `f` on a consistent, current snapshot; see
         /// [`Runner::examine`](crate::runner::Runner::examine).
-        pub fn examine<S: Plain, R>(&self, f: impl FnMut(&S) -> R) -> Result<R, ExamineError> {
+        pub fn examine<S: Pod, R>(&self, f: impl FnMut(&S) -> R) -> Result<R, Error> {
             self.with(|r| examine(r.examine_cell(), || r.work_ended(), f))
         }
     }

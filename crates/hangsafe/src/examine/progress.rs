@@ -1,6 +1,6 @@
 //! Monotonic timestamps as plain integers, and the standard progress state.
 
-use super::plain::Plain;
+use super::pod::Pod;
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ fn base() -> Instant {
     *BASE.get_or_init(Instant::now)
 }
 
-/// A monotonic timestamp that is [`Plain`] data: nanoseconds since a
+/// A monotonic timestamp that is [`Pod`] data: nanoseconds since a
 /// process-wide base [`Instant`] (fixed the first time a stamp is used).
 ///
 /// `Instant` is opaque and may not be published; a `Stamp` can, and
@@ -35,7 +35,7 @@ pub struct Stamp(u64);
 
 // SAFETY: `#[repr(transparent)]` over a `u64`: no padding, every bit
 // pattern valid, no pointer.
-unsafe impl Plain for Stamp {}
+unsafe impl Pod for Stamp {}
 
 impl Stamp {
     /// The base instant itself.
@@ -98,7 +98,7 @@ pub const PHASE_LEN: usize = 24;
 /// 48 bytes is what the examine cell reads from a single cache line (see
 /// [`CAPACITY`](super::CAPACITY)), which keeps reads cheap even while the
 /// worker publishes flat out; a work that needs 64-bit counters publishes
-/// its own [`Plain`] type.
+/// its own [`Pod`] type.
 ///
 /// ```
 /// use hangsafe::examine::Progress;
@@ -119,16 +119,16 @@ pub struct Progress {
 }
 
 const _: () = assert!(std::mem::size_of::<Progress>() == PHASE_LEN + 2 * 8 + 2 * 4);
-const _: () = assert!(std::mem::size_of::<Progress>() <= super::plain::ONE_LINE);
+const _: () = assert!(std::mem::size_of::<Progress>() <= super::pod::ONE_LINE);
 const _: () = assert!(std::mem::align_of::<Progress>() == 8);
 
 // SAFETY: `#[repr(C)]` with a `[u8; 24]`, two 8-byte fields, two 4-byte
 // fields: every field starts at a multiple of its alignment and the size
 // is exactly the sum of the fields (both checked at compile time just
-// above), so there is no padding; every field is `Plain`, so every bit pattern is valid (`phase`
+// above), so there is no padding; every field is `Pod`, so every bit pattern is valid (`phase`
 // is decoded leniently: invalid UTF-8 is cut off, never trusted); no
 // pointers.
-unsafe impl Plain for Progress {}
+unsafe impl Pod for Progress {}
 
 impl Progress {
     /// Entering `phase` now, with both counters at 0.

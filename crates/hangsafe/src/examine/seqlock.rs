@@ -28,10 +28,10 @@
 //! the writer performs no data race at all (no volatile or non-atomic read
 //! of memory someone else writes): a torn snapshot is merely a set of
 //! `u64`s that fails validation and is thrown away. It is turned into a
-//! typed value only after validation (`plain.rs`). Nothing here is
+//! typed value only after validation (`pod.rs`). Nothing here is
 //! `unsafe`: even a broken single-writer invariant (two concurrent
 //! publishers) could only make a reader accept inconsistent words, and a
-//! [`Plain`](super::Plain) type is valid for any words.
+//! [`Pod`](super::Pod) type is valid for any words.
 //!
 //! The single writer is the runner's worker thread: it publishes through
 //! its [`Ctx`](crate::runner::Ctx), which is `!Sync`, so no other thread
@@ -42,7 +42,7 @@
 //! another thread (the handle's `Drop`), lives in its own atomic so that
 //! the sequence word keeps a single writer.
 
-use super::error::ExamineError;
+use super::error::Error;
 use crate::sync::{fence, AtomicBool, AtomicU64, Ordering};
 
 /// Data capacity in 64-bit words: 64 bytes of published state.
@@ -57,7 +57,7 @@ pub(crate) const ONE_LINE: usize = 48;
 pub(crate) const ENDED: u64 = 1 << 63;
 
 /// How many snapshot attempts one read makes before it gives up with
-/// [`ExamineError::Again`]: a writer publishing continuously, or preempted
+/// [`Error::Again`]: a writer publishing continuously, or preempted
 /// in the middle of a publish, must not keep a reader looping forever.
 /// Each attempt is a handful of loads, and a failed one is followed by a
 /// short pause ([`BACKOFF`]), so a read that never gets a snapshot gives up
@@ -219,27 +219,23 @@ impl SeqCell {
     /// * `Err(Again)`: no consistent snapshot in [`READ_ATTEMPTS`] attempts;
     /// * `Ok(raw)`: `out` holds the words of exactly one publish, the one
     ///   that made the sequence `raw.seq`.
-    pub(crate) fn read(
-        &self,
-        out: &mut [u64],
-        ended: impl FnOnce() -> bool,
-    ) -> Result<Raw, ExamineError> {
+    pub(crate) fn read(&self, out: &mut [u64], ended: impl FnOnce() -> bool) -> Result<Raw, Error> {
         debug_assert!(out.len() <= WORDS);
         if self.released.load(Ordering::Acquire) {
-            return Err(ExamineError::Gone);
+            return Err(Error::Gone);
         }
         for _ in 0..READ_ATTEMPTS {
             let s1 = self.seq.load(Ordering::Acquire);
             if s1 & ENDED != 0 {
-                return Err(ExamineError::Gone);
+                return Err(Error::Gone);
             }
             if s1 == 0 {
                 // Never published, so the writer may not set `ENDED` (see
                 // `end`): ask the runner.
                 return Err(if ended() {
-                    ExamineError::Gone
+                    Error::Gone
                 } else {
-                    ExamineError::Unpublished
+                    Error::Unpublished
                 });
             }
             if s1 & 1 != 0 {
@@ -261,7 +257,7 @@ impl SeqCell {
             }
             spin();
         }
-        Err(ExamineError::Again)
+        Err(Error::Again)
     }
 
     /// Checks that nothing happened since a snapshot taken at `seq`:
@@ -271,13 +267,13 @@ impl SeqCell {
     /// The acquire fence first makes this a seqlock re-check for whatever
     /// the caller read in between: if the caller observed any store the
     /// worker made after starting a later publish, the result is `Again`.
-    pub(crate) fn validate(&self, seq: u64) -> Result<(), ExamineError> {
+    pub(crate) fn validate(&self, seq: u64) -> Result<(), Error> {
         fence(Ordering::Acquire);
         let now = self.seq.load(Ordering::Relaxed);
         if now & ENDED != 0 || self.released.load(Ordering::Acquire) {
-            Err(ExamineError::Gone)
+            Err(Error::Gone)
         } else if now != seq {
-            Err(ExamineError::Again)
+            Err(Error::Again)
         } else {
             Ok(())
         }

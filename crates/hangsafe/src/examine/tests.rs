@@ -4,7 +4,7 @@
 //! (`cargo +nightly miri test -p hangsafe --lib`), where the two threaded
 //! tests also get Miri's data-race and weak-memory checking.
 
-use super::plain::{from_words, tag_of, to_words, words_of};
+use super::pod::{from_words, tag_of, to_words, words_of};
 use super::seqlock::{SeqCell, ENDED, READ_ATTEMPTS, WORDS};
 use super::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +25,7 @@ impl<'a> Writer<'a> {
             last: std::cell::Cell::new(0),
         }
     }
-    fn put<S: Plain>(&self, s: &S) {
+    fn put<S: Pod>(&self, s: &S) {
         self.last.set(publish(self.cell, self.last.get(), s));
     }
     fn end(&self) {
@@ -36,7 +36,7 @@ impl<'a> Writer<'a> {
     }
 }
 
-fn round_trip<S: Plain + PartialEq + std::fmt::Debug>(s: S) {
+fn round_trip<S: Pod + PartialEq + std::fmt::Debug>(s: S) {
     let w = to_words(&s);
     assert_eq!(from_words::<S>(&w), s);
     // Bytes past the value are zero: nothing of the caller's stack leaks
@@ -46,7 +46,7 @@ fn round_trip<S: Plain + PartialEq + std::fmt::Debug>(s: S) {
 }
 
 #[test]
-fn words_round_trip_for_every_kind_of_plain() {
+fn words_round_trip_for_every_kind_of_pod() {
     round_trip(0xa5u8);
     round_trip(-2i16);
     round_trip([1u16, 2, 3]);
@@ -96,7 +96,7 @@ fn tags_tell_types_apart_and_are_stable() {
 fn sequence_word_counts_publishes_and_flags_the_end() {
     let cell = SeqCell::new();
     let mut w = [0u64; 1];
-    assert_eq!(cell.read(&mut w, || false), Err(ExamineError::Unpublished));
+    assert_eq!(cell.read(&mut w, || false), Err(Error::Unpublished));
     assert_eq!(cell.write(0, 7, &[70]), 2);
     let raw = cell.read(&mut w, || false).unwrap();
     assert_eq!((raw.seq, raw.tag, w[0]), (2, 7, 70));
@@ -104,11 +104,11 @@ fn sequence_word_counts_publishes_and_flags_the_end() {
     let raw = cell.read(&mut w, || false).unwrap();
     assert_eq!((raw.seq, raw.tag, w[0]), (4, 8, 80));
     assert_eq!(cell.validate(4), Ok(()));
-    assert_eq!(cell.validate(2), Err(ExamineError::Again));
+    assert_eq!(cell.validate(2), Err(Error::Again));
     cell.end(4);
-    assert_eq!(cell.read(&mut w, || false), Err(ExamineError::Gone));
-    assert_eq!(cell.validate(4), Err(ExamineError::Gone));
-    assert_eq!(cell.validate(4 | ENDED), Err(ExamineError::Gone));
+    assert_eq!(cell.read(&mut w, || false), Err(Error::Gone));
+    assert_eq!(cell.validate(4), Err(Error::Gone));
+    assert_eq!(cell.validate(4 | ENDED), Err(Error::Gone));
     // The writer still sees its own last state.
     assert_eq!(cell.peek_own(&mut w), 8);
     assert_eq!(w[0], 80);
@@ -119,28 +119,16 @@ fn ended_before_any_publish_is_gone_not_unpublished() {
     // The end flag set although nothing was published (the never-ran path).
     let cell = SeqCell::new();
     cell.end(0);
-    assert_eq!(
-        prepare::<u64>(&cell, || false).err(),
-        Some(ExamineError::Gone)
-    );
-    assert_eq!(
-        examine(&cell, || false, |v: &u64| *v),
-        Err(ExamineError::Gone)
-    );
+    assert_eq!(prepare::<u64>(&cell, || false).err(), Some(Error::Gone));
+    assert_eq!(examine(&cell, || false, |v: &u64| *v), Err(Error::Gone));
     // No flag (a worker that never published does not set it): the
     // runner's state decides, and is asked only then.
     let cell = SeqCell::new();
-    assert_eq!(
-        prepare::<u64>(&cell, || true).err(),
-        Some(ExamineError::Gone)
-    );
-    assert_eq!(
-        examine(&cell, || true, |v: &u64| *v),
-        Err(ExamineError::Gone)
-    );
+    assert_eq!(prepare::<u64>(&cell, || true).err(), Some(Error::Gone));
+    assert_eq!(examine(&cell, || true, |v: &u64| *v), Err(Error::Gone));
     assert_eq!(
         prepare::<u64>(&cell, || false).err(),
-        Some(ExamineError::Unpublished)
+        Some(Error::Unpublished)
     );
     let w = Writer::new(&cell);
     w.put(&5u64);
@@ -159,7 +147,7 @@ fn r47_prepare_returns_exactly_what_was_published() {
     let w = Writer::new(&cell);
     assert_eq!(
         prepare::<[u64; 2]>(&cell, || false).err(),
-        Some(ExamineError::Unpublished)
+        Some(Error::Unpublished)
     );
     w.put(&[3u64, 4]);
     let t = prepare::<[u64; 2]>(&cell, || false).unwrap();
@@ -178,28 +166,28 @@ fn wrong_type_is_an_error_not_a_reinterpretation() {
     // Same size, other types.
     assert_eq!(
         prepare::<i64>(&cell, || false).err(),
-        Some(ExamineError::WrongType)
+        Some(Error::WrongType)
     );
     assert_eq!(
         prepare::<[u8; 8]>(&cell, || false).err(),
-        Some(ExamineError::WrongType)
+        Some(Error::WrongType)
     );
     assert_eq!(
         prepare::<f64>(&cell, || false).err(),
-        Some(ExamineError::WrongType)
+        Some(Error::WrongType)
     );
     // Smaller and larger.
     assert_eq!(
         prepare::<u32>(&cell, || false).err(),
-        Some(ExamineError::WrongType)
+        Some(Error::WrongType)
     );
     assert_eq!(
         prepare::<Progress>(&cell, || false).err(),
-        Some(ExamineError::WrongType)
+        Some(Error::WrongType)
     );
     assert_eq!(
         examine(&cell, || false, |p: &Progress| p.done()),
-        Err(ExamineError::WrongType)
+        Err(Error::WrongType)
     );
     assert_eq!(
         examine(&cell, || false, |v: &u64| *v),
@@ -214,7 +202,7 @@ fn r50_finish_is_again_after_a_publish_in_between() {
     w.put(&1u32);
     let t = prepare::<u32>(&cell, || false).unwrap();
     w.put(&1u32); // the same value: still a new publish
-    assert_eq!(finish(&cell, &t), Err(ExamineError::Again));
+    assert_eq!(finish(&cell, &t), Err(Error::Again));
     let t = prepare::<u32>(&cell, || false).unwrap();
     assert_eq!(finish(&cell, &t), Ok(()));
     assert_eq!(finish(&cell, &t), Ok(()), "finish has no side effect");
@@ -250,7 +238,7 @@ fn r50_examine_retries_a_bounded_number_of_times() {
             w.put(&(v + 1));
         },
     );
-    assert_eq!(r, Err(ExamineError::Again));
+    assert_eq!(r, Err(Error::Again));
     assert_eq!(
         calls, EXAMINE_ATTEMPTS,
         "gives up after the documented bound"
@@ -264,9 +252,9 @@ fn r48_finish_after_the_end_is_gone() {
     w.put(&9u16);
     let t = prepare::<u16>(&cell, || false).unwrap();
     w.end();
-    assert_eq!(finish(&cell, &t), Err(ExamineError::Gone));
+    assert_eq!(finish(&cell, &t), Err(Error::Gone));
     let r = examine(&cell, || false, |v: &u16| *v);
-    assert_eq!(r, Err(ExamineError::Gone));
+    assert_eq!(r, Err(Error::Gone));
 }
 
 #[test]
@@ -277,15 +265,9 @@ fn r49_release_makes_everything_gone() {
     let t = prepare::<u16>(&cell, || false).unwrap();
     cell.release();
     cell.release();
-    assert_eq!(finish(&cell, &t), Err(ExamineError::Gone));
-    assert_eq!(
-        prepare::<u16>(&cell, || false).err(),
-        Some(ExamineError::Gone)
-    );
-    assert_eq!(
-        examine(&cell, || false, |v: &u16| *v),
-        Err(ExamineError::Gone)
-    );
+    assert_eq!(finish(&cell, &t), Err(Error::Gone));
+    assert_eq!(prepare::<u16>(&cell, || false).err(), Some(Error::Gone));
+    assert_eq!(examine(&cell, || false, |v: &u16| *v), Err(Error::Gone));
 }
 
 #[test]
@@ -294,7 +276,7 @@ fn a_ticket_of_another_runner_is_refused() {
     Writer::new(&a).put(&1u8);
     Writer::new(&b).put(&1u8);
     let t = prepare::<u8>(&a, || false).unwrap();
-    assert_eq!(finish(&b, &t), Err(ExamineError::ForeignTicket));
+    assert_eq!(finish(&b, &t), Err(Error::ForeignTicket));
     assert_eq!(finish(&a, &t), Ok(()));
 }
 
@@ -307,23 +289,17 @@ fn r51_reader_gives_up_on_a_writer_stuck_mid_publish() {
     w.put(&1u64);
     cell.stall_mid_publish(w.last.get());
     let mut words = [0u64; 1];
-    assert_eq!(cell.read(&mut words, || false), Err(ExamineError::Again));
-    assert_eq!(
-        prepare::<u64>(&cell, || false).err(),
-        Some(ExamineError::Again)
-    );
+    assert_eq!(cell.read(&mut words, || false), Err(Error::Again));
+    assert_eq!(prepare::<u64>(&cell, || false).err(), Some(Error::Again));
     let mut calls = 0;
     assert_eq!(
         examine(&cell, || false, |_: &u64| calls += 1),
-        Err(ExamineError::Again)
+        Err(Error::Again)
     );
     assert_eq!(calls, 0, "no snapshot, so the closure never ran");
     // A stalled publish is still Gone once the work ends.
     w.end();
-    assert_eq!(
-        prepare::<u64>(&cell, || false).err(),
-        Some(ExamineError::Gone)
-    );
+    assert_eq!(prepare::<u64>(&cell, || false).err(), Some(Error::Gone));
     const { assert!(READ_ATTEMPTS >= 2) };
 }
 
@@ -359,7 +335,7 @@ fn progress_phase_names() {
 
 #[test]
 fn progress_from_foreign_bytes_is_never_invalid_utf8() {
-    // Any bytes are a valid `Progress` (it is `Plain`); `phase` keeps the
+    // Any bytes are a valid `Progress` (it is `Pod`); `phase` keeps the
     // valid prefix.
     let mut w = to_words(&Progress::at("", Stamp::ZERO));
     let mut name = [0u8; 8];
@@ -455,7 +431,7 @@ fn r47_threads_never_accept_a_torn_snapshot() {
                 while !stop.load(Ordering::Acquire) {
                     match prepare::<[u64; 4]>(&cell, || false) {
                         Ok(t) => check(t),
-                        Err(ExamineError::Unpublished | ExamineError::Again) => {}
+                        Err(Error::Unpublished | Error::Again) => {}
                         Err(e) => panic!("{e:?}"),
                     }
                     std::thread::yield_now();

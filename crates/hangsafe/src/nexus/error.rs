@@ -1,6 +1,6 @@
 //! Errors of [`RunnerSet`](super::RunnerSet).
 
-use super::osevent::{Ignored, NexusError};
+use super::nexus::{Error, Ignored};
 use crate::runner::{Runner, SpawnError};
 use std::fmt;
 use std::io;
@@ -54,13 +54,13 @@ impl std::error::Error for SetError {
     }
 }
 
-impl From<NexusError> for SetError {
-    fn from(e: NexusError) -> Self {
+impl From<Error> for SetError {
+    fn from(e: Error) -> Self {
         match e {
-            NexusError::Hook(e) => SetError::Hook(e),
-            NexusError::Full => SetError::Full,
+            Error::Hook(e) => SetError::Hook(e),
+            Error::Full => SetError::Full,
             // The set only passes tokens it holds.
-            NexusError::Stale => SetError::Ignored(Ignored::Stale),
+            Error::Stale => SetError::Ignored(Ignored::Stale),
         }
     }
 }

@@ -9,8 +9,8 @@
 //! the workers. Run by `.ci/run` with the other models.
 
 use super::hooks::{Hooks, Interest, Ready};
+use super::nexus::{Fired, Ignored, Nexus};
 use super::notify::{Notifier, Signal};
-use super::osevent::{Fired, Ignored, Nexus};
 use super::registry::Registry;
 use super::token::Token;
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};

@@ -60,8 +60,9 @@
 mod error;
 mod guard;
 mod hooks;
+#[allow(clippy::module_inception)] // `nexus::nexus` holds `Nexus`, where a reader looks for it
+mod nexus;
 mod notify;
-mod osevent;
 mod registry;
 #[cfg(not(loom))]
 mod set;
@@ -77,7 +78,15 @@ mod model_tests;
 #[cfg(not(loom))]
 pub use error::{Rejected, SetError};
 pub use hooks::{Hooks, Interest, Ready};
-pub use osevent::{Fired, Ignored, Nexus, NexusError, NexusStats};
+pub use nexus::{Error, Fired, Ignored, Metrics, Nexus};
+
+/// The former name of [`Error`].
+#[deprecated(since = "0.2.0", note = "renamed to `hangsafe::nexus::Error`")]
+pub type NexusError = Error;
+
+/// The former name of [`Metrics`].
+#[deprecated(since = "0.2.0", note = "renamed to `hangsafe::nexus::Metrics`")]
+pub type NexusStats = Metrics;
 pub use registry::{Full, Registry, MAX_GENERATION};
 #[cfg(not(loom))]
 pub use set::{Drain, RunnerSet};

@@ -3,7 +3,7 @@
 //! a scripted re-check. No syscalls, so they also run under Miri.
 
 use super::hooks::{Hooks, Interest, Ready};
-use super::osevent::{Fired, Ignored, Nexus};
+use super::nexus::{Fired, Ignored, Nexus};
 use super::registry::{Full, Registry};
 use super::token::Token;
 use std::collections::{HashMap, HashSet};
@@ -295,9 +295,9 @@ fn r39_withdrawn_timeout_slot_recycled_only_after_its_last_event() {
     // The only slot is still reserved: a new registration must wait.
     assert!(matches!(
         n.register_timeout(&mut h, far, 2),
-        Err(super::osevent::NexusError::Full)
+        Err(super::nexus::Error::Full)
     ));
-    assert_eq!(n.stats().withdrawn, 1);
+    assert_eq!(n.metrics().withdrawn, 1);
     // The loop's late event: dropped, and the slot comes back.
     assert_eq!(
         n.occurred_timeout(&mut h, t, Instant::now()),
@@ -342,7 +342,7 @@ fn r45_early_timeout_is_dropped_and_renewed() {
         n.occurred_timeout(&mut h, renewed, due),
         Err(Ignored::Stale)
     );
-    assert_eq!(n.stats().timeouts, 0);
+    assert_eq!(n.metrics().timeouts, 0);
 
     // If the renewal's hook fails, the event fires rather than being lost.
     let t = n.register_timeout(&mut h, due, 'e').unwrap();
@@ -373,7 +373,7 @@ fn failed_hooks_leave_no_registration() {
     );
     h.fail_next = true;
     assert!(n.register_timeout(&mut h, Instant::now(), ()).is_err());
-    assert_eq!(n.stats(), super::osevent::NexusStats::default());
+    assert_eq!(n.metrics(), super::nexus::Metrics::default());
     // A failed modify keeps the registration as it was.
     let t = n.register_fd(&mut h, 4, Interest::READABLE, ()).unwrap();
     h.fail_next = true;
@@ -396,11 +396,11 @@ fn deregister_all_follows_the_final_rule() {
     n.deregister_all(&mut h);
     assert!(h.calls.contains(&Call::FdDeregister(9, f)));
     assert!(h.calls.contains(&Call::TimeoutModify(t)));
-    assert_eq!(n.stats().fds, 0);
-    assert_eq!(n.stats().withdrawn, 1);
+    assert_eq!(n.metrics().fds, 0);
+    assert_eq!(n.metrics().withdrawn, 1);
     assert_eq!(
         n.occurred_timeout(&mut h, t, Instant::now()),
         Err(Ignored::Withdrawn)
     );
-    assert_eq!(n.stats().timeouts, 0);
+    assert_eq!(n.metrics().timeouts, 0);
 }

@@ -3,8 +3,8 @@
 use super::error::{Rejected, SetError};
 use super::guard::{self, Section};
 use super::hooks::{Hooks, Interest};
+use super::nexus::{Fired, Ignored, Nexus};
 use super::notify::Notifier;
-use super::osevent::{Fired, Ignored, Nexus};
 use super::registry::Registry;
 use super::sys::EventFd;
 use super::token::Token;
@@ -365,11 +365,11 @@ impl<T: Send + 'static> RunnerSet<T> {
 
     /// A handle for examining the runner `token`'s published state (see
     /// [`examine`](crate::examine)); a stale token, a released or drained
-    /// runner, is [`Gone`](crate::examine::ExamineError::Gone), like
+    /// runner, is [`Gone`](crate::examine::Error::Gone), like
     /// utrace's `_pid` calls (R49).
     ///
     /// ```
-    /// use hangsafe::examine::{ExamineError, Progress};
+    /// use hangsafe::examine::{self, Progress};
     /// use hangsafe::nexus::RunnerSet;
     /// use hangsafe::runner::Builder;
     ///
@@ -385,26 +385,24 @@ impl<T: Send + 'static> RunnerSet<T> {
     /// let phase = loop {
     ///     match ex.examine(|p: &Progress| p.phase().to_owned()) {
     ///         Ok(p) => break p,
-    ///         Err(ExamineError::Unpublished) => std::thread::yield_now(),
+    ///         Err(examine::Error::Unpublished) => std::thread::yield_now(),
     ///         Err(e) => panic!("{e}"),
     ///     }
     /// };
     /// assert_eq!(phase, "SG_IO");
     /// set.release(t);
-    /// assert_eq!(ex.examine(|p: &Progress| p.done()), Err(ExamineError::Gone));
-    /// assert!(matches!(set.examiner(t), Err(ExamineError::Gone)));
+    /// assert_eq!(ex.examine(|p: &Progress| p.done()), Err(examine::Error::Gone));
+    /// assert!(matches!(set.examiner(t), Err(examine::Error::Gone)));
     /// drop(tx);
     /// ```
     pub fn examiner(
         &self,
         token: Token,
-    ) -> Result<crate::examine::Examiner, crate::examine::ExamineError> {
-        let (inner, _s) = self
-            .enter()
-            .map_err(|_| crate::examine::ExamineError::Gone)?;
+    ) -> Result<crate::examine::Examiner, crate::examine::Error> {
+        let (inner, _s) = self.enter().map_err(|_| crate::examine::Error::Gone)?;
         match inner.runners.get(token) {
             Some(Some(r)) => Ok(r.examiner()),
-            _ => Err(crate::examine::ExamineError::Gone),
+            _ => Err(crate::examine::Error::Gone),
         }
     }
 

@@ -216,11 +216,22 @@ mod linux {
         }
     }
 
+    /// Whether to skip `FUTEX_LOCK_PI2` and take the pre-5.14 path. Never
+    /// in the shipped library: there only the kernel's `ENOSYS` selects the
+    /// fallback, so no environment variable can change how a program locks.
+    #[cfg(not(test))]
+    #[inline]
+    fn force_lock_pi() -> bool {
+        false
+    }
+
     /// 0: not decided; 1: use LOCK_PI2; 2: force the pre-5.14 path.
+    #[cfg(test)]
     static FORCE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
-    /// `HANGSAFE_ROBUST_LOCK_PI=1` forces the pre-5.14 path (to test the
-    /// fallback on a new kernel).
+    /// Unit tests only: `HANGSAFE_ROBUST_LOCK_PI=1` runs the test binary on
+    /// the pre-5.14 path (to test the fallback on a new kernel).
+    #[cfg(test)]
     fn force_lock_pi() -> bool {
         match FORCE.load(Ordering::Relaxed) {
             0 => {

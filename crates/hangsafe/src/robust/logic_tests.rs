@@ -228,3 +228,84 @@ fn timeout_and_errors_map_to_pthread_numbers() {
     let io: std::io::Error = Error::NotOwner.into();
     assert_eq!(io.raw_os_error(), Some(libc::EPERM));
 }
+
+/// A kernel whose owner (tid 555) lets go of the lock on spin number
+/// `release_at` (0: never), counting the spins: the userspace wait of R37,
+/// made deterministic.
+struct Spinner<'a> {
+    script: Script,
+    mutex: &'a RawRobustMutex,
+    release_at: u32,
+    spins: Cell<u32>,
+}
+
+impl Kernel for Spinner<'_> {
+    fn me(&self) -> Result<Me, Error> {
+        self.script.me()
+    }
+    fn lock_pi(&self, w: &AtomicU32, d: Option<Deadline>) -> Result<(), i32> {
+        self.script.lock_pi(w, d)
+    }
+    fn trylock_pi(&self, w: &AtomicU32) -> Result<(), i32> {
+        self.script.trylock_pi(w)
+    }
+    fn unlock_pi(&self, w: &AtomicU32) -> Result<(), i32> {
+        self.script.unlock_pi(w)
+    }
+    fn spin(&self) {
+        self.spins.set(self.spins.get() + 1);
+        if self.spins.get() == self.release_at {
+            // The owner's unlock: a plain CAS to 0, nobody queued.
+            self.mutex.fake_owner_for_tests(0, 0);
+        }
+    }
+}
+
+fn spinner(mutex: &RawRobustMutex, release_at: u32, answers: Vec<Answer>) -> Spinner<'_> {
+    Spinner {
+        script: script(answers),
+        mutex,
+        release_at,
+        spins: Cell::new(0),
+    }
+}
+
+#[test]
+fn r37_short_held_lock_is_taken_by_spinning_without_entering_the_kernel() {
+    let m = RawRobustMutex::with_namespace(NS);
+    m.fake_owner_for_tests(555, 0x1);
+    let k = spinner(&m, 10, vec![]);
+    assert_eq!(m.lock_with(&k, None).unwrap(), Acquired::Consistent);
+    assert_eq!(k.spins.get(), 10);
+    // No FUTEX_LOCK_PI, so no WAITERS: the unlock is a CAS too.
+    assert_eq!(m.debug_word(), ME.tid);
+    m.unlock_with(&k).unwrap();
+    let calls = (k.script.lock_calls.get(), k.script.unlock_calls.get());
+    assert_eq!(calls, (0, 0), "(FUTEX_LOCK_PI, FUTEX_UNLOCK_PI) calls");
+}
+
+#[test]
+fn r37_spin_is_bounded_then_the_contender_queues_in_the_kernel() {
+    let m = RawRobustMutex::with_namespace(NS);
+    m.fake_owner_for_tests(555, 0x1);
+    let k = spinner(&m, 0, vec![Answer::Grant(ME.tid | WAITERS)]);
+    assert_eq!(m.lock_with(&k, None).unwrap(), Acquired::Consistent);
+    let spins = k.spins.get();
+    assert!((1..=1_000).contains(&spins), "{spins} spins");
+    assert_eq!(k.script.lock_calls.get(), 1);
+}
+
+#[test]
+fn r37_no_spin_once_a_waiter_is_queued_or_for_try_lock() {
+    let m = RawRobustMutex::with_namespace(NS);
+    m.fake_owner_for_tests(555 | WAITERS, 0x1);
+    let k = spinner(&m, 1, vec![Answer::Grant(ME.tid | WAITERS)]);
+    assert_eq!(m.lock_with(&k, None).unwrap(), Acquired::Consistent);
+    assert_eq!((k.spins.get(), k.script.lock_calls.get()), (0, 1));
+
+    let m = RawRobustMutex::with_namespace(NS);
+    m.fake_owner_for_tests(555, 0x1);
+    let k = spinner(&m, 1, vec![Answer::Fail(libc::EWOULDBLOCK)]);
+    assert!(matches!(m.try_lock_with(&k), Err(Error::WouldBlock)));
+    assert_eq!((k.spins.get(), k.script.lock_calls.get()), (0, 1));
+}

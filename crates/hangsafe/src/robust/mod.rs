@@ -80,6 +80,8 @@
 //! * A timed-out lock may leave `WAITERS` set; the owner's next unlock then
 //!   takes the kernel path, which clears it.
 
+#[cfg(not(loom))]
+mod any_bit_pattern;
 mod error;
 #[cfg(not(loom))]
 mod held;
@@ -88,8 +90,6 @@ mod ident;
 mod kernel;
 #[cfg(not(loom))]
 mod mutex;
-#[cfg(not(loom))]
-mod pod;
 mod raw;
 #[cfg(not(loom))]
 mod region;
@@ -104,11 +104,11 @@ mod tests;
 #[cfg(loom)]
 mod loom_tests;
 
+#[cfg(not(loom))]
+pub use any_bit_pattern::AnyBitPattern;
 pub use error::{Acquired, Error};
 #[cfg(not(loom))]
 pub use mutex::{LockError, LockResult, OwnerDead, RobustMutex, RobustMutexGuard};
-#[cfg(not(loom))]
-pub use pod::Pod;
 pub use raw::RawRobustMutex;
 #[cfg(not(loom))]
 pub use region::{RegionError, RegionOptions, RegionTrust, SharedRegion, UntrustedReason};

@@ -1,8 +1,8 @@
-//! The typed robust mutex: a [`RawRobustMutex`] and the [`Pod`] data it
+//! The typed robust mutex: a [`RawRobustMutex`] and the [`AnyBitPattern`] data it
 //! protects, side by side in shared memory, with an RAII guard.
 
+use super::any_bit_pattern::AnyBitPattern;
 use super::error::{Acquired, Error};
-use super::pod::Pod;
 use super::raw::RawRobustMutex;
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -65,7 +65,7 @@ use std::time::{Duration, Instant};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[repr(C)]
-pub struct RobustMutex<T: Pod> {
+pub struct RobustMutex<T: AnyBitPattern> {
     raw: RawRobustMutex,
     data: UnsafeCell<T>,
 }
@@ -77,14 +77,14 @@ pub struct RobustMutex<T: Pod> {
 // goes: `held` keeps it parked at exit (H6), so no reference a guard lent
 // can outlive the lock. So `&RobustMutex<T>` lets at
 // most one thread at a time access the `T`, which may therefore move
-// between threads: `T: Send` (implied by `Pod`) suffices, as for
+// between threads: `T: Send` (implied by `AnyBitPattern`) suffices, as for
 // `std::sync::Mutex`. The raw mutex is all atomics.
-unsafe impl<T: Pod> Sync for RobustMutex<T> {}
+unsafe impl<T: AnyBitPattern> Sync for RobustMutex<T> {}
 
 /// What a lock attempt on a [`RobustMutex`] gives: the guard, or why not.
 pub type LockResult<'a, T> = Result<RobustMutexGuard<'a, T>, LockError<RobustMutexGuard<'a, T>>>;
 
-impl<T: Pod> RobustMutex<T> {
+impl<T: AnyBitPattern> RobustMutex<T> {
     /// Offset of the data from the start of the mutex.
     pub(crate) const DATA_OFFSET: usize = std::mem::offset_of!(RobustMutex<T>, data);
 
@@ -102,7 +102,7 @@ impl<T: Pod> RobustMutex<T> {
         // only needs a shared reference.
         let raw = unsafe { &(*ptr).raw };
         raw.init()?;
-        // SAFETY: valid for writes (caller); `T: Pod` has no destructor, so
+        // SAFETY: valid for writes (caller); `T: AnyBitPattern` has no destructor, so
         // overwriting the old bytes without dropping them is correct, and
         // nobody else accesses the data yet.
         unsafe { std::ptr::addr_of_mut!((*ptr).data).cast::<T>().write(value) };
@@ -191,7 +191,7 @@ impl<T: Pod> RobustMutex<T> {
     }
 }
 
-impl<T: Pod> fmt::Debug for RobustMutex<T> {
+impl<T: AnyBitPattern> fmt::Debug for RobustMutex<T> {
     /// Shows the lock's state, never the data: reading it would need the
     /// lock, and taking the lock could take over a dead owner's lock, which
     /// a debug print must not do.
@@ -229,7 +229,7 @@ impl<T: Pod> fmt::Debug for RobustMutex<T> {
 /// `fork` child by the fork itself) or an unexpected kernel error. Use
 /// [`RobustMutexGuard::unlock`] to see them.
 #[must_use = "if unused the RobustMutex will immediately unlock"]
-pub struct RobustMutexGuard<'a, T: Pod> {
+pub struct RobustMutexGuard<'a, T: AnyBitPattern> {
     mutex: &'a RobustMutex<T>,
     consistent: bool,
     /// `!Send`: the lock is owned by this thread's TID.
@@ -240,9 +240,9 @@ pub struct RobustMutexGuard<'a, T: Pod> {
 // `Deref`), so sharing the guard between threads is sharing a `&T`, which
 // is sound when `T: Sync`. The guard is still `!Send`: only the locking
 // thread may drop (unlock) it.
-unsafe impl<T: Pod + Sync> Sync for RobustMutexGuard<'_, T> {}
+unsafe impl<T: AnyBitPattern + Sync> Sync for RobustMutexGuard<'_, T> {}
 
-impl<T: Pod> RobustMutexGuard<'_, T> {
+impl<T: AnyBitPattern> RobustMutexGuard<'_, T> {
     /// The mutex this guard holds (to check that a guard belongs to a
     /// given region).
     pub(crate) fn held(&self) -> *const RobustMutex<T> {
@@ -322,7 +322,7 @@ fn warn_not_recoverable() {
     );
 }
 
-impl<T: Pod> Deref for RobustMutexGuard<'_, T> {
+impl<T: AnyBitPattern> Deref for RobustMutexGuard<'_, T> {
     type Target = T;
 
     #[inline]
@@ -332,13 +332,13 @@ impl<T: Pod> Deref for RobustMutexGuard<'_, T> {
         // accesses the data; the `&T` borrows the guard, so it cannot
         // outlive the lock, even when the guard is leaked: a thread never
         // exits with a live guard (`held`, H6), so the lock is not taken
-        // over while the borrow may live. Any bytes are a valid `T` (`T: Pod`), so a dead
+        // over while the borrow may live. Any bytes are a valid `T` (`T: AnyBitPattern`), so a dead
         // owner's partial write cannot make this reference invalid.
         unsafe { &*self.mutex.data.get() }
     }
 }
 
-impl<T: Pod> DerefMut for RobustMutexGuard<'_, T> {
+impl<T: AnyBitPattern> DerefMut for RobustMutexGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`, the lock excludes every other access; the
@@ -348,7 +348,7 @@ impl<T: Pod> DerefMut for RobustMutexGuard<'_, T> {
     }
 }
 
-impl<T: Pod> Drop for RobustMutexGuard<'_, T> {
+impl<T: AnyBitPattern> Drop for RobustMutexGuard<'_, T> {
     fn drop(&mut self) {
         super::held::released();
         match self.mutex.raw.unlock() {
@@ -359,7 +359,7 @@ impl<T: Pod> Drop for RobustMutexGuard<'_, T> {
     }
 }
 
-impl<T: Pod + fmt::Debug> fmt::Debug for RobustMutexGuard<'_, T> {
+impl<T: AnyBitPattern + fmt::Debug> fmt::Debug for RobustMutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RobustMutexGuard")
             .field("data", &**self)

@@ -38,9 +38,7 @@
 
 use super::error::{Acquired, Error};
 use super::kernel::{Deadline, Kernel, Me, Point};
-use super::word::{
-    owner, CONSISTENT, INCONSISTENT, MAGIC, NOT_RECOVERABLE, OWNER_DIED, TID_MASK, WAITERS,
-};
+use super::word::{owner, CONSISTENT, INCONSISTENT, MAGIC, NOT_RECOVERABLE, OWNER_DIED, WAITERS};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use std::fmt;
 
@@ -547,6 +545,3 @@ impl fmt::Debug for RawRobustMutex {
             .finish()
     }
 }
-
-// The tid mask keeps the unused-import lint honest on every cfg.
-const _: u32 = TID_MASK;

@@ -63,10 +63,10 @@
 //! [`read`](SharedRegion::read)/[`write_at`](SharedRegion::write_at) where
 //! another process of the user may truncate the file.
 
+use super::any_bit_pattern::AnyBitPattern;
 use super::error::Error;
 use super::mutex::RobustMutex;
 use super::mutex::RobustMutexGuard;
-use super::pod::Pod;
 use super::raw::RawRobustMutex;
 use std::ffi::CString;
 use std::fmt;
@@ -134,7 +134,7 @@ struct Layout {
 }
 
 impl Layout {
-    fn of<T: Pod>(tag: u64) -> Layout {
+    fn of<T: AnyBitPattern>(tag: u64) -> Layout {
         let mutex_offset = mutex_offset::<T>();
         let mutex_size = std::mem::size_of::<RobustMutex<T>>();
         Layout {
@@ -152,7 +152,7 @@ impl Layout {
 }
 
 /// Offset of the `RobustMutex<T>` from the start of the mapping.
-fn mutex_offset<T: Pod>() -> usize {
+fn mutex_offset<T: AnyBitPattern>() -> usize {
     const {
         assert!(
             std::mem::align_of::<RobustMutex<T>>() <= MIN_PAGE,
@@ -164,7 +164,7 @@ fn mutex_offset<T: Pod>() -> usize {
 
 /// The default layout tag of `T`: 64-bit FNV-1a over `type_name::<T>()`,
 /// then `size_of::<T>()` and `align_of::<T>()` (little-endian `u64`s).
-fn default_tag<T: Pod>() -> u64 {
+fn default_tag<T: AnyBitPattern>() -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0100_0000_01b3;
     let size = (std::mem::size_of::<T>() as u64).to_le_bytes();
@@ -563,20 +563,24 @@ impl RegionOptions {
         self
     }
 
-    fn layout<T: Pod>(&self) -> Layout {
+    fn layout<T: AnyBitPattern>(&self) -> Layout {
         Layout::of::<T>(self.tag.unwrap_or_else(default_tag::<T>))
     }
 
     /// Creates the region `name`, holding `init`; fails with
     /// [`RegionError::Exists`] if the name exists. See
     /// [`SharedRegion::create`].
-    pub fn create<T: Pod>(&self, name: &str, init: T) -> Result<SharedRegion<T>, RegionError> {
+    pub fn create<T: AnyBitPattern>(
+        &self,
+        name: &str,
+        init: T,
+    ) -> Result<SharedRegion<T>, RegionError> {
         let path = shm_path(name)?;
         self.create_at(&path, init)
     }
 
     /// Opens the existing region `name`. See [`SharedRegion::open`].
-    pub fn open<T: Pod>(&self, name: &str) -> Result<SharedRegion<T>, RegionError> {
+    pub fn open<T: AnyBitPattern>(&self, name: &str) -> Result<SharedRegion<T>, RegionError> {
         let path = shm_path(name)?;
         let file = open_existing(&path)?;
         self.attach(file, true)
@@ -584,7 +588,7 @@ impl RegionOptions {
 
     /// Opens the region `name`, creating it with `init` if it does not
     /// exist. See [`SharedRegion::create_or_open`].
-    pub fn create_or_open<T: Pod>(
+    pub fn create_or_open<T: AnyBitPattern>(
         &self,
         name: &str,
         init: T,
@@ -612,7 +616,7 @@ impl RegionOptions {
     /// A region in anonymous shared memory (`MAP_SHARED | MAP_ANONYMOUS`),
     /// shared with the children this process `fork`s afterwards. See
     /// [`SharedRegion::anonymous`].
-    pub fn anonymous<T: Pod>(&self, init: T) -> Result<SharedRegion<T>, RegionError> {
+    pub fn anonymous<T: AnyBitPattern>(&self, init: T) -> Result<SharedRegion<T>, RegionError> {
         let layout = self.layout::<T>();
         let map = Mapping::new(None, layout.total_len)?;
         // SAFETY: a fresh private-to-us mapping of `total_len` zeroed bytes;
@@ -632,7 +636,7 @@ impl RegionOptions {
     /// with the initialisation, so two concurrent creators would both
     /// initialise it. (Named regions have no such restriction: use
     /// [`create_or_open`](Self::create_or_open).)
-    pub fn create_from_fd<T: Pod>(
+    pub fn create_from_fd<T: AnyBitPattern>(
         &self,
         fd: impl Into<OwnedFd>,
         init: T,
@@ -651,7 +655,7 @@ impl RegionOptions {
     /// Opens the region in the file `fd` refers to (a memfd received from
     /// another process, or any regular file). The region owns `fd` and
     /// closes it when dropped.
-    pub fn open_from_fd<T: Pod>(
+    pub fn open_from_fd<T: AnyBitPattern>(
         &self,
         fd: impl Into<OwnedFd>,
     ) -> Result<SharedRegion<T>, RegionError> {
@@ -659,7 +663,11 @@ impl RegionOptions {
     }
 
     /// Creates the region at `path`, atomically if the filesystem can.
-    fn create_at<T: Pod>(&self, path: &Path, init: T) -> Result<SharedRegion<T>, RegionError> {
+    fn create_at<T: AnyBitPattern>(
+        &self,
+        path: &Path,
+        init: T,
+    ) -> Result<SharedRegion<T>, RegionError> {
         let tmp = OpenOptions::new()
             .read(true)
             .write(true)
@@ -691,7 +699,7 @@ impl RegionOptions {
         }
     }
 
-    fn create_in_place<T: Pod>(
+    fn create_in_place<T: AnyBitPattern>(
         &self,
         path: &Path,
         init: T,
@@ -738,7 +746,11 @@ impl RegionOptions {
 
     /// Sizes an empty file for the region, maps it, initialises it and
     /// publishes it.
-    fn init_file<T: Pod>(&self, file: File, init: T) -> Result<SharedRegion<T>, RegionError> {
+    fn init_file<T: AnyBitPattern>(
+        &self,
+        file: File,
+        init: T,
+    ) -> Result<SharedRegion<T>, RegionError> {
         let layout = self.layout::<T>();
         file.set_len(layout.total_len)?;
         let map = Mapping::new(Some(file.as_fd()), layout.total_len)?;
@@ -756,7 +768,11 @@ impl RegionOptions {
     /// Everything is read with `pread` after an `fstat`, never through a
     /// mapping, so a file of any size and content (even one shrinking
     /// meanwhile) gives an error, not a `SIGBUS`.
-    fn attach<T: Pod>(&self, file: File, named: bool) -> Result<SharedRegion<T>, RegionError> {
+    fn attach<T: AnyBitPattern>(
+        &self,
+        file: File,
+        named: bool,
+    ) -> Result<SharedRegion<T>, RegionError> {
         let want = self.layout::<T>();
         let start = Instant::now();
         let mut pause = Duration::from_micros(100);
@@ -946,10 +962,10 @@ fn write_all_at(fd: BorrowedFd<'_>, mut buf: &[u8], mut offset: u64) -> io::Resu
 
 /// A zeroed `T` on the heap (a shared table can be too big for a thread's
 /// stack).
-fn zeroed_box<T: Pod>() -> Box<T> {
+fn zeroed_box<T: AnyBitPattern>() -> Box<T> {
     let layout = std::alloc::Layout::new::<T>();
     if layout.size() == 0 {
-        // SAFETY: `T: Pod`: all-zero (here: no bytes) is a valid `T`.
+        // SAFETY: `T: AnyBitPattern`: all-zero (here: no bytes) is a valid `T`.
         return Box::new(unsafe { std::mem::zeroed() });
     }
     // SAFETY: `layout` has a non-zero size.
@@ -958,7 +974,7 @@ fn zeroed_box<T: Pod>() -> Box<T> {
         std::alloc::handle_alloc_error(layout);
     }
     // SAFETY: `p` was allocated by the global allocator with `T`'s layout,
-    // and its zeroed bytes are a valid `T` (`T: Pod`).
+    // and its zeroed bytes are a valid `T` (`T: AnyBitPattern`).
     unsafe { Box::from_raw(p) }
 }
 
@@ -1029,7 +1045,11 @@ fn validate(h: &HeaderValues, want: &Layout, file_len: u64) -> Result<(), Region
 ///
 /// `map` must be at least `layout.total_len` bytes, and nothing else may
 /// access it until this returns. Its current bytes may be anything.
-unsafe fn publish<T: Pod>(map: &Mapping, layout: &Layout, init: T) -> Result<(), RegionError> {
+unsafe fn publish<T: AnyBitPattern>(
+    map: &Mapping,
+    layout: &Layout,
+    init: T,
+) -> Result<(), RegionError> {
     debug_assert!(map.len as u64 >= layout.total_len);
     let h = map.header();
     h.version.store(VERSION, Ordering::Relaxed);
@@ -1100,7 +1120,7 @@ impl Mapping {
 
     /// Where the region's mutex lives. In bounds only once the mapping is
     /// known to be a full region of `T`.
-    fn mutex_ptr<T: Pod>(&self) -> *mut RobustMutex<T> {
+    fn mutex_ptr<T: AnyBitPattern>(&self) -> *mut RobustMutex<T> {
         self.ptr
             .as_ptr()
             .wrapping_add(mutex_offset::<T>())
@@ -1205,7 +1225,7 @@ fn shm_path(name: &str) -> Result<PathBuf, RegionError> {
 /// # Example
 ///
 /// ```
-/// use hangsafe::robust::{LockError, Pod, SharedRegion};
+/// use hangsafe::robust::{LockError, AnyBitPattern, SharedRegion};
 ///
 /// #[derive(Clone, Copy)]
 /// #[repr(C)]
@@ -1214,7 +1234,7 @@ fn shm_path(name: &str) -> Result<PathBuf, RegionError> {
 ///     errors: u64,
 /// }
 /// // SAFETY: repr(C), only integers: every bit pattern is valid.
-/// unsafe impl Pod for Stats {}
+/// unsafe impl AnyBitPattern for Stats {}
 ///
 /// let name = format!("hangsafe-doc-region-{}", std::process::id());
 /// // In each process (the first one creates it):
@@ -1239,7 +1259,7 @@ fn shm_path(name: &str) -> Result<PathBuf, RegionError> {
 /// SharedRegion::unlink(&name)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct SharedRegion<T: Pod> {
+pub struct SharedRegion<T: AnyBitPattern> {
     map: Mapping,
     fd: Option<OwnedFd>,
     created: bool,
@@ -1248,14 +1268,14 @@ pub struct SharedRegion<T: Pod> {
 
 // SAFETY: the region owns its mapping and descriptor; both are process-wide
 // resources that any thread may use and release. The mutex inside is
-// `Sync` (`T: Pod` implies `T: Send`), so sharing `&SharedRegion` between
+// `Sync` (`T: AnyBitPattern` implies `T: Send`), so sharing `&SharedRegion` between
 // threads only shares `&RobustMutex<T>`.
-unsafe impl<T: Pod> Send for SharedRegion<T> {}
+unsafe impl<T: AnyBitPattern> Send for SharedRegion<T> {}
 // SAFETY: see `Send`; `&SharedRegion<T>` gives out nothing but
 // `&RobustMutex<T>` (which is `Sync`) and a borrowed descriptor.
-unsafe impl<T: Pod> Sync for SharedRegion<T> {}
+unsafe impl<T: AnyBitPattern> Sync for SharedRegion<T> {}
 
-impl<T: Pod> SharedRegion<T> {
+impl<T: AnyBitPattern> SharedRegion<T> {
     fn new(map: Mapping, fd: Option<OwnedFd>, created: bool) -> SharedRegion<T> {
         debug_assert!(map.len as u64 >= Layout::of::<T>(0).total_len);
         SharedRegion {
@@ -1404,7 +1424,7 @@ impl<T: Pod> SharedRegion<T> {
         // opening: `validate`) that the mapping holds at least `total_len`
         // bytes with the mutex at `mutex_offset::<T>()`, aligned (page-aligned
         // base, offset a multiple of the mutex's alignment). Its raw part is
-        // atomics and its data `T: Pod`, so whatever other processes wrote
+        // atomics and its data `T: AnyBitPattern`, so whatever other processes wrote
         // there is a valid value, and the data is only accessed under the
         // lock. The reference borrows `self`, which keeps the mapping alive.
         unsafe { &*self.map.mutex_ptr::<T>() }
@@ -1474,7 +1494,7 @@ impl<T: Pod> SharedRegion<T> {
         let len = std::mem::size_of::<T>();
         // SAFETY: `out` is an initialised `T`, exclusively borrowed for as
         // long as `bytes` lives; writing any bytes into it leaves a valid
-        // `T` (`T: Pod`), padding included.
+        // `T` (`T: AnyBitPattern`), padding included.
         let bytes = unsafe { std::slice::from_raw_parts_mut((out as *mut T).cast::<u8>(), len) };
         match &self.fd {
             Some(fd) => {
@@ -1594,7 +1614,7 @@ impl<T: Pod> SharedRegion<T> {
                 // SAFETY: in bounds (checked above) of an anonymous mapping
                 // that cannot shrink; `guard` (checked to be ours) gives this
                 // thread the exclusive right to write the data, which lives
-                // in an `UnsafeCell`; `T: Pod`, so any bytes leave a valid
+                // in an `UnsafeCell`; `T: AnyBitPattern`, so any bytes leave a valid
                 // `T`.
                 unsafe {
                     std::ptr::copy_nonoverlapping(
@@ -1681,7 +1701,7 @@ impl SharedRegion<()> {
     }
 }
 
-impl<T: Pod> Deref for SharedRegion<T> {
+impl<T: AnyBitPattern> Deref for SharedRegion<T> {
     type Target = RobustMutex<T>;
 
     #[inline]
@@ -1690,7 +1710,7 @@ impl<T: Pod> Deref for SharedRegion<T> {
     }
 }
 
-impl<T: Pod> fmt::Debug for SharedRegion<T> {
+impl<T: AnyBitPattern> fmt::Debug for SharedRegion<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedRegion")
             .field("len", &self.map.len)
@@ -1760,7 +1780,7 @@ mod tests {
         #[repr(C, align(256))]
         struct Wide(u8);
         // SAFETY: one integer field.
-        unsafe impl Pod for Wide {}
+        unsafe impl AnyBitPattern for Wide {}
         let l = Layout::of::<Wide>(0);
         assert_eq!(l.mutex_offset, 256);
         assert_eq!(l.data_offset % 256, 0);

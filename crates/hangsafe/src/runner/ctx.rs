@@ -3,7 +3,7 @@
 use crate::cancel::word::{CancelWord, Gen};
 use crate::error::Cancelled;
 #[cfg(not(loom))]
-use crate::examine::{Plain, Progress, SeqCell, Stamp};
+use crate::examine::{Pod, Progress, SeqCell, Stamp};
 #[cfg(not(loom))]
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -190,13 +190,13 @@ impl<'a> Ctx<'a> {
     /// until the next publish.
     ///
     /// Never blocks and never waits for readers: a few stores and a fence
-    /// (a sequence-lock write). Any [`Plain`] type up to 64 bytes and
+    /// (a sequence-lock write). Any [`Pod`] type up to 64 bytes and
     /// 8-byte alignment (checked at compile time); a reader asking for
     /// another type than the last one published gets
-    /// [`WrongType`](crate::examine::ExamineError::WrongType).
+    /// [`WrongType`](crate::examine::Error::WrongType).
     ///
     /// ```
-    /// use hangsafe::examine::ExamineError;
+    /// use hangsafe::examine;
     ///
     /// let (tx, rx) = std::sync::mpsc::channel::<()>();
     /// let r = hangsafe::runner::spawn(move |ctx| {
@@ -209,7 +209,7 @@ impl<'a> Ctx<'a> {
     /// let state = loop {
     ///     match r.examine(|&[sector, of]: &[u64; 2]| (sector, of)) {
     ///         Ok(s) if s.0 == 999 => break s,
-    ///         Ok(_) | Err(ExamineError::Unpublished | ExamineError::Again) => std::thread::yield_now(),
+    ///         Ok(_) | Err(examine::Error::Unpublished | examine::Error::Again) => std::thread::yield_now(),
     ///         Err(e) => panic!("{e}"),
     ///     }
     /// };
@@ -218,7 +218,7 @@ impl<'a> Ctx<'a> {
     /// ```
     #[cfg(not(loom))]
     #[inline]
-    pub fn publish<S: Plain>(&self, state: &S) {
+    pub fn publish<S: Pod>(&self, state: &S) {
         // The single-writer premise of the seqlock holds: `Ctx` is `!Sync`,
         // so this runs on the worker's thread, which is also the only one
         // that sets the end flag (after the work has returned).

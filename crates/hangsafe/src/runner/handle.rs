@@ -7,7 +7,7 @@ use super::shared::{Shared, Waiter};
 use super::state::{CancelReason, Finish, State};
 use super::timer::{self, TimerKind, TimerTarget};
 use crate::cancel::word::CancelWord;
-use crate::examine::{Examinable, ExamineError, Examiner, Plain, Ticket};
+use crate::examine::{self, Examinable, Examiner, Pod, Ticket};
 use crate::sync::{Arc, Weak};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -677,7 +677,7 @@ impl<T: Send + 'static> Drop for Runner<T> {
 /// Examination of the state the work publishes (see [`crate::examine`]).
 impl<T: Send + 'static> Runner<T> {
     /// A handle that examines this runner from any thread and may outlive
-    /// it (after which it answers [`Gone`](ExamineError::Gone)). It does not
+    /// it (after which it answers [`Gone`](examine::Error::Gone)). It does not
     /// keep the runner's context alive.
     pub fn examiner(&self) -> Examiner {
         let weak: Weak<dyn Examinable> = Arc::downgrade(&self.shared) as Weak<dyn Examinable>;
@@ -691,13 +691,13 @@ impl<T: Send + 'static> Runner<T> {
     ///
     /// # Errors
     ///
-    /// * [`Gone`](ExamineError::Gone): the work has returned or panicked;
-    /// * [`Unpublished`](ExamineError::Unpublished): nothing published yet;
-    /// * [`WrongType`](ExamineError::WrongType): the last state published
+    /// * [`Gone`](examine::Error::Gone): the work has returned or panicked;
+    /// * [`Unpublished`](examine::Error::Unpublished): nothing published yet;
+    /// * [`WrongType`](examine::Error::WrongType): the last state published
     ///   is not an `S`;
-    /// * [`Again`](ExamineError::Again): the worker kept publishing and no
+    /// * [`Again`](examine::Error::Again): the worker kept publishing and no
     ///   consistent snapshot was taken within the bound; retry.
-    pub fn prepare_examine<S: Plain>(&self) -> Result<Ticket<S>, ExamineError> {
+    pub fn prepare_examine<S: Pod>(&self) -> Result<Ticket<S>, examine::Error> {
         crate::examine::prepare(self.shared.examine_cell(), || self.is_finished())
     }
 
@@ -709,23 +709,23 @@ impl<T: Send + 'static> Runner<T> {
     ///
     /// # Errors
     ///
-    /// * [`Again`](ExamineError::Again): the worker published in between;
-    /// * [`Gone`](ExamineError::Gone): the work has ended meanwhile;
-    /// * [`ForeignTicket`](ExamineError::ForeignTicket): `ticket` was
+    /// * [`Again`](examine::Error::Again): the worker published in between;
+    /// * [`Gone`](examine::Error::Gone): the work has ended meanwhile;
+    /// * [`ForeignTicket`](examine::Error::ForeignTicket): `ticket` was
     ///   prepared on another runner.
-    pub fn finish_examine<S>(&self, ticket: &Ticket<S>) -> Result<(), ExamineError> {
+    pub fn finish_examine<S>(&self, ticket: &Ticket<S>) -> Result<(), examine::Error> {
         crate::examine::finish(self.shared.examine_cell(), ticket)
     }
 
     /// Runs `f` on a consistent snapshot of the published state, then
     /// checks it is still current; if the worker published meanwhile, tries
     /// again, up to [`EXAMINE_ATTEMPTS`](crate::examine::EXAMINE_ATTEMPTS)
-    /// times, then gives up with [`Again`](ExamineError::Again). `f` may
+    /// times, then gives up with [`Again`](examine::Error::Again). `f` may
     /// therefore run more than once; only the result of the run whose
     /// snapshot was still current is returned.
     ///
     /// ```
-    /// use hangsafe::examine::{ExamineError, Progress};
+    /// use hangsafe::examine::{self, Progress};
     ///
     /// let r = hangsafe::runner::spawn(|ctx| {
     ///     ctx.enter_phase("inquiry");
@@ -736,7 +736,7 @@ impl<T: Send + 'static> Runner<T> {
     /// .unwrap();
     /// let phase = loop {
     ///     match r.examine(|p: &Progress| p.phase().to_owned()) {
-    ///         Err(ExamineError::Unpublished) => std::thread::yield_now(),
+    ///         Err(examine::Error::Unpublished) => std::thread::yield_now(),
     ///         other => break other,
     ///     }
     /// };
@@ -747,7 +747,7 @@ impl<T: Send + 'static> Runner<T> {
     ///
     /// As [`prepare_examine`](Self::prepare_examine), plus `Again` when
     /// every attempt saw a publish in between.
-    pub fn examine<S: Plain, R>(&self, f: impl FnMut(&S) -> R) -> Result<R, ExamineError> {
+    pub fn examine<S: Pod, R>(&self, f: impl FnMut(&S) -> R) -> Result<R, examine::Error> {
         crate::examine::examine(self.shared.examine_cell(), || self.is_finished(), f)
     }
 }

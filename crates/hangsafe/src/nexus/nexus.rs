@@ -160,7 +160,7 @@ impl std::error::Error for Ignored {}
 /// Why a registration could not be made or changed.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum NexusError {
+pub enum Error {
     /// The application's hook failed; nothing is registered.
     Hook(io::Error),
     /// The token names no live registration.
@@ -169,34 +169,34 @@ pub enum NexusError {
     Full,
 }
 
-impl fmt::Display for NexusError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NexusError::Hook(e) => write!(f, "event loop hook failed: {e}"),
-            NexusError::Stale => f.write_str("stale token"),
-            NexusError::Full => Full.fmt(f),
+            Error::Hook(e) => write!(f, "event loop hook failed: {e}"),
+            Error::Stale => f.write_str("stale token"),
+            Error::Full => Full.fmt(f),
         }
     }
 }
 
-impl std::error::Error for NexusError {
+impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            NexusError::Hook(e) => Some(e),
+            Error::Hook(e) => Some(e),
             _ => None,
         }
     }
 }
 
-impl From<Full> for NexusError {
+impl From<Full> for Error {
     fn from(_: Full) -> Self {
-        NexusError::Full
+        Error::Full
     }
 }
 
 /// Counts of a nexus's registrations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NexusStats {
+pub struct Metrics {
     /// Live fd registrations.
     pub fds: usize,
     /// Live timeout registrations, withdrawn ones included.
@@ -216,7 +216,7 @@ impl<K: Copy> Default for Nexus<K> {
 impl<K: Copy> fmt::Debug for Nexus<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Nexus")
-            .field("stats", &self.stats())
+            .field("metrics", &self.metrics())
             .finish()
     }
 }
@@ -245,8 +245,8 @@ impl<K: Copy> Nexus<K> {
     }
 
     /// Counts of the live registrations.
-    pub fn stats(&self) -> NexusStats {
-        NexusStats {
+    pub fn metrics(&self) -> Metrics {
+        Metrics {
             fds: self.fds.len(),
             timeouts: self.timeouts.len(),
             withdrawn: self.timeouts.iter().filter(|(_, r)| r.withdrawn).count(),
@@ -264,13 +264,13 @@ impl<K: Copy> Nexus<K> {
         fd: RawFd,
         interest: Interest,
         key: K,
-    ) -> Result<Token, NexusError> {
+    ) -> Result<Token, Error> {
         let t = self.fds.insert(FdReg { fd, interest, key })?;
         if let Err(e) = hooks.fd_register(fd, interest, t) {
             // The loop has no registration: forget the token (its slot
             // moves to the next generation, so it can never match).
             self.fds.remove(t);
-            return Err(NexusError::Hook(e));
+            return Err(Error::Hook(e));
         }
         Ok(t)
     }
@@ -281,11 +281,11 @@ impl<K: Copy> Nexus<K> {
         hooks: &mut H,
         token: Token,
         interest: Interest,
-    ) -> Result<(), NexusError> {
-        let reg = self.fds.get_mut(token).ok_or(NexusError::Stale)?;
+    ) -> Result<(), Error> {
+        let reg = self.fds.get_mut(token).ok_or(Error::Stale)?;
         hooks
             .fd_modify(reg.fd, interest, token)
-            .map_err(NexusError::Hook)?;
+            .map_err(Error::Hook)?;
         reg.interest = interest;
         Ok(())
     }
@@ -357,7 +357,7 @@ impl<K: Copy> Nexus<K> {
         hooks: &mut H,
         deadline: Instant,
         key: K,
-    ) -> Result<Token, NexusError> {
+    ) -> Result<Token, Error> {
         let t = self.timeouts.insert(TimeReg {
             deadline,
             key,
@@ -365,7 +365,7 @@ impl<K: Copy> Nexus<K> {
         })?;
         if let Err(e) = hooks.timeout_register(deadline, t) {
             self.timeouts.remove(t);
-            return Err(NexusError::Hook(e));
+            return Err(Error::Hook(e));
         }
         Ok(t)
     }

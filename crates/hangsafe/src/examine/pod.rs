@@ -1,5 +1,6 @@
-//! Plain data: the types a worker may publish for examination, and their
-//! conversion to and from the seqlock's words.
+//! Plain old data without padding ([`Pod`]): the types a worker may
+//! publish for examination, and their conversion to and from the seqlock's
+//! words.
 
 pub(crate) use super::seqlock::ONE_LINE;
 use super::seqlock::WORDS;
@@ -14,17 +15,18 @@ use std::mem::{align_of, size_of};
 /// one spans two. That makes no difference to an occasional reader, but
 /// while the worker publishes in a tight loop a 48-byte state is still
 /// read in tens of nanoseconds, and a 56-byte one in up to a microsecond,
-/// now and then ending in [`Again`](super::ExamineError::Again) (two lines
+/// now and then ending in [`Again`](super::Error::Again) (two lines
 /// keep moving between the cores mid-read).
 pub const CAPACITY: usize = WORDS * 8;
 
 /// The largest alignment a published type may have.
 pub const MAX_ALIGN: usize = 8;
 
-/// Plain data: a type whose bytes are **all initialised** (no padding) and
-/// for which **every bit pattern is a valid value**.
+/// Plain old data in bytemuck's sense: a type whose bytes are **all
+/// initialised** (no padding) and for which **every bit pattern is a valid
+/// value**.
 ///
-/// A worker publishes a `Plain` state through
+/// A worker publishes a `Pod` state through
 /// [`Ctx::publish`](crate::runner::Ctx::publish); other threads read
 /// consistent snapshots of it with
 /// [`Runner::examine`](crate::runner::Runner::examine) or an
@@ -37,12 +39,13 @@ pub const MAX_ALIGN: usize = 8;
 /// either could produce a wrong value, never an invalid one.
 ///
 /// This is bytemuck's `NoUninit` plus `AnyBitPattern` (zerocopy's
-/// `IntoBytes` plus `FromBytes`). Unlike [`robust::Pod`](crate::robust::Pod),
-/// padding is **not** allowed.
+/// `IntoBytes` plus `FromBytes`), which bytemuck calls `Pod`. Unlike
+/// [`robust::AnyBitPattern`](crate::robust::AnyBitPattern), padding is
+/// **not** allowed.
 ///
 /// # Safety
 ///
-/// Implement `Plain` only for a type that:
+/// Implement `Pod` only for a type that:
 ///
 /// * has **no padding** and no other uninitialised bytes: `#[repr(C)]` (or
 ///   `#[repr(transparent)]`) with fields laid out back to back; add
@@ -50,7 +53,7 @@ pub const MAX_ALIGN: usize = 8;
 ///   insert padding, and check with `size_of` that the fields add up;
 /// * is valid for **every** bit pattern of its size: no `bool`, `char`,
 ///   enums, references, `NonZero*`, `NonNull`, or other types with invalid
-///   values ("niches"); only `Plain` fields;
+///   values ("niches"); only `Pod` fields;
 /// * holds no pointers: a reader gets a copy of the bits, not a borrow of
 ///   anything the worker owns;
 /// * needs no `Drop` (it is `Copy`).
@@ -59,8 +62,8 @@ pub const MAX_ALIGN: usize = 8;
 /// bytes) and `align_of::<S>() <=` [`MAX_ALIGN`] (8); both are checked
 /// at compile time, where `publish`/`examine` is instantiated for the type.
 ///
-/// `Plain` is implemented for the integer and floating-point primitives up
-/// to 64 bits, `()`, arrays of `Plain`, [`Stamp`](super::Stamp) and
+/// `Pod` is implemented for the integer and floating-point primitives up
+/// to 64 bits, `()`, arrays of `Pod`, [`Stamp`](super::Stamp) and
 /// [`Progress`](super::Progress). `bool` is deliberately left out (store a
 /// `u8`), and so are `u128`/`i128` (16-byte aligned on x86_64; store two
 /// `u64`s).
@@ -68,7 +71,7 @@ pub const MAX_ALIGN: usize = 8;
 /// # Example
 ///
 /// ```
-/// use hangsafe::examine::{Plain, Stamp};
+/// use hangsafe::examine::{Pod, Stamp};
 ///
 /// /// What a disk probe is doing.
 /// #[derive(Clone, Copy, Debug, Default)]
@@ -84,9 +87,9 @@ pub const MAX_ALIGN: usize = 8;
 /// }
 /// const _: () = assert!(std::mem::size_of::<ProbeState>() == 8 + 8 + 4 + 1 + 3);
 ///
-/// // SAFETY: `#[repr(C)]`, every field `Plain`, no padding (checked just
+/// // SAFETY: `#[repr(C)]`, every field `Pod`, no padding (checked just
 /// // above), so every bit pattern is a valid `ProbeState`; no pointers.
-/// unsafe impl Plain for ProbeState {}
+/// unsafe impl Pod for ProbeState {}
 /// ```
 ///
 /// A type over the size limit is refused when the call that would publish
@@ -95,27 +98,27 @@ pub const MAX_ALIGN: usize = 8;
 /// ```compile_fail
 /// let r = hangsafe::runner::spawn(|ctx| ctx.publish(&[0u64; 9])).unwrap();
 /// ```
-pub unsafe trait Plain: Copy + Send + Sync + 'static {}
+pub unsafe trait Pod: Copy + Send + Sync + 'static {}
 
-macro_rules! impl_plain {
+macro_rules! impl_pod {
     ($($t:ty),* $(,)?) => {
         $(
             // SAFETY: a primitive integer or float: no padding, every bit
             // pattern of its size is a valid value, and no pointer.
-            unsafe impl Plain for $t {}
+            unsafe impl Pod for $t {}
         )*
     };
 }
 
-impl_plain!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);
+impl_pod!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);
 
 // SAFETY: zero-sized: no bytes, so none uninitialised or invalid.
-unsafe impl Plain for () {}
+unsafe impl Pod for () {}
 
 // SAFETY: an array is its elements back to back with no padding between
 // them (an element's size is a multiple of its alignment), so it has no
 // padding and every bit pattern is valid iff both hold for `T`.
-unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
+unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
 
 /// Fails the build for a type that does not fit the seqlock.
 #[inline(always)]
@@ -134,17 +137,17 @@ fn assert_fits<S>() {
 
 /// How many words `S` occupies.
 #[inline]
-pub(crate) fn words_of<S: Plain>() -> usize {
+pub(crate) fn words_of<S: Pod>() -> usize {
     assert_fits::<S>();
     size_of::<S>().div_ceil(8)
 }
 
 /// The bytes of `s`, in the first `words_of::<S>()` words; the rest are 0.
 #[inline]
-pub(crate) fn to_words<S: Plain>(s: &S) -> [u64; WORDS] {
+pub(crate) fn to_words<S: Pod>(s: &S) -> [u64; WORDS] {
     assert_fits::<S>();
     let mut words = [0u64; WORDS];
-    // SAFETY: `S: Plain` has no padding, so all `size_of::<S>()` bytes of
+    // SAFETY: `S: Pod` has no padding, so all `size_of::<S>()` bytes of
     // `*s` are initialised and may be read as bytes; the destination is
     // `CAPACITY >= size_of::<S>()` bytes (checked at compile time above),
     // a local array that cannot overlap `*s`; `u8` needs no alignment.
@@ -161,14 +164,14 @@ pub(crate) fn to_words<S: Plain>(s: &S) -> [u64; WORDS] {
 /// The `S` whose bytes are the first `size_of::<S>()` bytes of `words`.
 /// Called only on a validated snapshot whose tag is `S`'s.
 #[inline]
-pub(crate) fn from_words<S: Plain>(words: &[u64; WORDS]) -> S {
+pub(crate) fn from_words<S: Pod>(words: &[u64; WORDS]) -> S {
     assert_fits::<S>();
     // SAFETY: `words` is an initialised local buffer of `CAPACITY >=
     // size_of::<S>()` bytes (compile-time check above), so the read stays
     // in bounds and reads initialised bytes; `read_unaligned` has no
     // alignment requirement (the buffer is 8-aligned anyway, and so is at
     // least as aligned as `S`); every bit pattern is a valid `S`
-    // (`S: Plain`), so whatever the words hold is a valid value; and `S`
+    // (`S: Pod`), so whatever the words hold is a valid value; and `S`
     // is `Copy`, so the copy owns nothing.
     unsafe { std::ptr::read_unaligned(words.as_ptr().cast::<S>()) }
 }
@@ -195,7 +198,7 @@ impl Hasher for Fnv {
 /// The type tag published with a state of type `S`: a 64-bit hash of its
 /// `TypeId` and size. Two distinct types collide with probability about
 /// 2^-64; even then the reader gets a wrong value, never an invalid one
-/// (see [`Plain`]).
+/// (see [`Pod`]).
 #[inline]
 pub(crate) fn tag_of<S: 'static>() -> u64 {
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);
