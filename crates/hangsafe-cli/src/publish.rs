@@ -683,7 +683,7 @@ fn busy_pid(name: &str, alive_region: &SharedRegion<Alive>) -> u64 {
 /// Creates or opens the region `region` of NAME with `options`, `init`
 /// if new; one that is not recoverable (only a buggy or foreign client can
 /// leave it so) is unlinked and created again, with a note saying so.
-fn create_or_recreate<T: Pod>(
+fn create_or_recreate<T: AnyBitPattern>(
     options: &RegionOptions,
     name: &str,
     region: &str,
