@@ -82,13 +82,6 @@ const RUNNER_WAIT: &str = "runner_wait";
 /// Live registrations in the lookup benches (a power of two).
 const LIVE: usize = 1024;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 struct Knobs {
     secs: f64,
     batch: usize,
@@ -97,9 +90,9 @@ struct Knobs {
 
 fn knobs() -> Knobs {
     Knobs {
-        secs: env_or("HANGSAFE_NEXUS_SECS", 1.5f64).max(0.1),
-        batch: env_or("HANGSAFE_NEXUS_BATCH", 2000usize).max(1),
-        window: env_or("HANGSAFE_NEXUS_WINDOW", 64usize).max(1),
+        secs: hangsafe_testkit::env::or("HANGSAFE_NEXUS_SECS", 1.5f64).max(0.1),
+        batch: hangsafe_testkit::env::or("HANGSAFE_NEXUS_BATCH", 2000usize).max(1),
+        window: hangsafe_testkit::env::or("HANGSAFE_NEXUS_WINDOW", 64usize).max(1),
     }
 }
 
