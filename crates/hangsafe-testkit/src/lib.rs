@@ -4,7 +4,7 @@
 //!
 //! * [`process`]: fork a child that runs a closure and `_exit`s, wait for
 //!   it with a limit, an anonymous shared mapping it inherits;
-//! * [`env`]: the `HANGSAFE_*` knobs that size tests and benchmarks;
+//! * [`env`](mod@env): the `HANGSAFE_*` knobs that size tests and benchmarks;
 //! * [`fd`]: eventfds and a `poll` on a descriptor plus a cancel eventfd;
 //! * [`peers`]: the designs hangsafe is measured against (the C
 //!   thread-per-runner, the poll + eventfd cancellable read, the eventfd

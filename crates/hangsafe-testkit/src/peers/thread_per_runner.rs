@@ -383,7 +383,7 @@ fn round_trip_work(data: &mut [u8]) {
     }
 }
 
-/// One round trip of trivial work: a runner for [`round_trip_work`] on
+/// One round trip of trivial work: a runner for `round_trip_work` on
 /// input 0, waited for; returns the work's result (1).
 pub fn round_trip() -> io::Result<u32> {
     let r = get_runner(round_trip_work, &0u32.to_ne_bytes(), ROUND_TRIP_DEADLINE)?;
