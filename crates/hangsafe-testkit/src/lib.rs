@@ -10,7 +10,8 @@
 //!   thread-per-runner, the poll + eventfd cancellable read, the eventfd
 //!   cancel latency), so that the criterion benchmarks and `hangsafe bench`
 //!   measure against the same peers;
-//! * [`stats`]: interleaved A/B rounds, quantiles and time formatting.
+//! * [`stats`]: interleaved A/B rounds, quantiles and time formatting;
+//! * [`wait`]: bounded waiting for a condition.
 //!
 //! The kit does not depend on `hangsafe` (it is a dev-dependency of the
 //! core crate's own unit tests, which must not see a second copy of the
@@ -24,3 +25,4 @@ pub mod fd;
 pub mod peers;
 pub mod process;
 pub mod stats;
+pub mod wait;

@@ -214,32 +214,16 @@ fn main() {
 
     // The interleaved A/B and the latency part are not criterion groups.
     // Skipped for `--list`/`--test` style invocations.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list" || a == "--test") {
+    if common::listing_or_smoke_test() {
         return;
     }
     let ov = interleaved_overhead(101, 20_000);
-    let q = |f: f64| ov[((ov.len() - 1) as f64 * f).round() as usize];
-    println!();
+    let median = common::print_overhead("stub path vs raw syscall", "overhead", &ov);
+    let verdict = if median <= 3.0 { "MET" } else { "MISSED" };
     println!(
-        "== stub path vs raw syscall, interleaved A/B ({} rounds of 20,000 calls each) ==",
-        ov.len()
+        "  target: cancellable read within 3% of the raw syscall: {verdict} (median {median:+.1}%)"
     );
-    println!(
-        "overhead: median {:+.1}%, quartiles [{:+.1}%, {:+.1}%]",
-        q(0.5),
-        q(0.25),
-        q(0.75)
-    );
-    let verdict = if q(0.5) <= 3.0 { "MET" } else { "MISSED" };
-    println!(
-        "  target: cancellable read within 3% of the raw syscall: {verdict} (median {:+.1}%)",
-        q(0.5)
-    );
-    let samples: usize = std::env::var("HANGSAFE_LATENCY_SAMPLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000);
+    let samples = hangsafe_testkit::env::or("HANGSAFE_LATENCY_SAMPLES", 2000usize);
     let h = hangsafe_latency(samples);
     let e = eventfd_latency(samples);
     println!();

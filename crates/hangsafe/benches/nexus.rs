@@ -518,21 +518,13 @@ fn main() {
     print_rates(k.batch, k.window);
 
     // Not a criterion group: skipped for `--list`/`--test` invocations.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list" || a == "--test") {
+    if common::listing_or_smoke_test() {
         return;
     }
     let ov = interleaved_overhead(101, 20_000);
-    let q = |f: f64| ov[((ov.len() - 1) as f64 * f).round() as usize];
-    println!();
-    println!(
-        "== occurred_fd vs bare poll(fd, POLLIN, 0), interleaved A/B ({} rounds of 20,000 calls each) ==",
-        ov.len()
-    );
-    println!(
-        "nexus overhead: median {:+.1}%, quartiles [{:+.1}%, {:+.1}%]",
-        q(0.5),
-        q(0.25),
-        q(0.75)
+    common::print_overhead(
+        "occurred_fd vs bare poll(fd, POLLIN, 0)",
+        "nexus overhead",
+        &ov,
     );
 }

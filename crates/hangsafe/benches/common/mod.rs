@@ -267,3 +267,28 @@ pub fn print_ratios(group: &str, subject: &str, peers: &[&str]) -> Vec<Ratio> {
     }
     out
 }
+
+/// Whether the bench runs for criterion's `--list` or `--test`: the parts
+/// that are not criterion groups are skipped then.
+pub fn listing_or_smoke_test() -> bool {
+    env::args().any(|a| a == "--list" || a == "--test")
+}
+
+/// Prints the result of an [`interleaved_overhead`] run (`ov`, sorted, in
+/// percent) under the heading `title`: the median and quartiles, labelled
+/// `label`. Returns the median.
+pub fn print_overhead(title: &str, label: &str, ov: &[f64]) -> f64 {
+    let q = |f: f64| ov[((ov.len() - 1) as f64 * f).round() as usize];
+    println!();
+    println!(
+        "== {title}, interleaved A/B ({} rounds of 20,000 calls each) ==",
+        ov.len()
+    );
+    println!(
+        "{label}: median {:+.1}%, quartiles [{:+.1}%, {:+.1}%]",
+        q(0.5),
+        q(0.25),
+        q(0.75)
+    );
+    q(0.5)
+}
