@@ -36,9 +36,11 @@ mod common;
 use criterion::Criterion;
 use hangsafe::cancel::{self, CancelToken};
 use hangsafe::runner::Pool;
+use hangsafe_testkit::fd::eventfd;
+use hangsafe_testkit::peers::{eventfd_cancel_sample, gettid, poll_eventfd_read, wait_blocked_in};
 use std::fs::File;
 use std::hint::black_box;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -48,38 +50,6 @@ const LIBC: &str = "libc_read";
 const IN_SCOPE: &str = "hangsafe_read_in_scope";
 const NO_SCOPE: &str = "hangsafe_read_no_scope";
 const POLL_EVENTFD: &str = "poll_eventfd_read";
-
-fn eventfd() -> OwnedFd {
-    // SAFETY: eventfd returns a new descriptor or -1.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-    assert!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
-    // SAFETY: a fresh descriptor we own.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-/// `poll` on `fd` and the cancel eventfd; true if `fd` is readable, false
-/// if the eventfd fired (cancelled).
-fn poll_two(fd: i32, efd: i32) -> bool {
-    let mut p = [
-        libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: efd,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    loop {
-        // SAFETY: a live array of two pollfds.
-        let n = unsafe { libc::poll(p.as_mut_ptr(), 2, -1) };
-        if n > 0 {
-            return p[1].revents == 0;
-        }
-    }
-}
 
 fn overhead(c: &mut Criterion) {
     let zero = File::open("/dev/zero").expect("/dev/zero");
@@ -126,43 +96,13 @@ fn overhead(c: &mut Criterion) {
         rx.recv().unwrap();
     }
     g.bench_function(POLL_EVENTFD, |b| {
-        let efd = eventfd();
+        let efd = eventfd().expect("eventfd");
         let mut buf = [0u8; 1];
         b.iter(|| {
-            assert!(poll_two(black_box(fd), efd.as_raw_fd()));
-            // SAFETY: a 1-byte buffer for a 1-byte read.
-            unsafe { libc::read(fd, buf.as_mut_ptr().cast(), 1) }
+            poll_eventfd_read(black_box(fd), efd.as_raw_fd(), &mut buf).expect("not cancelled")
         })
     });
     g.finish();
-}
-
-/// The syscall glibc's `poll` makes.
-#[cfg(target_arch = "x86_64")]
-const POLL_NR: i64 = libc::SYS_poll;
-#[cfg(not(target_arch = "x86_64"))]
-const POLL_NR: i64 = libc::SYS_ppoll;
-
-/// Waits until thread `tid` is blocked in syscall `nr` (per /proc).
-fn wait_blocked_in(tid: i32, nr: i64) {
-    let path = format!("/proc/self/task/{tid}/syscall");
-    let t = Instant::now();
-    loop {
-        if let Ok(s) = std::fs::read_to_string(&path) {
-            if s.split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<i64>().ok())
-                == Some(nr)
-            {
-                return;
-            }
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "thread {tid} never blocked in {nr}"
-        );
-        std::thread::yield_now();
-    }
 }
 
 /// Interleaved A/B of the stub path against the raw syscall: `rounds`
@@ -226,15 +166,14 @@ fn hangsafe_latency(samples: usize) -> Percentiles {
         let (done_tx, done_rx) = mpsc::channel();
         let runner = pool
             .spawn(move |_| {
-                // SAFETY: gettid has no preconditions.
-                tid_tx.send(unsafe { libc::gettid() }).unwrap();
+                tid_tx.send(gettid()).unwrap();
                 let mut b = [0u8; 1];
                 let res = cancel::read(&r, &mut b);
                 done_tx.send((Instant::now(), res)).unwrap();
             })
             .unwrap();
         let tid = tid_rx.recv().unwrap();
-        wait_blocked_in(tid, libc::SYS_read);
+        wait_blocked_in(tid, libc::SYS_read).expect("blocked in read");
         let t0 = Instant::now();
         runner.cancel();
         let (t1, res) = done_rx.recv().unwrap();
@@ -249,31 +188,9 @@ fn hangsafe_latency(samples: usize) -> Percentiles {
 /// The peer: the work blocks in `poll` on the pipe and an eventfd; the
 /// canceller writes the eventfd. Same measurement: cancel to return.
 fn eventfd_latency(samples: usize) -> Percentiles {
-    let mut out = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let (r, w) = std::io::pipe().unwrap();
-        let efd = eventfd();
-        let efd_raw = efd.as_raw_fd();
-        let (tid_tx, tid_rx) = mpsc::channel();
-        let (done_tx, done_rx) = mpsc::channel();
-        let worker = std::thread::spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            tid_tx.send(unsafe { libc::gettid() }).unwrap();
-            let readable = poll_two(r.as_raw_fd(), efd_raw);
-            done_tx.send((Instant::now(), readable)).unwrap();
-        });
-        let tid = tid_rx.recv().unwrap();
-        wait_blocked_in(tid, POLL_NR);
-        let one: u64 = 1;
-        let t0 = Instant::now();
-        // SAFETY: writing 8 bytes from a live u64 to an eventfd.
-        unsafe { libc::write(efd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        let (t1, readable) = done_rx.recv().unwrap();
-        assert!(!readable);
-        out.push(t1.duration_since(t0));
-        worker.join().unwrap();
-        drop(w);
-    }
+    let out = (0..samples)
+        .map(|_| eventfd_cancel_sample().expect("poll + eventfd sample").0)
+        .collect();
     percentiles(out)
 }
 
@@ -297,32 +214,16 @@ fn main() {
 
     // The interleaved A/B and the latency part are not criterion groups.
     // Skipped for `--list`/`--test` style invocations.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list" || a == "--test") {
+    if common::listing_or_smoke_test() {
         return;
     }
     let ov = interleaved_overhead(101, 20_000);
-    let q = |f: f64| ov[((ov.len() - 1) as f64 * f).round() as usize];
-    println!();
+    let median = common::print_overhead("stub path vs raw syscall", "overhead", &ov);
+    let verdict = if median <= 3.0 { "MET" } else { "MISSED" };
     println!(
-        "== stub path vs raw syscall, interleaved A/B ({} rounds of 20,000 calls each) ==",
-        ov.len()
+        "  target: cancellable read within 3% of the raw syscall: {verdict} (median {median:+.1}%)"
     );
-    println!(
-        "overhead: median {:+.1}%, quartiles [{:+.1}%, {:+.1}%]",
-        q(0.5),
-        q(0.25),
-        q(0.75)
-    );
-    let verdict = if q(0.5) <= 3.0 { "MET" } else { "MISSED" };
-    println!(
-        "  target: cancellable read within 3% of the raw syscall: {verdict} (median {:+.1}%)",
-        q(0.5)
-    );
-    let samples: usize = std::env::var("HANGSAFE_LATENCY_SAMPLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000);
+    let samples = hangsafe_testkit::env::or("HANGSAFE_LATENCY_SAMPLES", 2000usize);
     let h = hangsafe_latency(samples);
     let e = eventfd_latency(samples);
     println!();

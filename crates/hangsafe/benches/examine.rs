@@ -67,15 +67,6 @@ const MUTEX: &str = "mutex";
 const PUBLISH_FN: &str = "publish";
 const MUTEX_WRITE: &str = "mutex_write";
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(s) => s
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={s:?}: not a valid value")),
-        Err(_) => default,
-    }
-}
-
 /// The state published and stored: phase "SG_IO", `n` of 1000. The phase
 /// and its stamps are made once (reading the clock on every write would
 /// dominate a write).
@@ -415,8 +406,9 @@ fn duel_mutex(m: &Arc<Mutex<Progress>>, window: Duration) -> Duel {
 
 fn main() {
     common::mark_start();
-    let warm = Duration::from_secs_f64(env_or("HANGSAFE_EXAMINE_WARMUP", 0.5f64));
-    let secs = Duration::from_secs_f64(env_or("HANGSAFE_EXAMINE_SECS", 1.5f64));
+    let warm =
+        Duration::from_secs_f64(hangsafe_testkit::env::or("HANGSAFE_EXAMINE_WARMUP", 0.5f64));
+    let secs = Duration::from_secs_f64(hangsafe_testkit::env::or("HANGSAFE_EXAMINE_SECS", 1.5f64));
     let load_before = common::system_load();
     // No plots: rendering them takes longer than measuring here.
     let mut c = common::criterion().without_plots().configure_from_args();

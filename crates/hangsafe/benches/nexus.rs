@@ -82,13 +82,6 @@ const RUNNER_WAIT: &str = "runner_wait";
 /// Live registrations in the lookup benches (a power of two).
 const LIVE: usize = 1024;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 struct Knobs {
     secs: f64,
     batch: usize,
@@ -97,9 +90,9 @@ struct Knobs {
 
 fn knobs() -> Knobs {
     Knobs {
-        secs: env_or("HANGSAFE_NEXUS_SECS", 1.5f64).max(0.1),
-        batch: env_or("HANGSAFE_NEXUS_BATCH", 2000usize).max(1),
-        window: env_or("HANGSAFE_NEXUS_WINDOW", 64usize).max(1),
+        secs: hangsafe_testkit::env::or("HANGSAFE_NEXUS_SECS", 1.5f64).max(0.1),
+        batch: hangsafe_testkit::env::or("HANGSAFE_NEXUS_BATCH", 2000usize).max(1),
+        window: hangsafe_testkit::env::or("HANGSAFE_NEXUS_WINDOW", 64usize).max(1),
     }
 }
 
@@ -525,21 +518,13 @@ fn main() {
     print_rates(k.batch, k.window);
 
     // Not a criterion group: skipped for `--list`/`--test` invocations.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list" || a == "--test") {
+    if common::listing_or_smoke_test() {
         return;
     }
     let ov = interleaved_overhead(101, 20_000);
-    let q = |f: f64| ov[((ov.len() - 1) as f64 * f).round() as usize];
-    println!();
-    println!(
-        "== occurred_fd vs bare poll(fd, POLLIN, 0), interleaved A/B ({} rounds of 20,000 calls each) ==",
-        ov.len()
-    );
-    println!(
-        "nexus overhead: median {:+.1}%, quartiles [{:+.1}%, {:+.1}%]",
-        q(0.5),
-        q(0.25),
-        q(0.75)
+    common::print_overhead(
+        "occurred_fd vs bare poll(fd, POLLIN, 0)",
+        "nexus overhead",
+        &ov,
     );
 }

@@ -80,11 +80,12 @@ mod common;
 
 use criterion::Criterion;
 use hangsafe::robust::{Acquired, RawRobustMutex};
+use hangsafe_testkit::env;
+use hangsafe_testkit::process::{die, fork, Child, Exit, Shm as TkShm};
 use std::cell::{Cell, UnsafeCell};
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::mem::MaybeUninit;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -171,7 +172,7 @@ struct Arena {
 /// A zero-filled anonymous `MAP_SHARED` mapping of one [`Arena`],
 /// inherited by `fork` children. Unmapped on drop.
 struct Shm {
-    ptr: NonNull<Arena>,
+    map: TkShm<Arena>,
     /// Whether the mutex was last initialised as a glibc one (process-local
     /// bookkeeping), so that re-initialisation destroys it first.
     glibc_inited: Cell<bool>,
@@ -179,25 +180,11 @@ struct Shm {
 
 impl Shm {
     fn new() -> Shm {
-        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                std::mem::size_of::<Arena>(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(
-            p,
-            libc::MAP_FAILED,
-            "mmap: {}",
-            std::io::Error::last_os_error()
-        );
         Shm {
-            ptr: NonNull::new(p.cast()).expect("mmap returned null"),
+            // SAFETY: all-zero bytes are a valid Arena (atomics, the raw
+            // mutex before `init`, a pthread_mutex_t, which is plain bytes),
+            // whose 64-byte alignment a page satisfies.
+            map: unsafe { TkShm::zeroed() },
             glibc_inited: Cell::new(false),
         }
     }
@@ -239,21 +226,7 @@ impl Shm {
 impl std::ops::Deref for Shm {
     type Target = Arena;
     fn deref(&self) -> &Arena {
-        // SAFETY: the mapping is page-aligned (more than Arena's 64), as
-        // large as an Arena, zero-filled at creation (valid for every
-        // field: atomics, the raw mutex before `init`, a pthread_mutex_t,
-        // which is plain bytes) and lives as long as `self`.
-        unsafe { self.ptr.as_ref() }
-    }
-}
-
-impl Drop for Shm {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `new`; no reference
-        // into it outlives `self` (children that inherited it have been
-        // reaped by then: `Child` values do not outlive the `Shm` they use).
-        let r = unsafe { libc::munmap(self.ptr.as_ptr().cast(), std::mem::size_of::<Arena>()) };
-        assert_eq!(r, 0, "munmap: {}", std::io::Error::last_os_error());
+        &self.map
     }
 }
 
@@ -552,125 +525,22 @@ fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// SIGKILLs the calling process, now.
-fn die() -> ! {
-    // SAFETY: kill/getpid have no memory preconditions; SIGKILL cannot be
-    // caught or ignored, so the process ends here (`_exit` is a fallback
-    // that leaves without running any destructor).
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
-        libc::_exit(99)
-    }
+/// Waits for a child that must exit with code 0.
+fn expect_code0(c: Child, what: &str) {
+    let e = c.wait(Duration::from_secs(30));
+    assert_eq!(e, Exit::Code(0), "{what}: child ended with {e:?}");
 }
 
-/// A forked child; killed and reaped on drop unless waited for, so that a
-/// panicking parent leaves no process behind.
-struct Child {
-    pid: libc::pid_t,
-    reaped: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Exit {
-    Code(i32),
-    Signal(i32),
-}
-
-/// Forks; the child runs `f` and `_exit`s with its return value (101 if it
-/// panicked).
-fn fork(f: impl FnOnce() -> i32) -> Child {
-    // SAFETY: the child runs only `f`, which uses atomics, the mutexes
-    // (hangsafe's identity cache is reset by its own atfork handler; glibc
-    // re-registers the child's robust list in fork), the monotonic clock,
-    // a pipe and `/proc`, then `_exit`s without returning into the
-    // parent's code or running its destructors.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: ends the child without unwinding into criterion or
-        // running the parent's at-exit handlers.
-        unsafe { libc::_exit(code) };
-    }
-    Child { pid, reaped: false }
-}
-
-impl Child {
-    /// Waits for the child, at most `limit` (then kills it and panics).
-    fn wait(mut self, limit: Duration) -> Exit {
-        let end = Instant::now() + limit;
-        let mut spins = 0u32;
-        loop {
-            let mut status = 0;
-            // SAFETY: a valid out-pointer; our own unreaped child.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            if r == self.pid {
-                self.reaped = true;
-                return if libc::WIFEXITED(status) {
-                    Exit::Code(libc::WEXITSTATUS(status))
-                } else {
-                    Exit::Signal(libc::WTERMSIG(status))
-                };
-            }
-            assert!(r == 0, "waitpid: {}", std::io::Error::last_os_error());
-            assert!(
-                Instant::now() < end,
-                "child {} did not finish within {limit:?}",
-                self.pid
-            );
-            spins += 1;
-            if spins < 100 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        }
-    }
-
-    fn expect_code0(self, what: &str) {
-        let e = self.wait(Duration::from_secs(30));
-        assert_eq!(e, Exit::Code(0), "{what}: child ended with {e:?}");
-    }
-
-    /// Waits for a child that is certain to end soon (it SIGKILLs itself
-    /// or exits), blocked in `waitpid` rather than polling, so that the
-    /// parent takes no CPU from the processes being timed.
-    fn expect_killed(mut self, what: &str) {
-        let mut status = 0;
-        let r = loop {
-            // SAFETY: a valid out-pointer; our own unreaped child.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
-            if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                break r;
-            }
-        };
-        assert_eq!(r, self.pid, "waitpid: {}", std::io::Error::last_os_error());
-        self.reaped = true;
-        let e = if libc::WIFEXITED(status) {
-            Exit::Code(libc::WEXITSTATUS(status))
-        } else {
-            Exit::Signal(libc::WTERMSIG(status))
-        };
-        assert_eq!(
-            e,
-            Exit::Signal(libc::SIGKILL),
-            "{what}: child ended with {e:?}"
-        );
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if !self.reaped {
-            let mut status = 0;
-            // SAFETY: signalling and reaping our own unreaped child: its PID
-            // cannot have been reused.
-            unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
-                libc::waitpid(self.pid, &mut status, 0);
-            }
-        }
-    }
+/// Waits for a child that is certain to end soon by SIGKILL, blocked in
+/// `waitpid` rather than polling, so that the parent takes no CPU from the
+/// processes being timed.
+fn expect_killed(c: Child, what: &str) {
+    let e = c.wait_blocking();
+    assert_eq!(
+        e,
+        Exit::Signal(libc::SIGKILL),
+        "{what}: child ended with {e:?}"
+    );
 }
 
 /// Polls `cond` (yielding) until true; panics after 10 s.
@@ -895,7 +765,7 @@ fn contended_run(
         switches[1] += after[i].1.saturating_sub(before[i].1);
     }
     for k in kids {
-        k.expect_code0(&format!("{} {pattern:?} child", kind.name()));
+        expect_code0(k, &format!("{} {pattern:?} child", kind.name()));
     }
     let per: [u64; 2] = [
         a.out.0.acquired[0].load(Ordering::Acquire),
@@ -1085,7 +955,7 @@ fn death_uncontended(shm: &Shm, kind: Kind) -> u64 {
         Ok(Acquired::OwnerDead) => 200,
         Err(e) => e,
     });
-    child.expect_killed(&format!("{} dying owner", kind.name()));
+    expect_killed(child, &format!("{} dying owner", kind.name()));
     let t0 = Instant::now();
     let r = a.lock(kind);
     let dt = t0.elapsed();
@@ -1156,8 +1026,8 @@ fn death_contended(shm: &Shm, kind: Kind, pin: Option<[usize; 2]>) -> u64 {
     });
     wait_blocked_in_futex(waiter.pid);
     go_w.write_all(&[1]).expect("write to the owner's pipe");
-    owner.expect_killed(&format!("{} dying owner", kind.name()));
-    waiter.expect_code0(&format!("{} waiter", kind.name()));
+    expect_killed(owner, &format!("{} dying owner", kind.name()));
+    expect_code0(waiter, &format!("{} waiter", kind.name()));
     let t_kill = a.out.0.t_kill.load(Ordering::SeqCst);
     let t_wake = a.out.0.t_wake.load(Ordering::SeqCst);
     assert!(
@@ -1252,15 +1122,6 @@ fn print_deaths(contended: bool, results: &[(Kind, Percentiles)], pin: Option<[u
 
 // ---------------------------------------------------------------------------
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(s) => s
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={s:?}: not a valid value")),
-        Err(_) => default,
-    }
-}
-
 fn main() {
     common::mark_start();
     let args: Vec<String> = std::env::args().collect();
@@ -1290,13 +1151,13 @@ fn main() {
         (
             201,
             20_000,
-            env_or("HANGSAFE_ROBUST_SECS", 1.0f64),
-            env_or("HANGSAFE_ROBUST_REPS", 5usize).max(1),
-            env_or("HANGSAFE_ROBUST_DEATHS", 500usize).max(1),
+            env::or("HANGSAFE_ROBUST_SECS", 1.0f64),
+            env::or("HANGSAFE_ROBUST_REPS", 5usize).max(1),
+            env::or("HANGSAFE_ROBUST_DEATHS", 500usize).max(1),
         )
     };
 
-    let parts = env_or(
+    let parts = env::or(
         "HANGSAFE_ROBUST_PARTS",
         String::from("ab,handoff,pingpong,death"),
     );

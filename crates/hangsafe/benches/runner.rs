@@ -4,7 +4,7 @@
 //! * `hangsafe`: `runner::spawn(|_| 1).wait()` on the global pool;
 //! * `hangsafe_deadline`: the same through `Builder::new().timeout(10 s)`,
 //!   which also registers the deadline with the timer thread;
-//! * `thread_per_runner`: the C-style runner of `common::thread_per_runner`
+//! * `thread_per_runner`: the C-style runner of `hangsafe_testkit::peers`
 //!   (malloc'd refcounted context, detached 64 KiB pthread, spin + futex);
 //! * `std_thread_spawn_join`: `std::thread::spawn(|| 1).join()`;
 //! * `tokio_spawn_blocking`: `rt.block_on(spawn_blocking(|| 1))` on a
@@ -38,19 +38,8 @@ const TOKIO: &str = "tokio_spawn_blocking";
 /// costs its bookkeeping.
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// The baseline's work: read the input, write the result (`1`) over it.
-fn tpr_work(data: &mut [u8]) {
-    let input = u32::from_ne_bytes(data[..4].try_into().expect("4-byte buffer"));
-    let out = black_box(1u32) + input;
-    data[..4].copy_from_slice(&out.to_ne_bytes());
-}
-
 fn tpr_round_trip() -> u32 {
-    let r = thread_per_runner::get_runner(tpr_work, &0u32.to_ne_bytes(), DEADLINE)
-        .expect("pthread_create");
-    assert_eq!(r.wait(), thread_per_runner::DONE);
-    let out = r.result().expect("runner done");
-    u32::from_ne_bytes(out[..4].try_into().expect("4-byte buffer"))
+    thread_per_runner::round_trip().expect("pthread_create")
 }
 
 fn round_trip(c: &mut Criterion) {

@@ -30,13 +30,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Takes the baseline after everything lazily created (the cancel
 /// signal's installation, this thread's cancel word) exists.
 fn baseline() -> usize {
@@ -96,7 +89,7 @@ where
 fn r16_accept4_under_random_cancels_leaks_no_fd() {
     let _g = serial();
     let base = baseline();
-    let scopes = env_u64("HANGSAFE_FD_SCOPES", 2000);
+    let scopes = hangsafe_testkit::env::or("HANGSAFE_FD_SCOPES", 2000u64);
     let (mut rng, seed) = Rng::from_env_or_time("HANGSAFE_SEED");
     eprintln!("fd leak (accept4): {scopes} scopes, HANGSAFE_SEED={seed}, baseline {base} fds");
     let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
@@ -143,7 +136,7 @@ fn r16_accept4_under_random_cancels_leaks_no_fd() {
 fn r16_fifo_openat_under_random_cancels_leaks_no_fd() {
     let _g = serial();
     let base = baseline();
-    let scopes = env_u64("HANGSAFE_FD_SCOPES", 2000);
+    let scopes = hangsafe_testkit::env::or("HANGSAFE_FD_SCOPES", 2000u64);
     let (mut rng, seed) = Rng::from_env_or_time("HANGSAFE_SEED");
     eprintln!("fd leak (openat): {scopes} scopes, HANGSAFE_SEED={seed}, baseline {base} fds");
     let fifo = support::mkfifo("fd-leak");

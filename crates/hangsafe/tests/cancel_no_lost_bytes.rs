@@ -49,13 +49,6 @@ fn seq(i: u64) -> u8 {
     (i % 251) as u8
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 /// A read function under test: `token` is the scope's token.
 type ReadFn = fn(&CancelToken, BorrowedFd<'_>, &mut [u8]) -> Result<usize, Error>;
 
@@ -300,8 +293,8 @@ fn stream_through_scopes(read: ReadFn, target: u64, min_scopes: u64, seed: u64) 
 #[test]
 fn r16_r13_no_lost_bytes_under_random_cancels() {
     let _g = serial();
-    let target = env_u64("HANGSAFE_CANCEL_READS", 1_000_000);
-    let min_scopes = env_u64("HANGSAFE_CANCEL_SCOPES", 30_000);
+    let target = hangsafe_testkit::env::or("HANGSAFE_CANCEL_READS", 1_000_000u64);
+    let min_scopes = hangsafe_testkit::env::or("HANGSAFE_CANCEL_SCOPES", 30_000u64);
     let (_, seed) = Rng::from_env_or_time("HANGSAFE_SEED");
     eprintln!(
         "no-lost-bytes (scopes): >= {target} reads in >= {min_scopes} scopes, HANGSAFE_SEED={seed}"
@@ -332,7 +325,7 @@ fn r16_r13_no_lost_bytes_under_random_cancels() {
 #[test]
 fn r16_naive_read_foil_does_lose_bytes() {
     let _g = serial();
-    let per_attempt = env_u64("HANGSAFE_FOIL_READS", 50_000);
+    let per_attempt = hangsafe_testkit::env::or("HANGSAFE_FOIL_READS", 50_000u64);
     let (mut rng, seed) = Rng::from_env_or_time("HANGSAFE_SEED");
     eprintln!("foil: up to 20 attempts of {per_attempt} reads, HANGSAFE_SEED={seed}");
     for attempt in 1..=20 {
@@ -365,7 +358,7 @@ fn r16_naive_read_foil_does_lose_bytes() {
 #[test]
 fn r16_no_lost_bytes_through_runners() {
     let _g = serial();
-    let target = env_u64("HANGSAFE_CANCEL_RUNNER_READS", 100_000);
+    let target = hangsafe_testkit::env::or("HANGSAFE_CANCEL_RUNNER_READS", 100_000u64);
     let (mut rng, seed) = Rng::from_env_or_time("HANGSAFE_SEED");
     eprintln!("no-lost-bytes (runners): {target} reads, HANGSAFE_SEED={seed}");
     let s0 = cancel::metrics();
@@ -384,7 +377,7 @@ fn r16_no_lost_bytes_through_runners() {
     let mut runners = 0u64;
     // Runners ended by: release, cancel(), Ctx::token().cancel(), deadline.
     let mut by_how = [0u64; 4];
-    let min_runners = env_u64("HANGSAFE_CANCEL_RUNNERS", 3000);
+    let min_runners = hangsafe_testkit::env::or("HANGSAFE_CANCEL_RUNNERS", 3000u64);
     while (got.lock().unwrap().len() as u64) < target || runners < min_runners {
         let how = rng.below(4);
         let (tok_tx, tok_rx) = mpsc::channel();

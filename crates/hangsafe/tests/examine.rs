@@ -23,18 +23,6 @@ fn pool() -> Pool {
     Pool::builder().idle_timeout(Duration::from_secs(5)).build()
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    let scaled = if std::env::var_os("HANGSAFE_UNDER_EMULATION").is_some() {
-        (default / 10).max(1)
-    } else {
-        default
-    };
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(scaled)
-}
-
 /// A 64-byte state (the full capacity, every word) whose fields are all
 /// derived from `n`: a snapshot mixing two publishes fails `is_consistent`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,7 +138,7 @@ fn examiner_is_send_sync_clone_and_not_generic() {
 /// every reader sees exactly its last state.
 #[test]
 fn r47_torn_snapshot_stress() {
-    let reads = env_u64("HANGSAFE_EXAMINE_READS", 100_000);
+    let reads = hangsafe_testkit::env::count("HANGSAFE_EXAMINE_READS", 100_000);
     let pool = pool();
     let stop = Arc::new(AtomicBool::new(false));
     let (stopped_tx, stopped_rx) = mpsc::channel::<u64>();
@@ -247,7 +235,7 @@ fn r47_torn_snapshot_stress() {
 /// stuck); the point is that every call returns.
 #[test]
 fn r51_a_continuous_writer_never_starves_a_reader_forever() {
-    let calls = env_u64("HANGSAFE_EXAMINE_READS", 100_000) / 5;
+    let calls = hangsafe_testkit::env::count("HANGSAFE_EXAMINE_READS", 100_000) / 5;
     let pool = pool();
     let stop = Arc::new(AtomicBool::new(false));
     let worker_stop = Arc::clone(&stop);
@@ -290,7 +278,7 @@ fn r51_a_continuous_writer_never_starves_a_reader_forever() {
 #[test]
 fn r48_examining_a_runner_that_is_ending() {
     quiet_test_panics();
-    let endings = env_u64("HANGSAFE_EXAMINE_ENDINGS", 2_000);
+    let endings = hangsafe_testkit::env::count("HANGSAFE_EXAMINE_ENDINGS", 2_000);
     let pool = pool();
     let (ex_tx, ex_rx) = mpsc::channel::<Examiner>();
     let (done_tx, done_rx) = mpsc::channel::<(u64, u64)>();

@@ -14,6 +14,7 @@
 use hangsafe::robust::{
     AnyBitPattern, Error, LockError, RegionError, RegionOptions, RobustMutexGuard, SharedRegion,
 };
+use hangsafe_testkit::process::{die, fork, Child, Exit, Shm};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -50,127 +51,6 @@ impl std::ops::Deref for Name {
 impl Drop for Name {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(self.path());
-    }
-}
-
-/// An anonymous `MAP_SHARED` mapping of a zeroed `T` (atomics), inherited
-/// by fork children: the test's own side channel, independent of the code
-/// under test.
-struct Shm<T> {
-    ptr: *mut T,
-}
-
-impl<T> Shm<T> {
-    /// `T` must be valid all-zero (atomics and arrays of them are).
-    fn zeroed() -> Shm<T> {
-        let len = std::mem::size_of::<T>().max(1);
-        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED, "mmap");
-        Shm { ptr: p.cast() }
-    }
-}
-
-impl<T> std::ops::Deref for Shm<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: page-aligned, zero-filled (a valid `T` by `zeroed`'s
-        // contract) and mapped as long as `self` lives.
-        unsafe { &*self.ptr }
-    }
-}
-
-impl<T> Drop for Shm<T> {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `zeroed`; no reference
-        // into it outlives `self`.
-        unsafe { libc::munmap(self.ptr.cast(), std::mem::size_of::<T>().max(1)) };
-    }
-}
-
-/// A forked child, killed and reaped if the test ends early.
-struct Child {
-    pid: libc::pid_t,
-    reaped: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Exit {
-    Code(i32),
-    Signal(i32),
-}
-
-/// Forks; the child runs `f` and `_exit`s with its result (101 if it
-/// panicked, which the child code avoids).
-fn fork(f: impl FnOnce() -> i32) -> Child {
-    // SAFETY: the child runs only `f` (the API under test, atomics, raw
-    // syscalls), then `_exit`s without running destructors or returning
-    // into the harness.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: leaves the child without unwinding or running at-exit
-        // handlers.
-        unsafe { libc::_exit(code) };
-    }
-    Child { pid, reaped: false }
-}
-
-impl Child {
-    fn wait(mut self, limit: Duration) -> Exit {
-        let end = Instant::now() + limit;
-        loop {
-            let mut status = 0;
-            // SAFETY: valid out-pointer; our own child.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            if r == self.pid {
-                self.reaped = true;
-                return if libc::WIFEXITED(status) {
-                    Exit::Code(libc::WEXITSTATUS(status))
-                } else {
-                    Exit::Signal(libc::WTERMSIG(status))
-                };
-            }
-            assert_eq!(r, 0, "waitpid: {}", std::io::Error::last_os_error());
-            assert!(
-                Instant::now() < end,
-                "child {} did not finish within {limit:?}: hang",
-                self.pid
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if !self.reaped {
-            // SAFETY: our own unreaped child: its PID cannot be reused yet.
-            unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
-                libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-            }
-        }
-    }
-}
-
-/// SIGKILLs the calling (child) process.
-fn die() -> ! {
-    std::sync::atomic::compiler_fence(Ordering::SeqCst);
-    // SAFETY: no memory preconditions; SIGKILL cannot be caught.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
-        libc::_exit(99)
     }
 }
 
@@ -245,7 +125,8 @@ fn r36_create_or_open_race_between_processes_has_one_creator_and_one_value() {
     }
     for _round in 0..5 {
         let name = Name::new();
-        let board = Shm::<Board>::zeroed();
+        // SAFETY: all-zero bytes are a valid `Board` (atomics only).
+        let board = unsafe { Shm::<Board>::zeroed() };
         let children: Vec<Child> = (0..N)
             .map(|i| {
                 let (board, name) = (&*board, &*name);
@@ -314,7 +195,8 @@ fn r36_openers_wait_for_an_in_place_creator_to_publish() {
         .mode(0o600)
         .open(name.path())
         .unwrap();
-    let board = Shm::<Board>::zeroed();
+    // SAFETY: all-zero bytes are a valid `Board` (atomics only).
+    let board = unsafe { Shm::<Board>::zeroed() };
     let children: Vec<Child> = (0..N)
         .map(|_| {
             let (board, name) = (&*board, &*name);
@@ -361,7 +243,8 @@ fn r36_openers_wait_for_an_in_place_creator_to_publish() {
 fn anonymous_region_counter_incremented_by_two_processes_is_2n() {
     const N: u64 = 20_000;
     let region = SharedRegion::anonymous(0u64).unwrap();
-    let gate = Shm::<AtomicU32>::zeroed();
+    // SAFETY: all-zero bytes are a valid `AtomicU32` (atomics only).
+    let gate = unsafe { Shm::<AtomicU32>::zeroed() };
     let add = |region: &SharedRegion<u64>| -> i32 {
         for _ in 0..N {
             let mut g = match region.lock() {
@@ -561,7 +444,8 @@ fn live_owner_in_other_process_gives_would_block_and_timed_out() {
         release: AtomicU32,
     }
     let region = SharedRegion::anonymous(Pair { a: 0, b: 0 }).unwrap();
-    let board = Shm::<Board>::zeroed();
+    // SAFETY: all-zero bytes are a valid `Board` (atomics only).
+    let board = unsafe { Shm::<Board>::zeroed() };
     let child = {
         let (region, board) = (&region, &*board);
         fork(move || {

@@ -7,7 +7,10 @@
 //!   (or slower) the subject is than each peer. Only estimates written by the
 //!   current process count, so a filtered or `--test` run never reports stale
 //!   figures from an earlier run.
-//! * [`thread_per_runner`]: the C-style thread-per-runner baseline.
+//! * [`thread_per_runner`], [`fmt_ns`], [`interleaved_overhead`]: the
+//!   C-style thread-per-runner baseline and the A/B statistics, from the
+//!   workspace's test kit (`hangsafe-testkit`), which `hangsafe bench`
+//!   shares.
 //!
 //! A bench uses it with `mod common;` and a hand-written `main` (instead of
 //! `criterion_main!`) that calls [`mark_start`] first, runs its groups,
@@ -16,7 +19,11 @@
 // Each bench target compiles this module separately and uses a subset.
 #![allow(dead_code)]
 
-pub mod thread_per_runner;
+// Each bench target uses a subset of these re-exports.
+#[allow(unused_imports)]
+pub use hangsafe_testkit::peers::thread_per_runner;
+#[allow(unused_imports)]
+pub use hangsafe_testkit::stats::{fmt_ns, interleaved_overhead};
 
 use criterion::Criterion;
 use serde_json::Value;
@@ -24,7 +31,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 static START: OnceLock<SystemTime> = OnceLock::new();
 
@@ -162,19 +169,6 @@ pub fn system_load() -> String {
     format!("{cpus} CPUs, load average (1/5/15 min) {load}")
 }
 
-/// Formats nanoseconds with a readable unit.
-pub fn fmt_ns(ns: f64) -> String {
-    if ns < 1e3 {
-        format!("{ns:.1} ns")
-    } else if ns < 1e6 {
-        format!("{:.3} µs", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.3} ms", ns / 1e6)
-    } else {
-        format!("{:.3} s", ns / 1e9)
-    }
-}
-
 fn fmt_interval(i: &Interval) -> String {
     format!(
         "{} [{}, {}]",
@@ -274,29 +268,27 @@ pub fn print_ratios(group: &str, subject: &str, peers: &[&str]) -> Vec<Ratio> {
     out
 }
 
-/// An interleaved A/B for overheads too small for criterion's separate
-/// time windows: warms both up once, then runs `peer` and `subject`
-/// alternately (`peer` first in even rounds, `subject` first in odd ones)
-/// and returns, sorted, each round's `subject / peer - 1` in percent. Each
-/// closure runs one batch and returns how long it took.
-pub fn interleaved_overhead(
-    rounds: usize,
-    mut peer: impl FnMut() -> Duration,
-    mut subject: impl FnMut() -> Duration,
-) -> Vec<f64> {
-    peer();
-    subject();
-    let mut out = Vec::with_capacity(rounds);
-    for i in 0..rounds {
-        let (p, s) = if i % 2 == 0 {
-            let p = peer();
-            (p, subject())
-        } else {
-            let s = subject();
-            (peer(), s)
-        };
-        out.push((s.as_secs_f64() / p.as_secs_f64() - 1.0) * 100.0);
-    }
-    out.sort_by(f64::total_cmp);
-    out
+/// Whether the bench runs for criterion's `--list` or `--test`: the parts
+/// that are not criterion groups are skipped then.
+pub fn listing_or_smoke_test() -> bool {
+    env::args().any(|a| a == "--list" || a == "--test")
+}
+
+/// Prints the result of an [`interleaved_overhead`] run (`ov`, sorted, in
+/// percent) under the heading `title`: the median and quartiles, labelled
+/// `label`. Returns the median.
+pub fn print_overhead(title: &str, label: &str, ov: &[f64]) -> f64 {
+    let q = |f: f64| ov[((ov.len() - 1) as f64 * f).round() as usize];
+    println!();
+    println!(
+        "== {title}, interleaved A/B ({} rounds of 20,000 calls each) ==",
+        ov.len()
+    );
+    println!(
+        "{label}: median {:+.1}%, quartiles [{:+.1}%, {:+.1}%]",
+        q(0.5),
+        q(0.25),
+        q(0.75)
+    );
+    q(0.5)
 }

@@ -554,6 +554,26 @@ fn final_lock(sys: &Sys, tid: u32) -> Acquired {
     how
 }
 
+/// Spawns model thread `tid` (first generation, dying at `fail` if given)
+/// running `f` through [`run`].
+fn spawn_task<T: Send + 'static>(
+    sys: &Arc<Sys>,
+    tid: u32,
+    fail: Option<Point>,
+    f: impl FnOnce(&Task<'_>) -> T + Send + 'static,
+) -> thread::JoinHandle<End<T>> {
+    let sys = Arc::clone(sys);
+    thread::spawn(move || {
+        let t = sys.task(tid, 0, fail);
+        run(&t, || f(&t))
+    })
+}
+
+/// Spawns model thread `tid` that uses the mutex once ([`Task::use_once`]).
+fn spawn_user(sys: &Arc<Sys>, tid: u32, fail: Option<Point>) -> thread::JoinHandle<End<Acquired>> {
+    spawn_task(sys, tid, fail, |t| t.use_once())
+}
+
 // ---------------------------------------------------------------------------
 // Models.
 
@@ -566,15 +586,7 @@ fn loom_r30_mutual_exclusion_no_lost_wakeup() {
     static HANDOVERS: Seen = Seen::new();
     model(|| {
         let sys = Sys::new();
-        let hs: Vec<_> = (1..=2)
-            .map(|tid| {
-                let sys = Arc::clone(&sys);
-                thread::spawn(move || {
-                    let t = sys.task(tid, 0, None);
-                    run(&t, || t.use_once())
-                })
-            })
-            .collect();
+        let hs: Vec<_> = (1..=2).map(|tid| spawn_user(&sys, tid, None)).collect();
         let t = sys.task(3, 0, None);
         let mine = run(&t, || t.use_once());
         assert_eq!(mine, End::Done(Acquired::Consistent));
@@ -607,11 +619,7 @@ fn loom_r29_owner_dies_holding_uncontended() {
     static ESRCH: Seen = Seen::new();
     model(|| {
         let sys = Sys::new();
-        let s2 = Arc::clone(&sys);
-        let a = thread::spawn(move || {
-            let t = s2.task(1, 0, Some(Point::AfterLockCas));
-            run(&t, || t.use_once())
-        });
+        let a = spawn_user(&sys, 1, Some(Point::AfterLockCas));
         let t = sys.task(2, 0, None);
         let End::Done((r1, r2)) = run(&t, || {
             let r1 = t.use_once();
@@ -645,11 +653,7 @@ fn loom_r29_try_lock_dead_vs_live_owner() {
     static OUTCOMES: [Seen; 3] = [Seen::new(), Seen::new(), Seen::new()];
     model(|| {
         let sys = Sys::new();
-        let s2 = Arc::clone(&sys);
-        let a = thread::spawn(move || {
-            let t = s2.task(1, 0, Some(Point::AfterLockCas));
-            run(&t, || t.use_once())
-        });
+        let a = spawn_user(&sys, 1, Some(Point::AfterLockCas));
         let t = sys.task(2, 0, None);
         let End::Done(tried) = run(&t, || match t.sys.m.try_lock_with(&t) {
             Ok(how) => {
@@ -700,11 +704,7 @@ fn loom_r30_owner_dies_holding_with_waiter() {
         let t = sys.task(1, 0, None);
         let how = t.enter().unwrap();
         assert_eq!(how, Acquired::Consistent);
-        let s2 = Arc::clone(&sys);
-        let b = thread::spawn(move || {
-            let t = s2.task(2, 0, None);
-            run(&t, || t.use_once())
-        });
+        let b = spawn_user(&sys, 2, None);
         sys.k.wait_queued(1);
         t.die_holding();
         assert_eq!(b.join().unwrap(), End::Done(Acquired::OwnerDead));
@@ -724,11 +724,7 @@ fn loom_r24_dies_after_unlock_cas() {
     static DIED: Seen = Seen::new();
     model(|| {
         let sys = Sys::new();
-        let s2 = Arc::clone(&sys);
-        let a = thread::spawn(move || {
-            let t = s2.task(1, 0, Some(Point::AfterUnlockCas));
-            run(&t, || t.use_once())
-        });
+        let a = spawn_user(&sys, 1, Some(Point::AfterUnlockCas));
         let t = sys.task(2, 0, None);
         assert_eq!(run(&t, || t.use_once()), End::Done(Acquired::Consistent));
         match a.join().unwrap() {
@@ -757,11 +753,7 @@ fn loom_r30_dies_between_failed_unlock_cas_and_unlock_pi() {
         let t = sys.task(1, 0, Some(Point::FailedUnlockCas));
         let how = t.enter().unwrap();
         assert_eq!(how, Acquired::Consistent);
-        let s2 = Arc::clone(&sys);
-        let b = thread::spawn(move || {
-            let t = s2.task(2, 0, None);
-            run(&t, || t.use_once())
-        });
+        let b = spawn_user(&sys, 2, None);
         sys.k.wait_queued(1);
         assert_eq!(run(&t, || t.leave(how)), End::Died(Point::FailedUnlockCas));
         assert_eq!(b.join().unwrap(), End::Done(Acquired::OwnerDead));
@@ -778,17 +770,9 @@ fn loom_r25_two_contenders_esrch() {
     static BOTH: Seen = Seen::new();
     model(|| {
         let sys = Sys::new();
-        let s1 = Arc::clone(&sys);
-        let a = thread::spawn(move || {
-            let t = s1.task(1, 0, Some(Point::AfterLockCas));
-            run(&t, || t.use_once())
-        });
+        let a = spawn_user(&sys, 1, Some(Point::AfterLockCas));
         assert_eq!(a.join().unwrap(), End::Died(Point::AfterLockCas));
-        let s2 = Arc::clone(&sys);
-        let b = thread::spawn(move || {
-            let t = s2.task(2, 0, None);
-            run(&t, || t.use_once())
-        });
+        let b = spawn_user(&sys, 2, None);
         let t = sys.task(3, 0, None);
         let End::Done(mine) = run(&t, || t.use_once()) else {
             unreachable!()
@@ -816,11 +800,7 @@ fn loom_r26_taker_dies_mid_recovery() {
     static MID: Seen = Seen::new();
     model(|| {
         let sys = Sys::new();
-        let s1 = Arc::clone(&sys);
-        let a = thread::spawn(move || {
-            let t = s1.task(1, 0, Some(Point::AfterLockCas));
-            run(&t, || t.use_once())
-        });
+        let a = spawn_user(&sys, 1, Some(Point::AfterLockCas));
         assert_eq!(a.join().unwrap(), End::Died(Point::AfterLockCas));
         let s2 = Arc::clone(&sys);
         let b = thread::spawn(move || {
@@ -858,11 +838,7 @@ fn loom_r26_taker_dies_mid_recovery() {
 fn loom_r27_unlock_while_inconsistent() {
     model(|| {
         let sys = Sys::new();
-        let s1 = Arc::clone(&sys);
-        let a = thread::spawn(move || {
-            let t = s1.task(1, 0, Some(Point::AfterLockCas));
-            run(&t, || t.use_once())
-        });
+        let a = spawn_user(&sys, 1, Some(Point::AfterLockCas));
         assert_eq!(a.join().unwrap(), End::Died(Point::AfterLockCas));
         let body = |t: &Task<'_>| -> bool {
             let owner_dead = match t.enter() {
@@ -882,11 +858,7 @@ fn loom_r27_unlock_while_inconsistent() {
             ));
             owner_dead
         };
-        let s2 = Arc::clone(&sys);
-        let b = thread::spawn(move || {
-            let t = s2.task(2, 0, None);
-            run(&t, || body(&t))
-        });
+        let b = spawn_task(&sys, 2, None, body);
         let t = sys.task(3, 0, None);
         let End::Done(mine) = run(&t, || body(&t)) else {
             unreachable!()
@@ -915,19 +887,10 @@ fn loom_r27_unlock_while_inconsistent() {
 fn loom_r28_tid_reuse() {
     model(|| {
         let sys = Sys::new();
-        let s1 = Arc::clone(&sys);
-        // Dies after recording its nonce as the owner.
-        let a = thread::spawn(move || {
-            let t = s1.task(1, 0, Some(Point::BeforeReturn));
-            run(&t, || t.use_once())
-        });
+        let a = spawn_user(&sys, 1, Some(Point::BeforeReturn));
         assert_eq!(a.join().unwrap(), End::Died(Point::BeforeReturn));
         sys.k.reuse(1);
-        let s2 = Arc::clone(&sys);
-        let c = thread::spawn(move || {
-            let t = s2.task(2, 0, None);
-            run(&t, || t.use_once())
-        });
+        let c = spawn_user(&sys, 2, None);
         let t = sys.task(1, 1, None);
         assert_ne!(t.me.nonce, 1, "a new nonce");
         let End::Done(()) = run(&t, || {
@@ -953,19 +916,17 @@ fn loom_r32_timed_lock_gives_up() {
     static TIMED_OUT: Seen = Seen::new();
     model(|| {
         let sys = Sys::new();
-        let s2 = Arc::clone(&sys);
-        let b = thread::spawn(move || {
-            let t = s2.task(2, 0, None);
-            let deadline = Some(Deadline { sec: 0, nsec: 0 });
-            run(&t, || match t.sys.m.lock_with(&t, deadline) {
+        let deadline = Some(Deadline { sec: 0, nsec: 0 });
+        let b = spawn_task(&sys, 2, None, move |t| {
+            match t.sys.m.lock_with(t, deadline) {
                 Ok(how) => {
                     assert_eq!(how, Acquired::Consistent);
-                    t.sys.m.unlock_with(&t).expect("unlock");
+                    t.sys.m.unlock_with(t).expect("unlock");
                     false
                 }
                 Err(Error::TimedOut) => true,
                 Err(e) => panic!("timed lock: {e}"),
-            })
+            }
         });
         let t = sys.task(1, 0, None);
         assert_eq!(run(&t, || t.use_once()), End::Done(Acquired::Consistent));
@@ -993,15 +954,7 @@ fn loom_r35_lock_during_exit_handover() {
         let sys = Sys::new();
         let t = sys.task(1, 0, None);
         assert_eq!(t.enter().unwrap(), Acquired::Consistent);
-        let hs: Vec<_> = (2..=3)
-            .map(|tid| {
-                let sys = Arc::clone(&sys);
-                thread::spawn(move || {
-                    let t = sys.task(tid, 0, None);
-                    run(&t, || t.use_once())
-                })
-            })
-            .collect();
+        let hs: Vec<_> = (2..=3).map(|tid| spawn_user(&sys, tid, None)).collect();
         sys.k.wait_queued(1);
         t.die_holding();
         let mut got: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
@@ -1033,23 +986,15 @@ fn loom_r35_try_lock_during_exit_handover() {
         let sys = Sys::new();
         let t = sys.task(1, 0, None);
         assert_eq!(t.enter().unwrap(), Acquired::Consistent);
-        let s2 = Arc::clone(&sys);
-        let b = thread::spawn(move || {
-            let t = s2.task(2, 0, None);
-            run(&t, || t.use_once())
-        });
-        let s3 = Arc::clone(&sys);
-        let c = thread::spawn(move || {
-            let t = s3.task(3, 0, None);
-            run(&t, || match t.sys.m.try_lock_with(&t) {
-                Ok(how) => {
-                    assert_eq!(how, Acquired::Consistent);
-                    t.sys.m.unlock_with(&t).expect("unlock");
-                    true
-                }
-                Err(Error::WouldBlock) => false,
-                Err(e) => panic!("try_lock: {e}"),
-            })
+        let b = spawn_user(&sys, 2, None);
+        let c = spawn_task(&sys, 3, None, |t| match t.sys.m.try_lock_with(t) {
+            Ok(how) => {
+                assert_eq!(how, Acquired::Consistent);
+                t.sys.m.unlock_with(t).expect("unlock");
+                true
+            }
+            Err(Error::WouldBlock) => false,
+            Err(e) => panic!("try_lock: {e}"),
         });
         sys.k.wait_queued(1);
         t.die_holding();

@@ -53,19 +53,7 @@ pub fn in_child(limit: Duration, f: impl FnOnce() -> i32) -> Ended {
     }
 }
 
-/// Polls `cond` every millisecond for at most `limit`.
-pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
+pub use hangsafe_testkit::wait::eventually;
 
 /// A pipe nobody writes to (unless the test does): `(read, write)`.
 pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {

@@ -4,20 +4,7 @@
 use hangsafe::runner::{Metrics, Pool};
 use std::time::{Duration, Instant};
 
-/// Polls `cond` until it holds or `limit` passes; returns whether it held.
-/// Limits are generous: these are liveness checks, not timing checks.
-pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+pub use hangsafe_testkit::wait::eventually;
 
 /// Waits until the pool has no live runner context, or panics with the
 /// metrics after `limit`.

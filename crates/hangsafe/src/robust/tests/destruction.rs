@@ -68,7 +68,9 @@ fn my_tid() -> u32 {
 #[test]
 fn r24_reused_after_unlock_never_written() {
     for (contended, at_cas) in [(false, true), (false, false), (true, false)] {
-        let ar: Shm<Arena<RawRobustMutex>> = Shm::zeroed();
+        // SAFETY: all-zero bytes are a valid value of the mapped type (atomics,
+        // a raw mutex before `init`, a zeroed `pthread_mutex_t`).
+        let ar: Shm<Arena<RawRobustMutex>> = unsafe { Shm::zeroed() };
         ar.lock.init().unwrap();
         let waiter = contended.then(|| {
             // A waiter that takes the lock, releases it and exits: the
@@ -139,7 +141,9 @@ fn r24_reused_after_unlock_never_written() {
 /// makes the kernel write `OWNER_DIED` into memory that was reused.
 #[test]
 fn r24_glibc_robust_mutex_writes_after_unlock_foil() {
-    let ar: Shm<Arena<libc::pthread_mutex_t>> = Shm::zeroed();
+    // SAFETY: all-zero bytes are a valid value of the mapped type (atomics,
+    // a raw mutex before `init`, a zeroed `pthread_mutex_t`).
+    let ar: Shm<Arena<libc::pthread_mutex_t>> = unsafe { Shm::zeroed() };
     let m = &ar.lock as *const libc::pthread_mutex_t as *mut libc::pthread_mutex_t;
     // SAFETY: `m` points to zeroed shared memory large enough for a
     // pthread_mutex_t; the attribute object is initialised and destroyed

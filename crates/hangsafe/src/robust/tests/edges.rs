@@ -256,7 +256,9 @@ fn r33_foreign_pid_namespace_refused() {
 /// consistent() on a consistent mutex is refused.
 #[test]
 fn uninitialised_and_misuse_refused() {
-    let z: Shm<RawRobustMutex> = Shm::zeroed();
+    // SAFETY: all-zero bytes are a valid value of the mapped type (atomics,
+    // a raw mutex before `init`, a zeroed `pthread_mutex_t`).
+    let z: Shm<RawRobustMutex> = unsafe { Shm::zeroed() };
     assert!(matches!(z.lock(), Err(Error::Uninitialized)));
     assert!(matches!(z.try_lock(), Err(Error::Uninitialized)));
     assert!(matches!(z.unlock(), Err(Error::Uninitialized)));

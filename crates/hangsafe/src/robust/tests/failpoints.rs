@@ -26,7 +26,9 @@ pub(crate) struct Arena {
 }
 
 pub(crate) fn arena() -> Shm<Arena> {
-    let s: Shm<Arena> = Shm::zeroed();
+    // SAFETY: all-zero bytes are a valid value of the mapped type (atomics,
+    // a raw mutex before `init`, a zeroed `pthread_mutex_t`).
+    let s: Shm<Arena> = unsafe { Shm::zeroed() };
     s.m.init().unwrap();
     s
 }

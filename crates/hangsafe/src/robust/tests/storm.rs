@@ -105,7 +105,9 @@ fn r34_sigkill_storm() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let s: Shm<Storm> = Shm::zeroed();
+    // SAFETY: all-zero bytes are a valid value of the mapped type (atomics,
+    // a raw mutex before `init`, a zeroed `pthread_mutex_t`).
+    let s: Shm<Storm> = unsafe { Shm::zeroed() };
     s.m.init().unwrap();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ std::process::id() as u64;
     let mut rand = move || {

@@ -1,9 +1,14 @@
-//! Shared memory, fork and fail points for the robust-mutex tests.
+//! Fail points and `/proc` probes for the robust-mutex tests; fork, wait
+//! and shared memory come from the workspace's test kit
+//! (`hangsafe-testkit`).
 
 use crate::robust::error::Error;
 use crate::robust::kernel::{Deadline, Kernel, Linux, Me, Point};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+// Fork, wait, die and the shared mapping: the workspace's test kit.
+pub(crate) use hangsafe_testkit::process::{die, fork, Child, Exit, Shm};
 
 /// The real kernel, plus: SIGKILL self when reaching `kill_at`; spin on a
 /// shared gate when reaching `pause_at` (until the gate opens).
@@ -66,133 +71,6 @@ impl Kernel for FailKernel<'_> {
     }
 }
 
-/// SIGKILL the calling process, now.
-pub(crate) fn die() -> ! {
-    // SAFETY: kill/getpid have no memory preconditions; SIGKILL cannot be
-    // caught, so this does not return.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
-        libc::_exit(99)
-    }
-}
-
-/// An anonymous `MAP_SHARED` mapping of `T`s, inherited by fork children,
-/// zero-initialised. Unmapped on drop (in the parent).
-pub(crate) struct Shm<T> {
-    ptr: *mut T,
-    len: usize,
-}
-
-impl<T> Shm<T> {
-    /// Maps `n` zeroed `T`s. `T` must be valid when all-zero (atomics and
-    /// the raw mutex before `init` are).
-    pub(crate) fn zeroed() -> Shm<T> {
-        let len = std::mem::size_of::<T>().max(1);
-        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED, "mmap");
-        Shm { ptr: p.cast(), len }
-    }
-}
-
-impl<T> std::ops::Deref for Shm<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the mapping is page-aligned, zero-filled (valid for the
-        // `T`s these tests use) and lives as long as `self`.
-        unsafe { &*self.ptr }
-    }
-}
-
-impl<T> Drop for Shm<T> {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `zeroed`; no reference
-        // into it outlives `self`.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
-    }
-}
-
-/// A forked child process.
-pub(crate) struct Child {
-    pub(crate) pid: libc::pid_t,
-    reaped: bool,
-}
-
-/// How a child ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Exit {
-    Code(i32),
-    Signal(i32),
-}
-
-/// Forks; the child runs `f` and `_exit`s with its return value.
-pub(crate) fn fork(f: impl FnOnce() -> i32) -> Child {
-    // SAFETY: the child runs only `f`, which by the contract of these tests
-    // uses atomics, the mutex protocol and raw syscalls, then `_exit`s
-    // without running destructors or at-exit handlers.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        let code = f();
-        // SAFETY: leaves the child without unwinding into the test harness.
-        unsafe { libc::_exit(code) };
-    }
-    Child { pid, reaped: false }
-}
-
-impl Child {
-    /// Waits for the child, at most `limit`; kills it and panics on timeout.
-    pub(crate) fn wait(mut self, limit: Duration) -> Exit {
-        let end = Instant::now() + limit;
-        loop {
-            let mut status = 0;
-            // SAFETY: valid out-pointer; our own child.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            if r == self.pid {
-                self.reaped = true;
-                return if libc::WIFEXITED(status) {
-                    Exit::Code(libc::WEXITSTATUS(status))
-                } else {
-                    Exit::Signal(libc::WTERMSIG(status))
-                };
-            }
-            assert!(r == 0, "waitpid: {}", std::io::Error::last_os_error());
-            if Instant::now() > end {
-                self.kill();
-                panic!("child {} did not finish within {limit:?}: hang", self.pid);
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// SIGKILLs the child (reaped on drop or by `wait`).
-    pub(crate) fn kill(&self) {
-        // SAFETY: signalling our own unreaped child: its PID cannot have
-        // been reused.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if !self.reaped {
-            self.kill();
-            let mut status = 0;
-            // SAFETY: our own child.
-            unsafe { libc::waitpid(self.pid, &mut status, 0) };
-        }
-    }
-}
-
 /// Polls `cond` until true; panics after `limit`.
 pub(crate) fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + limit;
@@ -217,9 +95,7 @@ pub(crate) fn blocked_in_futex(pid: libc::pid_t) -> bool {
     first == libc::SYS_futex.to_string()
 }
 
-pub(crate) fn under_emulation() -> bool {
-    std::env::var_os("HANGSAFE_UNDER_EMULATION").is_some()
-}
+pub(crate) use hangsafe_testkit::env::under_emulation;
 
 /// After [`blocked_in_futex`] said yes: under emulation, give the process
 /// time to really reach the futex wait.

@@ -1,7 +1,9 @@
 //! A C-style thread-per-runner baseline: the design of multipath-tools'
 //! original `libmpathutil` runner, with its start race fixed, written
 //! against libc the way the C code is, so that benchmarks can compare a
-//! pooled runner against "one fresh detached pthread per probe".
+//! pooled runner against "one fresh detached pthread per probe". The
+//! criterion benchmark `runner` and `hangsafe bench` both time
+//! [`round_trip`].
 //!
 //! What is kept from the C design, because it is what costs time:
 //!
@@ -364,5 +366,44 @@ impl Drop for Runner {
         self.cancel();
         // SAFETY: the handle's reference is dropped exactly once, here.
         unsafe { release(self.ctx) };
+    }
+}
+
+/// Far enough never to fire during a round trip, so that the deadline only
+/// costs its bookkeeping.
+const ROUND_TRIP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The round trip's work: read the input, write the result (`1` more than
+/// the input) over it.
+fn round_trip_work(data: &mut [u8]) {
+    if let Some(b) = data.get_mut(..4) {
+        let input = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        let out = std::hint::black_box(1u32).wrapping_add(input);
+        b.copy_from_slice(&out.to_ne_bytes());
+    }
+}
+
+/// One round trip of trivial work: a runner for `round_trip_work` on
+/// input 0, waited for; returns the work's result (1).
+pub fn round_trip() -> io::Result<u32> {
+    let r = get_runner(round_trip_work, &0u32.to_ne_bytes(), ROUND_TRIP_DEADLINE)?;
+    if r.wait() != DONE {
+        return Err(io::Error::other("thread-per-runner: not done after wait"));
+    }
+    match r.result() {
+        Some(&[a, b, c, d, ..]) => Ok(u32::from_ne_bytes([a, b, c, d])),
+        _ => Err(io::Error::other("thread-per-runner: no result")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_compute_the_result() {
+        for _ in 0..50 {
+            assert_eq!(round_trip().unwrap(), 1);
+        }
     }
 }
