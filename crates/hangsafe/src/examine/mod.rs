@@ -108,29 +108,29 @@
 mod error;
 pub(crate) mod seqlock;
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod plain;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod progress;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, hangsafe_loom))]
 mod loom_tests;
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(hangsafe_loom)))]
 mod tests;
 
 pub use error::ExamineError;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use plain::{Plain, CAPACITY, MAX_ALIGN};
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use progress::{Progress, Stamp, PHASE_LEN};
 pub(crate) use seqlock::SeqCell;
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub(crate) use typed::{examine, finish, own_progress, prepare, publish, Examinable};
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use typed::{Examiner, Ticket, EXAMINE_ATTEMPTS};
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod typed {
     use super::plain::{self, Plain};
     use super::seqlock::{SeqCell, WORDS};

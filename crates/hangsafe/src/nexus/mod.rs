@@ -56,29 +56,29 @@
 //! unsafe { libc::close(ep) };
 //! ```
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod error;
 mod guard;
 mod hooks;
 mod notify;
 mod osevent;
 mod registry;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod set;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod sys;
 mod token;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, hangsafe_loom))]
 mod loom_tests;
 #[cfg(test)]
 mod model_tests;
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use error::{Rejected, SetError};
 pub use hooks::{Hooks, Interest, Ready};
 pub use osevent::{Fired, Ignored, Nexus, NexusError, NexusStats};
 pub use registry::{Full, Registry, MAX_GENERATION};
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use set::{Drain, RunnerSet};
 pub use token::Token;
