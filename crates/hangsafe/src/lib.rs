@@ -44,7 +44,9 @@
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
-// Under loom only the model-checked core is built; the rest is unused.
+// Under `--cfg hangsafe_loom` (this crate's own model-checking cfg; a
+// user's `--cfg loom` leaves hangsafe whole) only the model-checked core is
+// built; the rest is unused.
 #![cfg_attr(hangsafe_loom, allow(dead_code, unused_imports))]
 
 #[cfg(not(target_os = "linux"))]

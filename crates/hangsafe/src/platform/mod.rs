@@ -16,7 +16,7 @@
 //!   convention used only by [`Platform::cancellable_syscall`], which calls
 //!   it from inline assembly with the syscall's registers already loaded
 //!   and the [`StubWord`]'s address in a scratch register;
-//! * five labels inside it, each made global and hidden by [`hs_label!`]:
+//! * five labels inside it, each made global and hidden by `hs_label!`:
 //!   * `cp_begin`, right after the stub incremented
 //!     [`StubWord::in_call`]: from here on no stack or callee-saved
 //!     register changes until the syscall instruction;
@@ -63,7 +63,7 @@ macro_rules! hs_symbol {
 }
 
 /// Defines a stub label: a global, hidden (not exported from a shared
-/// object) symbol at the current position, named by [`hs_symbol!`].
+/// object) symbol at the current position, named by `hs_symbol!`.
 macro_rules! hs_label {
     ($name:literal) => {
         concat!(
