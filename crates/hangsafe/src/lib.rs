@@ -45,8 +45,10 @@
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
-// Under loom only the model-checked core is built; the rest is unused.
-#![cfg_attr(loom, allow(dead_code, unused_imports))]
+// Under `--cfg hangsafe_loom` (this crate's own model-checking cfg; a
+// user's `--cfg loom` leaves hangsafe whole) only the model-checked core is
+// built; the rest is unused.
+#![cfg_attr(hangsafe_loom, allow(dead_code, unused_imports))]
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("hangsafe is unsupported on this platform: it needs Linux (x86_64 or aarch64).");
@@ -59,9 +61,9 @@ compile_error!(
     "hangsafe is unsupported on this architecture: it supports x86_64 and aarch64 Linux."
 );
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub mod cancel;
-#[cfg(loom)]
+#[cfg(hangsafe_loom)]
 mod cancel {
     //! Under loom only the cancel word is built (it is model-checked).
     pub(crate) mod word;
@@ -69,11 +71,10 @@ mod cancel {
 mod error;
 pub mod examine;
 pub mod nexus;
-#[cfg(not(loom))]
 mod platform;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub mod robust;
-#[cfg(loom)]
+#[cfg(hangsafe_loom)]
 mod robust;
 pub mod runner;
 mod sync;

@@ -2,27 +2,27 @@
 //!
 //! Every atomic, lock and cell that takes part in a protocol checked by loom
 //! is imported from here, never from `std` directly. A normal build gets the
-//! `std` types; a build with `RUSTFLAGS="--cfg loom"` gets loom's instrumented
+//! `std` types; a build with `RUSTFLAGS="--cfg hangsafe_loom"` gets loom's instrumented
 //! doubles, so that the same source is what the model checker explores. This
 //! is the pattern tokio and crossbeam use.
 //!
 //! `UnsafeCell` is wrapped so that both builds share loom's closure-based
 //! `with`/`with_mut` API; under loom every access is checked for data races.
 
-#[cfg(loom)]
+#[cfg(hangsafe_loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
-#[cfg(loom)]
+#[cfg(hangsafe_loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
-#[cfg(loom)]
+#[cfg(hangsafe_loom)]
 pub(crate) use loom::thread;
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub(crate) use std::sync::atomic::{
     fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard, Weak};
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub(crate) use std::thread;
 
 /// A cell with loom's access-tracking API.
@@ -32,15 +32,15 @@ pub(crate) use std::thread;
 /// concurrent pair of accesses where one writes fails the model.
 #[derive(Debug)]
 pub(crate) struct UnsafeCell<T>(
-    #[cfg(loom)] loom::cell::UnsafeCell<T>,
-    #[cfg(not(loom))] core::cell::UnsafeCell<T>,
+    #[cfg(hangsafe_loom)] loom::cell::UnsafeCell<T>,
+    #[cfg(not(hangsafe_loom))] core::cell::UnsafeCell<T>,
 );
 
 impl<T> UnsafeCell<T> {
     pub(crate) fn new(value: T) -> Self {
-        #[cfg(loom)]
+        #[cfg(hangsafe_loom)]
         return Self(loom::cell::UnsafeCell::new(value));
-        #[cfg(not(loom))]
+        #[cfg(not(hangsafe_loom))]
         return Self(core::cell::UnsafeCell::new(value));
     }
 
@@ -48,9 +48,9 @@ impl<T> UnsafeCell<T> {
     /// must exclude concurrent writers.
     #[inline]
     pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
-        #[cfg(loom)]
+        #[cfg(hangsafe_loom)]
         return self.0.with(f);
-        #[cfg(not(loom))]
+        #[cfg(not(hangsafe_loom))]
         return f(self.0.get());
     }
 
@@ -58,9 +58,9 @@ impl<T> UnsafeCell<T> {
     /// protocol must exclude every concurrent access.
     #[inline]
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
-        #[cfg(loom)]
+        #[cfg(hangsafe_loom)]
         return self.0.with_mut(f);
-        #[cfg(not(loom))]
+        #[cfg(not(hangsafe_loom))]
         return f(self.0.get());
     }
 }

@@ -51,7 +51,7 @@ unsafe fn once(nr: c_long, a: [c_long; 6]) -> c_long {
     match thread::stub_word() {
         // SAFETY: CURRENT's word lives as long as the thread, and is this
         // thread's; the syscall's own contract is the caller's.
-        Some(w) => unsafe { platform::cancellable_syscall(w, nr, a) },
+        Some(w) => unsafe { platform::cancellable_syscall((*w).stub(), nr, a) },
         // SAFETY: as above, without the stub.
         None => unsafe { plain(nr, a) },
     }

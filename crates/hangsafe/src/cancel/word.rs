@@ -25,12 +25,14 @@
 //! sent to the exiting thread (race R7), and since only the CAS winner
 //! sends, there is at most one signal per cancel (R8, R21).
 //!
-//! Bit 0 is also what the assembly stub tests (`platform`): the word is
-//! read there as a plain little-endian `u64`, so `CANCEL` must stay bit 0.
+//! `CANCEL` is also what the assembly stub tests: the word and the thread's
+//! in-call depth are a [`StubWord`], whose layout and cancel bit
+//! `platform` defines (and checks against the assembly at compile time).
 
+use crate::platform::{self, StubWord};
 use crate::sync::{Arc, AtomicU64, Ordering};
 
-const CANCEL: u64 = 1 << 0;
+const CANCEL: u64 = 1 << platform::CANCEL_BIT;
 const SENDING: u64 = 1 << 1;
 const RETIRED: u64 = 1 << 2;
 const GEN_SHIFT: u32 = 3;
@@ -59,18 +61,11 @@ impl Binding {
 /// One thread's cancel word, its in-call depth, and the thread's kernel
 /// TID (for the signal).
 ///
-/// `repr(C)` because the assembly stub addresses the fields: it tests bit 0
-/// of the `u64` at offset 0 and increments/decrements the `u32` at offset 8
-/// around the syscall.
+/// The word and the depth are the [`StubWord`] the assembly stub reads
+/// (the cancel bit) and writes (the depth, around the syscall).
 #[derive(Debug)]
-#[repr(C)]
 pub(crate) struct CancelWord {
-    word: AtomicU64,
-    /// How many cancellable calls of the owning thread are in progress
-    /// (more than one only when a signal handler makes one while another
-    /// is interrupted). Written only by the stub, on the owning thread;
-    /// read by that thread's signal handler.
-    in_call: std::sync::atomic::AtomicU32,
+    stub: StubWord<AtomicU64>,
     /// The owning thread's kernel TID (0: never signal). Atomic only so
     /// that a fork child can rebind the forking thread's word to its new
     /// TID (`thread::after_fork_child`).
@@ -95,7 +90,7 @@ pub(crate) enum Request {
 
 impl CancelWord {
     /// A word for a model or test, bound to no thread (never signalled).
-    #[cfg(any(test, loom))]
+    #[cfg(any(test, hangsafe_loom))]
     pub(crate) fn new() -> Self {
         Self::for_thread(0)
     }
@@ -103,8 +98,7 @@ impl CancelWord {
     /// The word of the thread with kernel TID `tid` (0: never signal).
     pub(crate) fn for_thread(tid: i32) -> Self {
         CancelWord {
-            word: AtomicU64::new(0),
-            in_call: std::sync::atomic::AtomicU32::new(0),
+            stub: StubWord::new(AtomicU64::new(0)),
             tid: std::sync::atomic::AtomicI32::new(tid),
             fork_gen: std::sync::atomic::AtomicU64::new(fork_gen_now()),
         }
@@ -112,7 +106,7 @@ impl CancelWord {
 
     /// Rebinds the word to the calling thread's TID in the current process
     /// generation. Only for the one thread of a fork child.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub(crate) fn rebind_after_fork(&self, tid: i32, gen: u64) {
         self.tid.store(tid, std::sync::atomic::Ordering::Relaxed);
         self.fork_gen
@@ -121,17 +115,25 @@ impl CancelWord {
 
     /// How many cancellable calls the owning thread is inside. For the
     /// owning thread (its signal handler) only.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     #[inline]
     pub(crate) fn in_call(&self) -> u32 {
-        self.in_call.load(std::sync::atomic::Ordering::Relaxed)
+        self.stub.in_call.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The part the assembly stub reads and writes, for
+    /// `platform::cancellable_syscall` on the owning thread.
+    #[cfg(not(hangsafe_loom))]
+    #[inline(always)]
+    pub(crate) fn stub(&self) -> &StubWord {
+        &self.stub
     }
 
     /// Whether the current generation's job has a cancel pending. This is
     /// what the signal handler and the syscall wrappers ask.
     #[inline]
     pub(crate) fn pending(&self) -> bool {
-        self.word.load(Ordering::Acquire) & CANCEL != 0
+        self.stub.word.load(Ordering::Acquire) & CANCEL != 0
     }
 
     /// Starts a new job on the owning thread and returns its generation.
@@ -142,7 +144,7 @@ impl CancelWord {
     /// in a thread-local destructor that runs after the word's own, and
     /// clearing `RETIRED` would let a canceller target the exiting thread.
     pub(crate) fn begin(&self) -> Gen {
-        let mut cur = self.word.load(Ordering::Relaxed);
+        let mut cur = self.stub.word.load(Ordering::Relaxed);
         loop {
             if cur & RETIRED != 0 {
                 return cur >> GEN_SHIFT;
@@ -151,10 +153,12 @@ impl CancelWord {
             // Keep SENDING: a canceller of the previous generation may still
             // be between its CAS and its signal; it clears the bit itself.
             let new = (gen << GEN_SHIFT) | (cur & SENDING);
-            match self
-                .word
-                .compare_exchange_weak(cur, new, Ordering::SeqCst, Ordering::Relaxed)
-            {
+            match self.stub.word.compare_exchange_weak(
+                cur,
+                new,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return gen,
                 Err(seen) => cur = seen,
             }
@@ -164,7 +168,7 @@ impl CancelWord {
     /// Sets the cancel bit for `gen`, together with `SENDING`, if and only
     /// if the thread is still on `gen`.
     pub(crate) fn request(&self, gen: Gen) -> Request {
-        let mut cur = self.word.load(Ordering::Acquire);
+        let mut cur = self.stub.word.load(Ordering::Acquire);
         loop {
             if cur & RETIRED != 0 || cur >> GEN_SHIFT != gen {
                 return Request::Stale;
@@ -172,7 +176,7 @@ impl CancelWord {
             if cur & CANCEL != 0 {
                 return Request::AlreadySet;
             }
-            match self.word.compare_exchange_weak(
+            match self.stub.word.compare_exchange_weak(
                 cur,
                 cur | CANCEL | SENDING,
                 Ordering::SeqCst,
@@ -186,7 +190,7 @@ impl CancelWord {
 
     /// Ends the notification a successful [`request`](Self::request) began.
     pub(crate) fn sent(&self) {
-        self.word.fetch_and(!SENDING, Ordering::Release);
+        self.stub.word.fetch_and(!SENDING, Ordering::Release);
     }
 
     /// Completes a successful [`request`](Self::request): sends the one
@@ -194,7 +198,7 @@ impl CancelWord {
     /// interrupted), then clears `SENDING`. The thread cannot retire in
     /// between (R7), so the TID still names it.
     pub(crate) fn deliver(&self) {
-        #[cfg(not(loom))]
+        #[cfg(not(hangsafe_loom))]
         {
             use std::sync::atomic::Ordering::Relaxed;
             // A word of the parent's threads, seen in a fork child: its TID
@@ -209,7 +213,7 @@ impl CancelWord {
     /// Whether the job of generation `gen` has been cancelled.
     #[inline]
     pub(crate) fn is_cancelled(&self, gen: Gen) -> bool {
-        let cur = self.word.load(Ordering::Acquire);
+        let cur = self.stub.word.load(Ordering::Acquire);
         cur >> GEN_SHIFT == gen && cur & CANCEL != 0
     }
 
@@ -217,14 +221,14 @@ impl CancelWord {
     /// canceller) while a canceller is between its CAS and its signal, then
     /// makes every later `request` fail. Only the owning thread calls this.
     pub(crate) fn retire(&self) {
-        let mut cur = self.word.load(Ordering::Acquire);
+        let mut cur = self.stub.word.load(Ordering::Acquire);
         loop {
             if cur & SENDING != 0 {
                 crate::sync::thread::yield_now();
-                cur = self.word.load(Ordering::Acquire);
+                cur = self.stub.word.load(Ordering::Acquire);
                 continue;
             }
-            match self.word.compare_exchange_weak(
+            match self.stub.word.compare_exchange_weak(
                 cur,
                 cur | RETIRED,
                 Ordering::SeqCst,
@@ -239,22 +243,22 @@ impl CancelWord {
     /// Whether the thread has retired.
     #[cfg(test)]
     pub(crate) fn is_retired(&self) -> bool {
-        self.word.load(Ordering::Acquire) & RETIRED != 0
+        self.stub.word.load(Ordering::Acquire) & RETIRED != 0
     }
 }
 
 /// The current process generation (bumped in every fork child).
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 fn fork_gen_now() -> u64 {
     super::thread::fork_generation()
 }
 
-#[cfg(loom)]
+#[cfg(hangsafe_loom)]
 fn fork_gen_now() -> u64 {
     0
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(hangsafe_loom)))]
 mod tests {
     use super::*;
 

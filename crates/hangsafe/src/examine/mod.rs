@@ -108,14 +108,14 @@
 mod error;
 pub(crate) mod seqlock;
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod pod;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod progress;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, hangsafe_loom))]
 mod loom_tests;
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(hangsafe_loom)))]
 mod tests;
 
 pub use error::Error;
@@ -123,18 +123,18 @@ pub use error::Error;
 /// The former name of [`Error`].
 #[deprecated(since = "0.2.0", note = "renamed to `hangsafe::examine::Error`")]
 pub type ExamineError = Error;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use pod::{Pod, CAPACITY, MAX_ALIGN};
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use progress::{Progress, Stamp, PHASE_LEN};
 pub(crate) use seqlock::SeqCell;
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub(crate) use typed::{examine, finish, own_progress, prepare, publish, Examinable};
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use typed::{Examiner, Ticket, EXAMINE_ATTEMPTS};
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod typed {
     use super::pod::{self, Pod};
     use super::seqlock::{SeqCell, WORDS};

@@ -64,9 +64,9 @@ pub(crate) const ENDED: u64 = 1 << 63;
 /// after about 64 × 16 spin-loop hints: about 15 µs on the project's VM (the
 /// hint's latency varies between CPUs, from a few to ~140 cycles). Under
 /// loom, two attempts keep the model small.
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub(crate) const READ_ATTEMPTS: u32 = 64;
-#[cfg(loom)]
+#[cfg(hangsafe_loom)]
 pub(crate) const READ_ATTEMPTS: u32 = 2;
 
 /// A seqlock-protected slot of up to [`WORDS`] words plus a type tag.
@@ -93,7 +93,7 @@ pub(crate) struct SeqCell {
 }
 
 // The layout the single-line claim rests on (loom's atomics are larger).
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 const _: () = assert!(
     std::mem::align_of::<SeqCell>() == 64
         && std::mem::offset_of!(SeqCell, seq) == 0
@@ -121,9 +121,9 @@ const BACKOFF: u32 = 16;
 
 #[inline]
 fn spin() {
-    #[cfg(loom)]
+    #[cfg(hangsafe_loom)]
     loom::thread::yield_now();
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     for _ in 0..BACKOFF {
         std::hint::spin_loop();
     }
@@ -194,7 +194,7 @@ impl SeqCell {
     /// The writer's view of its own last publish: fills `out` and returns
     /// the tag. Only the writer may call this, and only after it has
     /// published (it reads its own stores, so no validation is needed).
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(hangsafe_loom, allow(dead_code))]
     pub(crate) fn peek_own(&self, out: &mut [u64]) -> u64 {
         for (o, cell) in out.iter_mut().zip(&self.data) {
             *o = cell.load(Ordering::Relaxed);
@@ -281,7 +281,7 @@ impl SeqCell {
 
     /// Test hook: leaves the cell as a writer preempted in the middle of a
     /// publish after `last` would (odd sequence), forever.
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(hangsafe_loom)))]
     pub(crate) fn stall_mid_publish(&self, last: u64) {
         self.seq.store(last | 1, Ordering::Relaxed);
     }

@@ -56,7 +56,7 @@
 //! unsafe { libc::close(ep) };
 //! ```
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod error;
 mod guard;
 mod hooks;
@@ -64,18 +64,18 @@ mod hooks;
 mod nexus;
 mod notify;
 mod registry;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod set;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod sys;
 mod token;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, hangsafe_loom))]
 mod loom_tests;
 #[cfg(test)]
 mod model_tests;
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use error::{Rejected, SetError};
 pub use hooks::{Hooks, Interest, Ready};
 pub use nexus::{Error, Fired, Ignored, Metrics, Nexus};
@@ -88,6 +88,6 @@ pub type NexusError = Error;
 #[deprecated(since = "0.2.0", note = "renamed to `hangsafe::nexus::Metrics`")]
 pub type NexusStats = Metrics;
 pub use registry::{Full, Registry, MAX_GENERATION};
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use set::{Drain, RunnerSet};
 pub use token::Token;

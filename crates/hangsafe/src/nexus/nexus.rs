@@ -311,7 +311,7 @@ impl<K: Copy> Nexus<K> {
     /// zero-timeout `poll` of the fd finds one of the awaited conditions
     /// now; the `revents` the loop passes are not trusted (libxl's re-check,
     /// R38–R41).
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub fn occurred_fd(
         &mut self,
         token: Token,

@@ -20,7 +20,7 @@ pub(crate) trait Signal: Send + Sync {
     fn clear(&self);
 }
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 impl Signal for super::sys::EventFd {
     fn raise(&self) {
         super::sys::EventFd::raise(self);

@@ -35,7 +35,7 @@ pub(crate) struct Deadline {
 
 /// Named steps of the protocol, where tests kill the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(any(test, loom)), allow(dead_code))]
+#[cfg_attr(not(any(test, hangsafe_loom)), allow(dead_code))]
 pub(crate) enum Point {
     /// The lock CAS (or the kernel's grant) succeeded; before anything else.
     AfterLockCas,
@@ -69,9 +69,9 @@ pub(crate) trait Kernel {
     /// One step of a userspace spin-wait.
     #[inline]
     fn spin(&self) {
-        #[cfg(loom)]
+        #[cfg(hangsafe_loom)]
         crate::sync::thread::yield_now();
-        #[cfg(not(loom))]
+        #[cfg(not(hangsafe_loom))]
         std::hint::spin_loop();
     }
     /// Waits a little before retry number `attempt` of a transient kernel
@@ -81,10 +81,10 @@ pub(crate) trait Kernel {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub(crate) use linux::Linux;
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod linux {
     use super::{Deadline, Error, Kernel, Me};
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -250,7 +250,7 @@ mod linux {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub(crate) use linux::clock;
-#[cfg(all(test, not(loom), not(miri)))]
+#[cfg(all(test, not(hangsafe_loom), not(miri)))]
 pub(crate) use linux::set_force_lock_pi;

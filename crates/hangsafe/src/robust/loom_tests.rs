@@ -4,7 +4,7 @@
 //! Run with (see `.ci/run`):
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
+//! RUSTFLAGS="--cfg hangsafe_loom" LOOM_MAX_PREEMPTIONS=3 \
 //!     cargo test -p hangsafe --lib --release -- loom
 //! ```
 //!

@@ -80,35 +80,35 @@
 //! * A timed-out lock may leave `WAITERS` set; the owner's next unlock then
 //!   takes the kernel path, which clears it.
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod any_bit_pattern;
 mod error;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod held;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod ident;
 mod kernel;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod mutex;
 mod raw;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod region;
 mod word;
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(hangsafe_loom)))]
 mod logic_tests;
 // Real processes and syscalls: not under Miri.
-#[cfg(all(test, not(loom), not(miri)))]
+#[cfg(all(test, not(hangsafe_loom), not(miri)))]
 mod tests;
 
-#[cfg(loom)]
+#[cfg(hangsafe_loom)]
 mod loom_tests;
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use any_bit_pattern::AnyBitPattern;
 pub use error::{Acquired, Error};
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use mutex::{LockError, LockResult, OwnerDead, RobustMutex, RobustMutexGuard};
 pub use raw::RawRobustMutex;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use region::{RegionError, RegionOptions, RegionTrust, SharedRegion, UntrustedReason};

@@ -85,7 +85,7 @@ pub struct RawRobustMutex {
     _reserved: [u32; 9],
 }
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 const _: () = {
     assert!(std::mem::size_of::<RawRobustMutex>() == RawRobustMutex::SIZE);
     assert!(std::mem::align_of::<RawRobustMutex>() == 8);
@@ -99,7 +99,7 @@ impl RawRobustMutex {
     /// A new, unlocked mutex belonging to the caller's PID namespace.
     ///
     /// Fails only when the namespace cannot be identified (no `/proc`).
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub fn new() -> Result<RawRobustMutex, Error> {
         let ns = super::ident::pid_namespace()?;
         Ok(RawRobustMutex::with_namespace(ns))
@@ -121,7 +121,7 @@ impl RawRobustMutex {
     ///
     /// Like `pthread_mutex_init`, this must not race with any other use of
     /// the mutex; initialise before other processes can see the memory.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub fn init(&self) -> Result<(), Error> {
         let ns = super::ident::pid_namespace()?;
         self.word.store(0, Ordering::Relaxed);
@@ -135,7 +135,7 @@ impl RawRobustMutex {
     /// Blocks until the lock is held.
     ///
     /// `Ok(Acquired::OwnerDead)` holds the lock too; see [`Acquired`].
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     #[inline]
     pub fn lock(&self) -> Result<Acquired, Error> {
         self.lock_with(&super::kernel::Linux, None)
@@ -144,7 +144,7 @@ impl RawRobustMutex {
     /// Takes the lock if no live thread holds it. A dead owner is recovered
     /// (`OwnerDead`), as `pthread_mutex_trylock` does; a live owner gives
     /// [`Error::WouldBlock`].
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     #[inline]
     pub fn try_lock(&self) -> Result<Acquired, Error> {
         self.try_lock_with(&super::kernel::Linux)
@@ -152,7 +152,7 @@ impl RawRobustMutex {
 
     /// Blocks until the lock is held or `deadline` passes
     /// ([`Error::TimedOut`]). The deadline is on the monotonic clock.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub fn lock_until(&self, deadline: std::time::Instant) -> Result<Acquired, Error> {
         let now = std::time::Instant::now();
         let left = deadline.saturating_duration_since(now);
@@ -160,14 +160,14 @@ impl RawRobustMutex {
     }
 
     /// Blocks until the lock is held or `timeout` has passed.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub fn lock_timeout(&self, timeout: std::time::Duration) -> Result<Acquired, Error> {
         self.lock_with(&super::kernel::Linux, Some(deadline_after(timeout)))
     }
 
     /// Blocks until the lock is held or the absolute `CLOCK_MONOTONIC` time
     /// `(sec, nsec)` passes. `nsec` must be below 1e9.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub fn lock_until_monotonic(&self, sec: i64, nsec: i64) -> Result<Acquired, Error> {
         if !(0..1_000_000_000).contains(&nsec) || sec < 0 {
             return Err(Error::Os(std::io::Error::from_raw_os_error(libc::EINVAL)));
@@ -178,7 +178,7 @@ impl RawRobustMutex {
 
     /// Marks the state protected by an `OwnerDead` lock as repaired. Only
     /// the owner may call it, and only while the mutex is inconsistent.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub fn consistent(&self) -> Result<(), Error> {
         self.consistent_with(&super::kernel::Linux)
     }
@@ -190,7 +190,7 @@ impl RawRobustMutex {
     ///
     /// After this returns `Ok`, the mutex's memory is never written again by
     /// this process or by the kernel on its behalf.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     #[inline]
     pub fn unlock(&self) -> Result<(), Error> {
         self.unlock_with(&super::kernel::Linux)
@@ -217,7 +217,7 @@ impl RawRobustMutex {
 
     /// Whether the calling thread may use this mutex at all: it is
     /// initialised, and in the caller's PID namespace.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub(crate) fn check_caller(&self) -> Result<(), Error> {
         self.check(&super::ident::me()?)
     }
@@ -506,14 +506,14 @@ impl RawRobustMutex {
 
 /// How many times a contended lock re-reads the word in userspace before
 /// queueing in the kernel (R37).
-const SPIN_LIMIT: u32 = if cfg!(loom) { 1 } else { 100 };
+const SPIN_LIMIT: u32 = if cfg!(hangsafe_loom) { 1 } else { 100 };
 
 /// How many times a transient `EINVAL` (R35) is retried: with
 /// [`Kernel::backoff`]'s sleeps, about a second.
 const EINVAL_RETRIES: u32 = 10_000;
 
 /// The absolute monotonic time `d` from now.
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub(crate) fn deadline_after(d: std::time::Duration) -> Deadline {
     let (sec, nsec) = super::kernel::clock(libc::CLOCK_MONOTONIC);
     let total = nsec as u128 + d.subsec_nanos() as u128;

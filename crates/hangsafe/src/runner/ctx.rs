@@ -2,9 +2,9 @@
 
 use crate::cancel::word::{CancelWord, Gen};
 use crate::error::Cancelled;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 use crate::examine::{Pod, Progress, SeqCell, Stamp};
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::time::Instant;
@@ -82,14 +82,14 @@ pub struct Ctx<'a> {
     gen: Gen,
     deadline: Option<Instant>,
     // `dyn TokenSource` is not `Sync`, so neither is `Ctx`.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     source: &'a dyn TokenSource,
     /// The runner's examine state; this `Ctx` is its only writer.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     cell: &'a SeqCell,
     /// The writer's record of the cell's sequence word (see
     /// `SeqCell::write`): 0 until the first publish.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     seq: Cell<u64>,
     /// Keeps `Ctx` `!Sync` (and `!Send`) on its own, whatever the fields
     /// above become: the examine seqlock relies on a single writer.
@@ -97,7 +97,7 @@ pub struct Ctx<'a> {
 }
 
 /// Makes the runner's [`CancelToken`](crate::cancel::CancelToken) on demand.
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub(crate) trait TokenSource {
     fn token(&self) -> crate::cancel::CancelToken;
 }
@@ -112,7 +112,7 @@ impl std::fmt::Debug for Ctx<'_> {
 }
 
 impl<'a> Ctx<'a> {
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub(crate) fn new(
         word: &'a CancelWord,
         gen: Gen,
@@ -151,7 +151,7 @@ impl<'a> Ctx<'a> {
     /// .unwrap();
     /// assert!(r.wait().is_err());
     /// ```
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub fn token(&self) -> crate::cancel::CancelToken {
         self.source.token()
     }
@@ -216,7 +216,7 @@ impl<'a> Ctx<'a> {
     /// assert_eq!(state, (999, 1000));
     /// tx.send(()).unwrap();
     /// ```
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     #[inline]
     pub fn publish<S: Pod>(&self, state: &S) {
         // The single-writer premise of the seqlock holds: `Ctx` is `!Sync`,
@@ -228,7 +228,7 @@ impl<'a> Ctx<'a> {
 
     /// The writer's record of the examine sequence, for `run_job` to mark
     /// the end of the work after its last publish.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub(crate) fn examine_seq(&self) -> u64 {
         self.seq.get()
     }
@@ -248,7 +248,7 @@ impl<'a> Ctx<'a> {
     /// // A reader would call r.examine(|p: &Progress| p.time_in_phase()).
     /// r.wait().unwrap();
     /// ```
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub fn enter_phase(&self, phase: &str) {
         self.publish(&Progress::new(phase));
     }
@@ -257,7 +257,7 @@ impl<'a> Ctx<'a> {
     /// `total` (0: unknown) and its update time set to now. The phase and
     /// its entry time are kept. If the last state published was not a
     /// [`Progress`] (or nothing was), this enters an unnamed phase now.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub fn set_progress(&self, done: u32, total: u32) {
         let now = Stamp::now();
         let current = crate::examine::own_progress(self.cell, self.seq.get())

@@ -94,30 +94,30 @@
 
 mod ctx;
 mod error;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod keys;
 mod metrics;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod pool;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod process;
 mod shared;
 mod state;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod timer;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, hangsafe_loom))]
 mod loom_tests;
 
 pub use ctx::Ctx;
 pub use error::{RunError, SpawnError};
 pub use metrics::Metrics;
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use pool::{Pool, PoolBuilder};
 pub use state::{CancelReason, State};
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 pub use handle::{spawn, Builder, Runner};
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 mod handle;

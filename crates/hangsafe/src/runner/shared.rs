@@ -35,7 +35,7 @@ pub(crate) enum Waiter {
     /// A completion notice (a [`RunnerSet`](crate::nexus::RunnerSet)'s).
     /// Runs once, outside every runner lock, on whichever thread decided
     /// the outcome; it must not block.
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(hangsafe_loom, allow(dead_code))]
     Notice(Box<dyn FnOnce() + Send>),
 }
 
@@ -104,7 +104,7 @@ impl<T> Shared<T> {
     }
 
     /// How long cancelled work may run on before it counts as abandoned.
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(hangsafe_loom, allow(dead_code))]
     pub(crate) fn grace(&self) -> Duration {
         self.grace
     }
@@ -236,7 +236,7 @@ impl<T> Shared<T> {
     /// Binds another thread to this runner's cancellation (a scope of the
     /// runner's token). Returns true, having cancelled that thread's scope,
     /// if the runner is no longer running.
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(hangsafe_loom, allow(dead_code))]
     pub(crate) fn bind_extra(&self, binding: Binding) -> bool {
         let mut slots = lock(&self.slots);
         let cancelled = self.state.load().state() != State::Running;
@@ -248,7 +248,7 @@ impl<T> Shared<T> {
     }
 
     /// Unbinds a thread bound with [`bind_extra`](Self::bind_extra).
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(hangsafe_loom, allow(dead_code))]
     pub(crate) fn unbind_extra(&self, word: &CancelWord) {
         lock(&self.slots)
             .extra
@@ -314,7 +314,7 @@ impl<T> Shared<T> {
     /// shares the value: the caller must not let it (or the `&Shared<T>` it
     /// calls this through) reach several threads unless `T: Sync`.
     /// `Runner<T>` upholds this by being `Sync` only when `T: Sync`.
-    #[cfg(not(loom))]
+    #[cfg(not(hangsafe_loom))]
     pub(crate) unsafe fn peek(&self) -> Option<&T> {
         if self.state.load().state() != State::Done {
             return None;
@@ -329,7 +329,7 @@ impl<T> Shared<T> {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(hangsafe_loom))]
 impl<T: Send + 'static> crate::examine::Examinable for Shared<T> {
     fn examine_cell(&self) -> &SeqCell {
         &self.examine

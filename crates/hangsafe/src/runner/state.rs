@@ -240,7 +240,7 @@ impl StateCell {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(hangsafe_loom)))]
 mod tests {
     use super::*;
 
