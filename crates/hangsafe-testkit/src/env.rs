@@ -50,7 +50,7 @@ mod tests {
 
     #[test]
     fn unset_gives_the_default() {
-        assert_eq!(or("HANGSAFE_TESTKIT_SURELY_UNSET", 7u32), 7);
+        assert_eq!(or("TESTKIT_SURELY_UNSET_VARIABLE", 7u32), 7);
     }
 
     #[test]
