@@ -95,7 +95,7 @@ Environment:
     long_about = BENCH_LONG_ABOUT,
     after_help = format!("{BENCH_ENVIRONMENT}\n\n{}", exit::help_section("bench"))
 )]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Run a fifth of the rounds and samples (a few seconds; less precise)
     #[arg(long)]
     quick: bool,
@@ -106,7 +106,7 @@ pub struct BenchArgs {
 }
 
 /// Runs `hangsafe bench`.
-pub fn run(args: BenchArgs) -> ExitCode {
+pub(crate) fn run(args: BenchArgs) -> ExitCode {
     let scale = match std::env::var(SCALE_ENV) {
         Ok(s) => match parse_scale(&s) {
             Some(f) => f,
