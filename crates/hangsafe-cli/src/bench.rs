@@ -375,6 +375,15 @@ fn render_text(before: &Machine, after: &Machine, work: &Workload, sections: &[S
          hangsafe time, median of the per-round ratios [quartiles]."
     );
     for sec in sections {
+        render_section(&mut s, sec);
+    }
+    s
+}
+
+/// One section of the text report: title, header, rows with their
+/// verdicts, notes.
+fn render_section(s: &mut String, sec: &Section) {
+    {
         let _ = writeln!(s);
         let _ = writeln!(s, "{} ({})", sec.title, sec.method);
         let name_w = sec
@@ -416,7 +425,6 @@ fn render_text(before: &Machine, after: &Machine, work: &Workload, sections: &[S
             let _ = writeln!(s, "  note: {n}");
         }
     }
-    s
 }
 
 fn render_json(before: &Machine, after: &Machine, work: &Workload, sections: &[Section]) -> String {
