@@ -449,8 +449,8 @@ mod tests {
     #[test]
     fn completed_call_in_a_runner() {
         let (r, w) = pipe();
-        // SAFETY: one readable byte; `w` is live.
         assert_eq!(
+            // SAFETY: one readable byte; `w` is live.
             unsafe { hs_write(w.as_raw_fd(), b"z".as_ptr().cast(), 1) },
             1
         );

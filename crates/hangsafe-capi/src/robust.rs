@@ -41,6 +41,12 @@ pub struct HsRobustMutex {
     opaque: [u8; RawRobustMutex::SIZE],
 }
 
+impl std::fmt::Debug for HsRobustMutex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HsRobustMutex").finish_non_exhaustive()
+    }
+}
+
 // The C type, this mirror of it and the core's mutex agree on size and
 // alignment (the header checks the C side with a static assertion).
 const _: () = {

@@ -46,6 +46,12 @@ pub struct RunnerContext {
     runner: Runner<Buffer>,
 }
 
+impl std::fmt::Debug for RunnerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerContext").finish_non_exhaustive()
+    }
+}
+
 /// The C value of a core state.
 fn status(state: State) -> c_int {
     match state {

@@ -95,7 +95,7 @@ Environment:
     long_about = BENCH_LONG_ABOUT,
     after_help = format!("{BENCH_ENVIRONMENT}\n\n{}", exit::help_section("bench"))
 )]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Run a fifth of the rounds and samples (a few seconds; less precise)
     #[arg(long)]
     quick: bool,
@@ -106,7 +106,7 @@ pub struct BenchArgs {
 }
 
 /// Runs `hangsafe bench`.
-pub fn run(args: BenchArgs) -> ExitCode {
+pub(crate) fn run(args: BenchArgs) -> ExitCode {
     let scale = match std::env::var(SCALE_ENV) {
         Ok(s) => match parse_scale(&s) {
             Some(f) => f,
@@ -375,6 +375,15 @@ fn render_text(before: &Machine, after: &Machine, work: &Workload, sections: &[S
          hangsafe time, median of the per-round ratios [quartiles]."
     );
     for sec in sections {
+        render_section(&mut s, sec);
+    }
+    s
+}
+
+/// One section of the text report: title, header, rows with their
+/// verdicts, notes.
+fn render_section(s: &mut String, sec: &Section) {
+    {
         let _ = writeln!(s);
         let _ = writeln!(s, "{} ({})", sec.title, sec.method);
         let name_w = sec
@@ -416,7 +425,6 @@ fn render_text(before: &Machine, after: &Machine, work: &Workload, sections: &[S
             let _ = writeln!(s, "  note: {n}");
         }
     }
-    s
 }
 
 fn render_json(before: &Machine, after: &Machine, work: &Workload, sections: &[Section]) -> String {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 /// Filesystem types that are skipped by default (`--all` keeps them):
 /// kernel interfaces with no storage behind them, whose probes would only
 /// add noise (and `autofs` points, whose probe would trigger the mount).
-pub const PSEUDO_FILESYSTEMS: &[&str] = &[
+pub(crate) const PSEUDO_FILESYSTEMS: &[&str] = &[
     "autofs",
     "binfmt_misc",
     "bpf",
@@ -49,13 +49,13 @@ pub const PSEUDO_FILESYSTEMS: &[&str] = &[
 ];
 
 /// Whether `fstype` is a pseudo filesystem (see [`PSEUDO_FILESYSTEMS`]).
-pub fn is_pseudo(fstype: &str) -> bool {
+pub(crate) fn is_pseudo(fstype: &str) -> bool {
     PSEUDO_FILESYSTEMS.contains(&fstype)
 }
 
 /// One mount point and the type of the filesystem visible there.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mount {
+pub(crate) struct Mount {
     /// The mount point.
     pub point: PathBuf,
     /// The filesystem type (`ext4`, `nfs4`, `fuse.sshfs`, ...); empty if
@@ -64,11 +64,11 @@ pub struct Mount {
 }
 
 /// Where the mount table of the calling process is read from.
-pub const MOUNTINFO: &str = "/proc/self/mountinfo";
+pub(crate) const MOUNTINFO: &str = "/proc/self/mountinfo";
 
 /// Why the mount table could not be obtained.
 #[derive(Debug)]
-pub enum MountsError {
+pub(crate) enum MountsError {
     /// Reading the file failed.
     Read(io::Error),
     /// Reading the file did not finish in time (the kernel can block it
@@ -96,7 +96,7 @@ impl std::error::Error for MountsError {}
 
 /// Reads the mounts of this process, deduplicated, in mountinfo order,
 /// giving up at `deadline`.
-pub fn read_mounts(deadline: Instant) -> Result<Vec<Mount>, MountsError> {
+pub(crate) fn read_mounts(deadline: Instant) -> Result<Vec<Mount>, MountsError> {
     let timeout = deadline.saturating_duration_since(Instant::now());
     let text = read_mountinfo(deadline, timeout)?;
     Ok(parse_mounts(&text))
@@ -106,7 +106,7 @@ pub fn read_mounts(deadline: Instant) -> Result<Vec<Mount>, MountsError> {
 /// mount point, minus
 /// pseudo filesystems unless `all`, as `auto` targets. The mount table is
 /// read by `deadline`.
-pub fn default_targets(deadline: Instant, all: bool) -> Result<Vec<Target>, MountsError> {
+pub(crate) fn default_targets(deadline: Instant, all: bool) -> Result<Vec<Target>, MountsError> {
     Ok(read_mounts(deadline)?
         .into_iter()
         .filter(|m| all || !is_pseudo(&m.fstype))
@@ -134,7 +134,7 @@ fn read_mountinfo(deadline: Instant, timeout: Duration) -> Result<Vec<u8>, Mount
 /// mountinfo file. A mount point listed more than once (stacked mounts)
 /// appears once, at its first position, with the type of its last (top,
 /// visible) mount. Lines with fewer than five fields are skipped.
-pub fn parse_mounts(text: &[u8]) -> Vec<Mount> {
+pub(crate) fn parse_mounts(text: &[u8]) -> Vec<Mount> {
     let mut index: HashMap<PathBuf, usize> = HashMap::new();
     let mut mounts: Vec<Mount> = Vec::new();
     for line in text.split(|&b| b == b'\n') {
@@ -164,7 +164,7 @@ pub fn parse_mounts(text: &[u8]) -> Vec<Mount> {
 /// Decodes the kernel's octal escapes (`\` followed by exactly three octal
 /// digits denoting a byte, e.g. `\040` for a space). A backslash not
 /// followed by such a sequence is kept as it is.
-pub fn unescape(field: &[u8]) -> Vec<u8> {
+pub(crate) fn unescape(field: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(field.len());
     let mut i = 0;
     while i < field.len() {

@@ -144,6 +144,12 @@ pub struct Row {
     detail: [u8; DETAIL_LEN],
 }
 
+impl std::fmt::Debug for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Row").finish_non_exhaustive()
+    }
+}
+
 // SAFETY: `#[repr(C)]`, only integers and arrays of integers: every bit
 // pattern is a valid `Row`; no pointers; lengths are checked when read.
 unsafe impl AnyBitPattern for Row {}
@@ -170,6 +176,12 @@ pub struct Copy {
     rows: [Row; CAPACITY],
     /// The generation again, written last.
     gen_end: u64,
+}
+
+impl std::fmt::Debug for Copy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Copy").finish_non_exhaustive()
+    }
 }
 
 // SAFETY: `#[repr(C)]`, integers and an array of `Row` (itself `AnyBitPattern`):
@@ -209,6 +221,12 @@ pub struct Table {
     copies: [Copy; 2],
 }
 
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table").finish_non_exhaustive()
+    }
+}
+
 // SAFETY: `#[repr(C)]`, integers and an array of `Copy` (itself `AnyBitPattern`):
 // every bit pattern is valid; no pointers.
 unsafe impl AnyBitPattern for Table {}
@@ -227,6 +245,12 @@ pub struct Alive {
     started_ns: u64,
     /// When it exited, or when its death was noticed (Unix ns).
     ended_ns: u64,
+}
+
+impl std::fmt::Debug for Alive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alive").finish_non_exhaustive()
+    }
 }
 
 // SAFETY: `#[repr(C)]`, only `u64`s: every bit pattern is valid.
@@ -639,6 +663,12 @@ pub struct Publisher {
     pub notes: Vec<String>,
     /// Updates that failed (lock timeouts), for the final summary.
     pub failures: u64,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").finish_non_exhaustive()
+    }
 }
 
 /// Every liveness region a publisher of this process mapped (each leaked

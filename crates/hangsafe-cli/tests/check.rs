@@ -149,8 +149,8 @@ fn s(p: &Path) -> &str {
 
 fn mkfifo(p: &Path) {
     let c = CString::new(p.as_os_str().as_bytes()).unwrap();
-    // SAFETY: `c` is a NUL-terminated path.
     assert_eq!(
+        // SAFETY: `c` is a NUL-terminated path.
         unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
         0,
         "mkfifo {p:?}"

@@ -24,6 +24,9 @@
 //! ```text
 //! cargo run -p hangsafe --example epoll_loop -- 600
 //! ```
+// Also compiled into tests/event_loops.rs through #[path], which uses its
+// items: they are public for that crate.
+#![allow(unreachable_pub)]
 
 use hangsafe::nexus::{Hooks, Interest, RunnerSet, SetError, Token};
 use std::cmp::Reverse;
@@ -52,6 +55,12 @@ pub struct LoopState {
     heap: BinaryHeap<Reverse<(Instant, Token)>>,
     /// The current deadline of each armed timer.
     timers: HashMap<Token, Instant>,
+}
+
+impl std::fmt::Debug for LoopState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopState").finish_non_exhaustive()
+    }
 }
 
 impl LoopState {
@@ -155,6 +164,12 @@ pub struct EpollHooks {
     pub state: Arc<Mutex<LoopState>>,
     /// Hook calls so far.
     pub calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl std::fmt::Debug for EpollHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpollHooks").finish_non_exhaustive()
+    }
 }
 
 impl EpollHooks {

@@ -22,6 +22,9 @@
 //! ```text
 //! cargo run -p hangsafe --example mio_loop -- 600
 //! ```
+// Also compiled into tests/event_loops.rs through #[path], which uses its
+// items: they are public for that crate.
+#![allow(unreachable_pub)]
 
 use hangsafe::nexus::RunnerSet;
 use mio::unix::SourceFd;

@@ -23,6 +23,9 @@
 //! ```text
 //! cargo run -p hangsafe --example tokio_asyncfd -- 600
 //! ```
+// Also compiled into tests/event_loops.rs through #[path], which uses its
+// items: they are public for that crate.
+#![allow(unreachable_pub)]
 
 use hangsafe::nexus::RunnerSet;
 use std::time::{Duration, Instant};

@@ -331,8 +331,8 @@ fn r14_blocked_ofd_lock_wait_is_cancelled_and_lock_untouched() {
     let f = temp_file("r14-ofd", b"x");
     let holder = open_rw(&f.0);
     let lk = write_lock();
-    // SAFETY: the kernel reads one struct flock.
     assert_eq!(
+        // SAFETY: the kernel reads one struct flock.
         unsafe { libc::fcntl(holder.as_raw_fd(), libc::F_OFD_SETLK, &lk) },
         0
     );
@@ -344,8 +344,8 @@ fn r14_blocked_ofd_lock_wait_is_cancelled_and_lock_untouched() {
     assert_quick(took, "fcntl(F_OFD_SETLKW)");
     let mut un = write_lock();
     un.l_type = libc::F_UNLCK as libc::c_short;
-    // SAFETY: as above.
     assert_eq!(
+        // SAFETY: as above.
         unsafe { libc::fcntl(holder.as_raw_fd(), libc::F_OFD_SETLK, &un) },
         0
     );

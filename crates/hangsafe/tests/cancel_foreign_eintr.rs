@@ -181,8 +181,8 @@ fn r23_foreign_eintr_does_not_stretch_timed_waits() {
         events: libc::EPOLLIN as u32,
         u64: 0,
     };
-    // SAFETY: the kernel reads one epoll_event.
     assert_eq!(
+        // SAFETY: the kernel reads one epoll_event.
         unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, er.as_raw_fd(), &mut ev) },
         0
     );

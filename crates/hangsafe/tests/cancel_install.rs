@@ -73,8 +73,8 @@ fn install_rules_and_the_installed_handler() {
         if s == libc::SIGKILL || s == libc::SIGSTOP || (32..min).contains(&s) {
             continue;
         }
-        // SAFETY: sa_mask is an initialised sigset_t.
         assert_eq!(
+            // SAFETY: sa_mask is an initialised sigset_t.
             unsafe { libc::sigismember(&sa.sa_mask, s) },
             1,
             "signal {s} not in the mask"

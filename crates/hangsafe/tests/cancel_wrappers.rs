@@ -278,6 +278,7 @@ fn wrappers_tcp_connect_accept4() {
         assert_eq!(cancel::connect(&c, &SockAddr::from(addr)), Ok(()));
         let (conn, from) = cancel::accept4(&listener, libc::SOCK_NONBLOCK).unwrap();
         // The client's local address is what accept4 reports.
+        // SAFETY: all-zero bytes are a valid sockaddr_in.
         let mut local: libc::sockaddr_in = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         // SAFETY: getsockname writes at most `len` bytes.

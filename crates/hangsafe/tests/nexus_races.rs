@@ -234,8 +234,8 @@ fn r43_worker_ending_after_the_set_is_dropped_writes_nowhere() {
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd, zero timeout.
     assert_eq!(
+        // SAFETY: one valid pollfd, zero timeout.
         unsafe { libc::poll(&mut pfd, 1, 0) },
         0,
         "something wrote to the reused fd"

@@ -65,13 +65,13 @@ fn await_flag(flag: &AtomicU32) {
 
 /// Child exit codes.
 mod code {
-    pub const OK: i32 = 0;
-    pub const NOT_READY: i32 = 10;
-    pub const OWNER_DEAD: i32 = 11;
-    pub const NOT_RECOVERABLE: i32 = 12;
-    pub const LOCK_FAILED: i32 = 13;
-    pub const OPEN_FAILED: i32 = 14;
-    pub const WRONG_DATA: i32 = 15;
+    pub(crate) const OK: i32 = 0;
+    pub(crate) const NOT_READY: i32 = 10;
+    pub(crate) const OWNER_DEAD: i32 = 11;
+    pub(crate) const NOT_RECOVERABLE: i32 = 12;
+    pub(crate) const LOCK_FAILED: i32 = 13;
+    pub(crate) const OPEN_FAILED: i32 = 14;
+    pub(crate) const WRONG_DATA: i32 = 15;
 }
 
 fn lock_code<G>(e: &LockError<G>) -> i32 {

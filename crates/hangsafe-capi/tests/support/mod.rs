@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Flags every C build uses.
-pub const CFLAGS: &[&str] = &[
+pub(crate) const CFLAGS: &[&str] = &[
     "-Wall",
     "-Wextra",
     "-Werror",
@@ -24,7 +24,7 @@ pub const CFLAGS: &[&str] = &[
 ];
 
 /// System libraries a Rust staticlib needs on Linux.
-pub const STATIC_DEPS: &[&str] = &[
+pub(crate) const STATIC_DEPS: &[&str] = &[
     "-lgcc_s",
     "-lutil",
     "-lrt",
@@ -34,12 +34,12 @@ pub const STATIC_DEPS: &[&str] = &[
     "-lc",
 ];
 
-pub fn manifest_dir() -> PathBuf {
+pub(crate) fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `target/<profile>/`: the test binary is `target/<profile>/deps/<name>`.
-pub fn profile_dir() -> PathBuf {
+pub(crate) fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("cannot find the test binary's path");
     let deps = exe.parent().expect("test binary has no parent directory");
     deps.parent().expect("deps/ has no parent").to_path_buf()
@@ -104,7 +104,7 @@ fn build_libraries() {
 }
 
 /// A library file in the profile directory, built first if needed.
-pub fn library(name: &str) -> PathBuf {
+pub(crate) fn library(name: &str) -> PathBuf {
     build_libraries();
     let path = profile_dir().join(name);
     assert!(
@@ -116,7 +116,7 @@ pub fn library(name: &str) -> PathBuf {
 }
 
 /// A scratch path for this test file's outputs.
-pub fn out_path(name: &str) -> PathBuf {
+pub(crate) fn out_path(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hangsafe-capi-c");
     std::fs::create_dir_all(&dir).expect("cannot create the C test output directory");
     dir.join(name)
@@ -124,7 +124,7 @@ pub fn out_path(name: &str) -> PathBuf {
 
 /// A directory laid out as an installed library: `libhangsafe.so.0` and
 /// `libhangsafe.so`, symlinks to the library just built.
-pub fn shared_lib_dir() -> PathBuf {
+pub(crate) fn shared_lib_dir() -> PathBuf {
     let lib = library("libhangsafe.so");
     let dir = out_path("lib");
     std::fs::create_dir_all(&dir).expect("cannot create the library directory");
@@ -141,14 +141,14 @@ pub fn shared_lib_dir() -> PathBuf {
     dir
 }
 
-pub fn show(what: &str, out: &Output) {
+pub(crate) fn show(what: &str, out: &Output) {
     println!("---- {what}: {}", out.status);
     println!("{}", String::from_utf8_lossy(&out.stdout));
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Compiles `tests/c/<program>.c` with `link` into `exe`.
-pub fn compile(program: &str, exe: &Path, link: &[String]) {
+pub(crate) fn compile(program: &str, exe: &Path, link: &[String]) {
     let source = format!("tests/c/{program}.c");
     let out = Command::new("cc")
         .current_dir(manifest_dir())
@@ -166,7 +166,7 @@ pub fn compile(program: &str, exe: &Path, link: &[String]) {
 }
 
 /// Builds `program` against libhangsafe.a.
-pub fn build_static(program: &str, name: &str) -> PathBuf {
+pub(crate) fn build_static(program: &str, name: &str) -> PathBuf {
     let lib = library("libhangsafe.a");
     let exe = out_path(name);
     let mut link = vec![lib.display().to_string()];
@@ -177,7 +177,7 @@ pub fn build_static(program: &str, name: &str) -> PathBuf {
 
 /// Builds `program` against libhangsafe.so (found through an rpath to
 /// [`shared_lib_dir`]).
-pub fn build_shared(program: &str, name: &str) -> PathBuf {
+pub(crate) fn build_shared(program: &str, name: &str) -> PathBuf {
     let dir = shared_lib_dir();
     let exe = out_path(name);
     let link = vec![
@@ -192,7 +192,7 @@ pub fn build_shared(program: &str, name: &str) -> PathBuf {
 
 /// Runs `cmd` to completion, or kills it after `limit`. Returns its output
 /// and whether it finished in time.
-pub fn output_within(mut cmd: Command, limit: Duration) -> (Output, bool) {
+pub(crate) fn output_within(mut cmd: Command, limit: Duration) -> (Output, bool) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -237,7 +237,7 @@ pub fn output_within(mut cmd: Command, limit: Duration) -> (Output, bool) {
 
 /// Runs a C test program; asserts it finished within `limit`, exited 0
 /// and printed the harness summary. Returns its output.
-pub fn run_c_test(cmd: Command, what: &str, limit: Duration) -> Output {
+pub(crate) fn run_c_test(cmd: Command, what: &str, limit: Duration) -> Output {
     let (out, in_time) = output_within(cmd, limit);
     show(what, &out);
     assert!(
@@ -253,7 +253,7 @@ pub fn run_c_test(cmd: Command, what: &str, limit: Duration) -> Output {
     out
 }
 
-pub fn on_path(program: &str) -> bool {
+pub(crate) fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

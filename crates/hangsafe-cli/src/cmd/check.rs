@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 /// How long after a probe's deadline the command waits, at most, to see
 /// whether its cancelled work returned (thread back in the pool) or is
 /// stuck (abandoned). Matches the runner pool's default abandon delay.
-pub const GRACE: Duration = Duration::from_millis(250);
+pub(crate) const GRACE: Duration = Duration::from_millis(250);
 
 /// A probe whose time was cut by less than this (it started a moment
 /// after the command) is reported as having had the full `--timeout`.
@@ -116,7 +116,7 @@ Examples:
 /// Options of `hangsafe check`.
 #[derive(Debug, clap::Args)]
 #[command(about = CHECK_ABOUT, long_about = CHECK_LONG_ABOUT, after_help = exit::after_help("check", CHECK_AFTER_EXIT))]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// How long each probe may take before it counts as timed out
     #[arg(
         short,
@@ -172,7 +172,7 @@ pub struct CheckArgs {
 }
 
 /// `hangsafe check`: probe, print, and map the results to the exit status.
-pub fn run(args: CheckArgs) -> ExitCode {
+pub(crate) fn run(args: CheckArgs) -> ExitCode {
     let start = Instant::now();
     let deadline = duration::after(start, args.timeout);
     let targets = if args.targets.is_empty() {
@@ -224,7 +224,7 @@ fn print(checked: &Checked, json: bool, color: ColorChoice, timeout: Duration) {
 
 /// The result of [`run_probes`]: one report per target, in order, and
 /// counts for the stderr note.
-pub struct Checked {
+pub(crate) struct Checked {
     /// One report per target, in the targets' order.
     pub reports: Vec<Report>,
     /// Probes that timed out and whose work was still stuck after the
@@ -307,7 +307,7 @@ struct Run<'t> {
 /// Probes `targets` on a [`RunnerSet`], at most `concurrency` at a time,
 /// each for `timeout` but not past `deadline`; see the module doc for the
 /// policy. Fails only if the set cannot be created.
-pub fn run_probes(
+pub(crate) fn run_probes(
     targets: &[Target],
     timeout: Duration,
     deadline: Instant,

@@ -33,14 +33,14 @@ Examples:
 /// Options of `hangsafe man`.
 #[derive(Debug, clap::Args)]
 #[command(about = MAN_ABOUT, long_about = MAN_LONG_ABOUT, after_help = exit::after_help("man", MAN_EXAMPLES))]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// Write every page into DIR (created if missing) instead of printing hangsafe.1
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 }
 
 /// Runs `hangsafe man`.
-pub fn run(args: ManArgs) -> ExitCode {
+pub(crate) fn run(args: ManArgs) -> ExitCode {
     match args.dir {
         Some(dir) => match write_pages(&dir) {
             Ok(paths) => {

@@ -2,7 +2,7 @@
 //! (`bench` is `src/bench.rs`). Each module holds its clap `Args` (with
 //! its help text) and its `run`, which returns the exit status.
 
-pub mod check;
-pub mod man;
-pub mod status;
-pub mod watch;
+pub(crate) mod check;
+pub(crate) mod man;
+pub(crate) mod status;
+pub(crate) mod watch;

@@ -62,7 +62,7 @@ Examples:
 /// Options of `hangsafe status`.
 #[derive(Debug, clap::Args)]
 #[command(about = STATUS_ABOUT, long_about = STATUS_LONG_ABOUT, after_help = format!("{}\n\nWith --remove:\n{}\n\n{STATUS_EXAMPLES}", exit::help_section("status"), exit::help_section("status --remove").trim_start_matches("Exit status:\n")))]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// The name given to `watch --publish`
     #[arg(value_name = "NAME")]
     name: String,
@@ -122,7 +122,7 @@ pub struct StatusArgs {
 }
 
 /// Runs `hangsafe status`.
-pub fn run(args: StatusArgs) -> ExitCode {
+pub(crate) fn run(args: StatusArgs) -> ExitCode {
     if args.remove {
         return remove(&args.name, args.force);
     }

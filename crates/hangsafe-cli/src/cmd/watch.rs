@@ -145,7 +145,7 @@ pub(crate) fn paint(state: State, text: &str, color: bool) -> String {
 /// Options of `hangsafe watch`.
 #[derive(Debug, clap::Args)]
 #[command(about = WATCH_ABOUT, long_about = WATCH_LONG_ABOUT, after_help = format!("{WATCH_EVENTS}\n\n{}", exit::after_help("watch", WATCH_EXAMPLES)))]
-pub struct WatchArgs {
+pub(crate) struct WatchArgs {
     /// Time between rounds of probes
     #[arg(
         short,
@@ -358,7 +358,7 @@ struct Live {
 }
 
 /// Runs `hangsafe watch`.
-pub fn run(args: WatchArgs) -> ExitCode {
+pub(crate) fn run(args: WatchArgs) -> ExitCode {
     // First, before any thread exists (the mount reader below is a runner).
     let signals = match Signals::block() {
         Ok(s) => s,

@@ -6,7 +6,7 @@ use std::io::{self, IsTerminal as _};
 
 /// When to colour the table (`--color`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     /// Colour when standard output is a terminal and `NO_COLOR` is unset
     /// or empty.
     #[default]
@@ -19,7 +19,7 @@ pub enum ColorChoice {
 
 /// Whether to colour: `always`/`never` as told; `auto` only when standard
 /// output is a terminal and `NO_COLOR` is unset or empty (no-color.org).
-pub fn use_color(choice: ColorChoice) -> bool {
+pub(crate) fn use_color(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -32,7 +32,7 @@ pub fn use_color(choice: ColorChoice) -> bool {
 
 /// The SGR colour of a state: green up, red down, bold yellow timeout,
 /// magenta error, cyan pending.
-pub fn state_sgr(state: State) -> &'static str {
+pub(crate) fn state_sgr(state: State) -> &'static str {
     match state {
         State::Up => "32",
         State::Down => "31",

@@ -5,7 +5,7 @@ use crate::report::Report;
 /// The JSON array of `--json`: one object per report with exactly the
 /// keys `target`, `kind`, `state`, `latency_ms` and `detail`, in that
 /// order, one object per line; newline-terminated.
-pub fn render_json(reports: &[Report]) -> String {
+pub(crate) fn render_json(reports: &[Report]) -> String {
     if reports.is_empty() {
         return "[]\n".to_owned();
     }

@@ -1,28 +1,28 @@
 //! Rendering reports: the table ([`table`]; colour on a terminal,
 //! honouring `NO_COLOR`: [`colour`]), and JSON ([`json`]).
 
-pub mod colour;
-pub mod json;
-pub mod table;
+pub(crate) mod colour;
+pub(crate) mod json;
+pub(crate) mod table;
 
-pub use colour::{state_sgr, use_color, ColorChoice};
-pub use json::render_json;
+pub(crate) use colour::{state_sgr, use_color, ColorChoice};
+pub(crate) use json::render_json;
 
 use crate::duration;
 use crate::report::Report;
 use std::io::{self, Write as _};
 
 /// Column headers of the report table.
-pub const HEADERS: [&str; 5] = ["TARGET", "KIND", "STATE", "LATENCY", "DETAIL"];
+pub(crate) const HEADERS: [&str; 5] = ["TARGET", "KIND", "STATE", "LATENCY", "DETAIL"];
 
 /// The latency cell: a short human duration, `-` when there is none.
-pub fn latency_cell(latency: Option<std::time::Duration>) -> String {
+pub(crate) fn latency_cell(latency: Option<std::time::Duration>) -> String {
     latency.map_or_else(|| "-".to_owned(), duration::format_latency)
 }
 
 /// The table TARGET KIND STATE LATENCY DETAIL, header included; with
 /// `color`, the STATE cells are coloured.
-pub fn render_table(reports: &[Report], color: bool) -> String {
+pub(crate) fn render_table(reports: &[Report], color: bool) -> String {
     let rows: Vec<Vec<String>> = reports
         .iter()
         .map(|r| {
@@ -46,7 +46,7 @@ pub fn render_table(reports: &[Report], color: bool) -> String {
 
 /// Writes `text` to stdout. A closed pipe (`hangsafe check | head -1`) is
 /// not an error worth reporting; anything else is reported on stderr.
-pub fn print_stdout(text: &str) {
+pub(crate) fn print_stdout(text: &str) {
     let mut out = io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         if e.kind() != io::ErrorKind::BrokenPipe {

@@ -9,14 +9,14 @@ use std::fmt::Write as _;
 /// (counted in characters); trailing empty cells and the padding before
 /// them are omitted. Control characters in cells are shown as `\ooo`
 /// octal escapes, so that every row stays on one line.
-pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     render_styled(headers, rows, &|_, _| None)
 }
 
 /// Like [`render`], and the data cell at (row, column) is wrapped in the
 /// SGR sequence `style(row, column)` returns (e.g. `"31"` for red) and a
 /// reset. Padding stays outside the sequence.
-pub fn render_styled(
+pub(crate) fn render_styled(
     headers: &[&str],
     rows: &[Vec<String>],
     style: &dyn Fn(usize, usize) -> Option<&'static str>,

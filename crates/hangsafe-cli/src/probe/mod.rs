@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 
 /// What a probe found.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The kind reported: `path`, `block`, `tur`, `tcp` or `unix` (an
     /// `auto` target reports `block` if it turned out to be a block device).
     pub kind: &'static str,
@@ -114,16 +114,16 @@ struct Tracker {
 /// has not returned shortly after its cancel is stuck (abandoned); one
 /// whose work returned was interrupted and its thread is back in the pool.
 #[derive(Clone, Debug, Default)]
-pub struct Returned(Arc<Tracker>);
+pub(crate) struct Returned(Arc<Tracker>);
 
 impl Returned {
     /// Whether the probe's work has returned.
-    pub fn get(&self) -> bool {
+    pub(crate) fn get(&self) -> bool {
         self.0.returned.load(Ordering::Acquire)
     }
 
     /// The last phase the probe entered, and when.
-    pub fn phase(&self) -> Option<(&'static str, Instant)> {
+    pub(crate) fn phase(&self) -> Option<(&'static str, Instant)> {
         *self.0.phase.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -131,7 +131,7 @@ impl Returned {
 /// The work for a runner that probes `target`, and the handle that tells
 /// its phase and whether it returned. Use it with `Builder::spawn` or
 /// `RunnerSet::spawn`.
-pub fn work(
+pub(crate) fn work(
     target: Target,
     timeout: Duration,
 ) -> (impl FnOnce(&Ctx<'_>) -> Answer + Send + 'static, Returned) {
@@ -174,7 +174,7 @@ impl Phases<'_, '_> {
 /// What is known about a probe that did not answer in time, to explain
 /// its timeout.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Hang {
+pub(crate) struct Hang {
     /// The phase the probe was in when it timed out (see
     /// [`Returned::phase`]), and how long it had been in it.
     pub phase: Option<(String, Duration)>,
@@ -198,7 +198,11 @@ const BLOCK_PHASES: [&str; 2] = ["BLKSSZGET", "read sector 0"];
 /// probe's thread came back: it says the probe was cancelled, and that its
 /// thread returns to the pool or is abandoned if it is stuck in the kernel.
 /// [`timeout_report`] says which when the caller knows more.
-pub fn report(target: &Target, outcome: Result<Answer, RunError>, timeout: Duration) -> Report {
+pub(crate) fn report(
+    target: &Target,
+    outcome: Result<Answer, RunError>,
+    timeout: Duration,
+) -> Report {
     match outcome {
         Ok(a) => Report {
             target: target.spec.clone(),
@@ -240,7 +244,7 @@ pub fn report(target: &Target, outcome: Result<Answer, RunError>, timeout: Durat
 
 /// The `timeout` report of a probe that did not answer within `timeout`
 /// (or `hang.allowed`), with what is known about where it hung.
-pub fn timeout_report(target: &Target, timeout: Duration, hang: &Hang) -> Report {
+pub(crate) fn timeout_report(target: &Target, timeout: Duration, hang: &Hang) -> Report {
     let allowed = hang.allowed.unwrap_or(timeout);
     let mut detail = format!("no answer within {}", crate::duration::format(allowed));
     if allowed < timeout {

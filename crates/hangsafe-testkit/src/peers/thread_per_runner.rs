@@ -95,6 +95,12 @@ pub struct Runner {
     _thread: libc::pthread_t,
 }
 
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").finish_non_exhaustive()
+    }
+}
+
 // SAFETY: the handle only touches the context through atomics, and the data
 // buffer only after observing DONE with acquire ordering, after which the
 // thread never touches it again. Moving the handle to another thread is

@@ -21,9 +21,9 @@
 
 // Each bench target uses a subset of these re-exports.
 #[allow(unused_imports)]
-pub use hangsafe_testkit::peers::thread_per_runner;
+pub(crate) use hangsafe_testkit::peers::thread_per_runner;
 #[allow(unused_imports)]
-pub use hangsafe_testkit::stats::{fmt_ns, interleaved_overhead};
+pub(crate) use hangsafe_testkit::stats::{fmt_ns, interleaved_overhead};
 
 use criterion::Criterion;
 use serde_json::Value;
@@ -37,14 +37,14 @@ static START: OnceLock<SystemTime> = OnceLock::new();
 
 /// Records when this benchmark process started measuring. Estimates files
 /// older than this are ignored by [`print_ratios`]. Call it first in `main`.
-pub fn mark_start() {
+pub(crate) fn mark_start() {
     START.get_or_init(SystemTime::now);
 }
 
 /// Where criterion writes its results, found the way criterion itself finds
 /// it: `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else the
 /// target directory `cargo metadata` reports, else `target/criterion`.
-pub fn criterion_home() -> &'static Path {
+pub(crate) fn criterion_home() -> &'static Path {
     static HOME: OnceLock<PathBuf> = OnceLock::new();
     HOME.get_or_init(|| {
         if let Some(h) = env::var_os("CRITERION_HOME") {
@@ -75,7 +75,7 @@ fn cargo_metadata_target_dir() -> Option<PathBuf> {
 /// A default `Criterion` writing to [`criterion_home`], so that the ratio
 /// tables read exactly what it wrote. Apply `configure_from_args()` after
 /// any other settings.
-pub fn criterion() -> Criterion {
+pub(crate) fn criterion() -> Criterion {
     Criterion::default().output_directory(criterion_home())
 }
 
@@ -100,7 +100,7 @@ fn dir_name(id: &str) -> String {
 
 /// A point estimate with its confidence interval, in nanoseconds.
 #[derive(Clone, Copy, Debug)]
-pub struct Interval {
+pub(crate) struct Interval {
     pub point: f64,
     pub lower: f64,
     pub upper: f64,
@@ -110,7 +110,7 @@ pub struct Interval {
 
 /// Criterion's estimates of one benchmark's time per iteration.
 #[derive(Clone, Copy, Debug)]
-pub struct Estimate {
+pub(crate) struct Estimate {
     pub mean: Interval,
     pub median: Interval,
 }
@@ -135,7 +135,7 @@ fn interval(v: &Value, stat: &str) -> Result<Interval, String> {
 /// Reads `<criterion home>/<group>/<bench>/new/estimates.json`. Fails if the
 /// file is missing, unreadable, or (after [`mark_start`]) older than this
 /// process's start, i.e. left over from an earlier run.
-pub fn read_estimate(group: &str, bench: &str) -> Result<Estimate, String> {
+pub(crate) fn read_estimate(group: &str, bench: &str) -> Result<Estimate, String> {
     let path = criterion_home()
         .join(dir_name(group))
         .join(dir_name(bench))
@@ -160,7 +160,7 @@ pub fn read_estimate(group: &str, bench: &str) -> Result<Estimate, String> {
 /// spinning threads are very sensitive to other CPU load (a spinning waiter
 /// can hold the only free CPU the worker needs), so benches print it before
 /// and after measuring.
-pub fn system_load() -> String {
+pub(crate) fn system_load() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -180,7 +180,7 @@ fn fmt_interval(i: &Interval) -> String {
 
 /// `peer_time / subject_time` for one peer.
 #[derive(Clone, Debug)]
-pub struct Ratio {
+pub(crate) struct Ratio {
     pub peer: String,
     /// Ratio of the means: above 1, the subject is that many times faster.
     pub mean: f64,
@@ -207,7 +207,7 @@ fn verdict(subject: &str, peer: &str, r: f64) -> String {
 /// compute. Benchmarks that did not run in this process (filtered out,
 /// `--test`, `--list`, baseline discarded) are reported on stderr and left
 /// out; if the subject itself did not run, nothing goes to stdout.
-pub fn print_ratios(group: &str, subject: &str, peers: &[&str]) -> Vec<Ratio> {
+pub(crate) fn print_ratios(group: &str, subject: &str, peers: &[&str]) -> Vec<Ratio> {
     let subj = match read_estimate(group, subject) {
         Ok(e) => e,
         Err(why) => {
@@ -270,14 +270,14 @@ pub fn print_ratios(group: &str, subject: &str, peers: &[&str]) -> Vec<Ratio> {
 
 /// Whether the bench runs for criterion's `--list` or `--test`: the parts
 /// that are not criterion groups are skipped then.
-pub fn listing_or_smoke_test() -> bool {
+pub(crate) fn listing_or_smoke_test() -> bool {
     env::args().any(|a| a == "--list" || a == "--test")
 }
 
 /// Prints the result of an [`interleaved_overhead`] run (`ov`, sorted, in
 /// percent) under the heading `title`: the median and quartiles, labelled
 /// `label`. Returns the median.
-pub fn print_overhead(title: &str, label: &str, ov: &[f64]) -> f64 {
+pub(crate) fn print_overhead(title: &str, label: &str, ov: &[f64]) -> f64 {
     let q = |f: f64| ov[((ov.len() - 1) as f64 * f).round() as usize];
     println!();
     println!(

@@ -15,7 +15,9 @@
 //! | 3 | hangs until cancelled | 20–60 ms | — | `Err(TimedOut)` |
 //! | 4 | hangs until cancelled | none | cancels it after its first wake-up | `Err(Cancelled)` |
 //! | 5 | returns at once, or hangs | none | releases it right after spawning | nothing, ever |
-
+// Also compiled into tests/event_loops.rs through #[path], which uses its
+// items: they are public for that crate.
+#![allow(unreachable_pub)]
 // Each example uses its own subset.
 #![allow(dead_code)]
 
@@ -68,6 +70,12 @@ pub struct Plan {
     pub wakeups: usize,
     /// Events the set dropped (the loop counts them).
     pub ignored: usize,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan").finish_non_exhaustive()
+    }
 }
 
 impl Plan {

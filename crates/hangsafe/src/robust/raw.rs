@@ -270,7 +270,12 @@ impl RawRobustMutex {
         self.lock_slow(k, &me, None, true)
     }
 
-    /// The word was not 0. Loops until the lock is held or a definite error.
+    /// The word was not 0. Loops until the lock is held or a definite error:
+    /// each round settles what userspace can ([`lock_userspace`]), and asks
+    /// the kernel otherwise ([`lock_kernel`]).
+    ///
+    /// [`lock_userspace`]: Self::lock_userspace
+    /// [`lock_kernel`]: Self::lock_kernel
     #[cold]
     fn lock_slow<K: Kernel>(
         &self,
@@ -285,95 +290,125 @@ impl RawRobustMutex {
             if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
                 return Err(Error::NotRecoverable);
             }
-            let w = self.word.load(Ordering::Relaxed);
-            let holder = owner(w);
-            if holder == 0 {
-                // Free (a kernel unlock left it at 0 just now). Keep the
-                // flags: a stale WAITERS only costs one UNLOCK_PI.
-                if self.take(w, me) {
-                    k.point(Point::AfterLockCas);
-                    return self.acquired(k, me, w & OWNER_DIED != 0);
-                }
-                continue;
-            }
-            if holder == me.tid {
-                if self.owner.load(Ordering::Relaxed) == me.nonce {
-                    return Err(Error::Deadlock);
-                }
-                // R28: the word names my TID but not my nonce: a dead thread
-                // that had my TID holds it (two live threads never share a
-                // TID). Queued waiters, if any, are attached to me as the
-                // kernel sees it, so taking over keeps kernel and word in
-                // agreement.
-                if self.take(w, me) {
-                    k.point(Point::AfterLockCas);
-                    return self.acquired(k, me, true);
-                }
-                continue;
-            }
-            if !try_only && w & WAITERS == 0 && spins < SPIN_LIMIT {
-                // R37: nobody is queued, so the holder's unlock will be a
-                // plain CAS to 0. Wait a moment for it in userspace before
-                // queueing in the kernel: a queued waiter turns every
-                // later unlock into FUTEX_UNLOCK_PI and every hand-over
-                // into a sleep and a wakeup.
-                spins += 1;
-                k.spin();
-                continue;
-            }
-            let r = if try_only {
-                k.trylock_pi(&self.word)
-            } else {
-                k.lock_pi(&self.word, deadline)
+            let holder = match self.lock_userspace(k, me, &mut spins, try_only) {
+                Round::Done(r) => return r,
+                Round::Again => continue,
+                Round::Kernel(holder) => holder,
             };
-            match r {
-                Ok(()) => {
-                    // The kernel granted the lock: the word holds my TID,
-                    // WAITERS, and OWNER_DIED if it came from a dead owner.
-                    crate::sync::fence(Ordering::Acquire);
-                    k.point(Point::AfterLockCas);
-                    let died = self.clear_owner_died();
-                    return self.acquired(k, me, died);
-                }
-                Err(libc::ESRCH) => {
-                    // R25: the owner is dead and nobody was queued on it;
-                    // the kernel set WAITERS on the way. Take over from that
-                    // exact dead TID; if another contender won, loop.
-                    k.point(Point::AfterEsrch);
-                    let w = self.word.load(Ordering::Relaxed);
-                    if owner(w) == holder && self.take(w, me) {
-                        k.point(Point::AfterLockCas);
-                        return self.acquired(k, me, true);
-                    }
-                }
-                // R35: an exiting owner's hand-over is in flight. The
-                // kernel gave the lock to a queued waiter that has not yet
-                // written its TID into the word, which still names the dead
-                // owner without OWNER_DIED (no robust list sets it), and
-                // FUTEX_LOCK_PI refuses that combination with EINVAL until
-                // the new owner's fix-up runs. Back off and retry; a word
-                // stuck in that state for about a second was not put there
-                // by this protocol, and is reported.
-                Err(libc::EINVAL) => {
-                    if try_only {
-                        return Err(Error::WouldBlock);
-                    }
-                    if einval == EINVAL_RETRIES {
-                        return Err(Error::from_errno(libc::EINVAL));
-                    }
-                    k.backoff(einval);
-                    einval += 1;
-                }
-                // The kernel sees my TID in the word: handled at the top.
-                Err(libc::EDEADLK) => {}
-                // The owner is exiting or the word changed under the
-                // kernel: retry.
-                Err(libc::EAGAIN) if !try_only => {}
-                Err(libc::EINTR) => {}
-                Err(libc::EAGAIN) | Err(libc::EBUSY) => return Err(Error::WouldBlock),
-                Err(libc::ETIMEDOUT) => return Err(Error::TimedOut),
-                Err(e) => return Err(Error::from_errno(e)),
+            if let Some(r) = self.lock_kernel(k, me, holder, deadline, try_only, &mut einval) {
+                return r;
             }
+        }
+    }
+
+    /// One round in userspace: take a free word, report or take over a
+    /// word naming my TID, or spin while nobody is queued (R37). Answers
+    /// `Kernel(holder)` when the kernel must be asked.
+    fn lock_userspace<K: Kernel>(&self, k: &K, me: &Me, spins: &mut u32, try_only: bool) -> Round {
+        let w = self.word.load(Ordering::Relaxed);
+        let holder = owner(w);
+        if holder == 0 {
+            // Free (a kernel unlock left it at 0 just now). Keep the
+            // flags: a stale WAITERS only costs one UNLOCK_PI.
+            if self.take(w, me) {
+                k.point(Point::AfterLockCas);
+                return Round::Done(self.acquired(k, me, w & OWNER_DIED != 0));
+            }
+            return Round::Again;
+        }
+        if holder == me.tid {
+            if self.owner.load(Ordering::Relaxed) == me.nonce {
+                return Round::Done(Err(Error::Deadlock));
+            }
+            // R28: the word names my TID but not my nonce: a dead thread
+            // that had my TID holds it (two live threads never share a
+            // TID). Queued waiters, if any, are attached to me as the
+            // kernel sees it, so taking over keeps kernel and word in
+            // agreement.
+            if self.take(w, me) {
+                k.point(Point::AfterLockCas);
+                return Round::Done(self.acquired(k, me, true));
+            }
+            return Round::Again;
+        }
+        if !try_only && w & WAITERS == 0 && *spins < SPIN_LIMIT {
+            // R37: nobody is queued, so the holder's unlock will be a
+            // plain CAS to 0. Wait a moment for it in userspace before
+            // queueing in the kernel: a queued waiter turns every
+            // later unlock into FUTEX_UNLOCK_PI and every hand-over
+            // into a sleep and a wakeup.
+            *spins += 1;
+            k.spin();
+            return Round::Again;
+        }
+        Round::Kernel(holder)
+    }
+
+    /// Asks the kernel for a lock `holder` holds. `Some` is the answer;
+    /// `None` means: look at the word again.
+    fn lock_kernel<K: Kernel>(
+        &self,
+        k: &K,
+        me: &Me,
+        holder: u32,
+        deadline: Option<Deadline>,
+        try_only: bool,
+        einval: &mut u32,
+    ) -> Option<Result<Acquired, Error>> {
+        let r = if try_only {
+            k.trylock_pi(&self.word)
+        } else {
+            k.lock_pi(&self.word, deadline)
+        };
+        match r {
+            Ok(()) => {
+                // The kernel granted the lock: the word holds my TID,
+                // WAITERS, and OWNER_DIED if it came from a dead owner.
+                crate::sync::fence(Ordering::Acquire);
+                k.point(Point::AfterLockCas);
+                let died = self.clear_owner_died();
+                Some(self.acquired(k, me, died))
+            }
+            Err(libc::ESRCH) => {
+                // R25: the owner is dead and nobody was queued on it;
+                // the kernel set WAITERS on the way. Take over from that
+                // exact dead TID; if another contender won, loop.
+                k.point(Point::AfterEsrch);
+                let w = self.word.load(Ordering::Relaxed);
+                if owner(w) == holder && self.take(w, me) {
+                    k.point(Point::AfterLockCas);
+                    return Some(self.acquired(k, me, true));
+                }
+                None
+            }
+            // R35: an exiting owner's hand-over is in flight. The
+            // kernel gave the lock to a queued waiter that has not yet
+            // written its TID into the word, which still names the dead
+            // owner without OWNER_DIED (no robust list sets it), and
+            // FUTEX_LOCK_PI refuses that combination with EINVAL until
+            // the new owner's fix-up runs. Back off and retry; a word
+            // stuck in that state for about a second was not put there
+            // by this protocol, and is reported.
+            Err(libc::EINVAL) => {
+                if try_only {
+                    return Some(Err(Error::WouldBlock));
+                }
+                if *einval == EINVAL_RETRIES {
+                    return Some(Err(Error::from_errno(libc::EINVAL)));
+                }
+                k.backoff(*einval);
+                *einval += 1;
+                None
+            }
+            // The kernel sees my TID in the word: handled at the top.
+            Err(libc::EDEADLK) => None,
+            // The owner is exiting or the word changed under the
+            // kernel: retry.
+            Err(libc::EAGAIN) if !try_only => None,
+            Err(libc::EINTR) => None,
+            Err(libc::EAGAIN) | Err(libc::EBUSY) => Some(Err(Error::WouldBlock)),
+            Err(libc::ETIMEDOUT) => Some(Err(Error::TimedOut)),
+            Err(e) => Some(Err(Error::from_errno(e))),
         }
     }
 
@@ -507,6 +542,16 @@ impl RawRobustMutex {
 /// How many times a contended lock re-reads the word in userspace before
 /// queueing in the kernel (R37).
 const SPIN_LIMIT: u32 = if cfg!(hangsafe_loom) { 1 } else { 100 };
+
+/// What one round of [`RawRobustMutex::lock_slow`] in userspace decided.
+enum Round {
+    /// The lock is held, or a definite error.
+    Done(Result<Acquired, Error>),
+    /// The word changed or a spin passed: look again.
+    Again,
+    /// Ask the kernel; the word named this holder.
+    Kernel(u32),
+}
 
 /// How many times a transient `EINVAL` (R35) is retried: with
 /// [`Kernel::backoff`]'s sleeps, about a second.

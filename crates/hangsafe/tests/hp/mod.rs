@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// How a forked child ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// `_exit(code)`.
     Code(i32),
     /// Killed by this signal.
@@ -18,7 +18,7 @@ pub enum Ended {
 
 /// Forks; the child runs `f` and `_exit`s with its return value (101 if it
 /// panicked). The parent waits at most `limit` for it.
-pub fn in_child(limit: Duration, f: impl FnOnce() -> i32) -> Ended {
+pub(crate) fn in_child(limit: Duration, f: impl FnOnce() -> i32) -> Ended {
     // SAFETY: fork has no preconditions; the child only runs `f` (which the
     // tests keep to what is safe after fork in a multi-threaded process:
     // hangsafe's own calls, atomics, raw syscalls) and then `_exit`s.
@@ -53,10 +53,10 @@ pub fn in_child(limit: Duration, f: impl FnOnce() -> i32) -> Ended {
     }
 }
 
-pub use hangsafe_testkit::wait::eventually;
+pub(crate) use hangsafe_testkit::wait::eventually;
 
 /// A pipe nobody writes to (unless the test does): `(read, write)`.
-pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+pub(crate) fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     let (r, w) = std::io::pipe().expect("pipe");
     (r.into(), w.into())
 }

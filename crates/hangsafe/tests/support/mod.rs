@@ -4,11 +4,11 @@
 use hangsafe::runner::{Metrics, Pool};
 use std::time::{Duration, Instant};
 
-pub use hangsafe_testkit::wait::eventually;
+pub(crate) use hangsafe_testkit::wait::eventually;
 
 /// Waits until the pool has no live runner context, or panics with the
 /// metrics after `limit`.
-pub fn await_no_live_contexts(pool: &Pool, limit: Duration) {
+pub(crate) fn await_no_live_contexts(pool: &Pool, limit: Duration) {
     let ok = eventually(limit, || pool.metrics().live_contexts == 0);
     assert!(
         ok,
@@ -19,13 +19,13 @@ pub fn await_no_live_contexts(pool: &Pool, limit: Duration) {
 
 /// A small deterministic PRNG (xorshift64*), so runs are reproducible from
 /// the printed seed without a dependency.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed | 1)
     }
-    pub fn from_env_or_time(name: &str) -> (Self, u64) {
+    pub(crate) fn from_env_or_time(name: &str) -> (Self, u64) {
         let seed = std::env::var(name)
             .ok()
             .and_then(|s| s.parse().ok())
@@ -37,19 +37,19 @@ impl Rng {
             });
         (Rng::new(seed), seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
 /// Threads of this process, from /proc/self/status.
-pub fn process_threads() -> u64 {
+pub(crate) fn process_threads() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     s.lines()
         .find_map(|l| l.strip_prefix("Threads:"))
@@ -58,7 +58,7 @@ pub fn process_threads() -> u64 {
 }
 
 /// CPU time (user + system) this process has used.
-pub fn process_cpu() -> Duration {
+pub(crate) fn process_cpu() -> Duration {
     let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a full rusage into the valid pointer.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
@@ -69,14 +69,14 @@ pub fn process_cpu() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-pub fn show(m: &Metrics) -> String {
+pub(crate) fn show(m: &Metrics) -> String {
     format!("{m:?}")
 }
 
 // ---- Helpers of the cancellation tests (tests/cancel_*.rs) ----
 
 /// The calling thread's kernel thread ID.
-pub fn gettid() -> i32 {
+pub(crate) fn gettid() -> i32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() }
 }
@@ -84,7 +84,7 @@ pub fn gettid() -> i32 {
 /// The syscall number thread `tid` of this process is blocked in, read from
 /// `/proc/self/task/<tid>/syscall`: `None` while the thread runs (or after
 /// it exited), `Some(-1)` if it is blocked outside a syscall.
-pub fn blocked_syscall(tid: i32) -> Option<i64> {
+pub(crate) fn blocked_syscall(tid: i32) -> Option<i64> {
     let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
     s.split_whitespace().next()?.parse().ok()
 }
@@ -94,13 +94,13 @@ pub fn blocked_syscall(tid: i32) -> Option<i64> {
 /// `/proc/self/task/<tid>/syscall` describes the *host* thread (qemu's own
 /// syscall, with the host's numbering), so only "blocked in some syscall"
 /// can be observed.
-pub fn under_emulation() -> bool {
+pub(crate) fn under_emulation() -> bool {
     std::env::var_os("HANGSAFE_UNDER_EMULATION").is_some()
 }
 
 /// Waits until thread `tid` sleeps in syscall `nr`; panics after `limit`.
 /// Under emulation: until it sleeps in any syscall, then a short settle.
-pub fn await_blocked_in(tid: i32, nr: i64, limit: Duration) {
+pub(crate) fn await_blocked_in(tid: i32, nr: i64, limit: Duration) {
     if under_emulation() {
         let ok = eventually(limit, || blocked_syscall(tid).is_some_and(|n| n >= 0));
         assert!(ok, "thread {tid} did not block within {limit:?}");
@@ -116,7 +116,7 @@ pub fn await_blocked_in(tid: i32, nr: i64, limit: Duration) {
 }
 
 /// Busy-waits for `d` (for random sub-millisecond delays).
-pub fn spin_for(d: Duration) {
+pub(crate) fn spin_for(d: Duration) {
     let t = Instant::now();
     while t.elapsed() < d {
         std::hint::spin_loop();
@@ -124,7 +124,7 @@ pub fn spin_for(d: Duration) {
 }
 
 /// A pipe as (read end, write end), both close-on-exec.
-pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+pub(crate) fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into `fds`.
@@ -140,7 +140,7 @@ pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
 }
 
 /// Bytes waiting to be read from a pipe or socket (`FIONREAD`).
-pub fn readable_bytes(fd: impl std::os::fd::AsFd) -> usize {
+pub(crate) fn readable_bytes(fd: impl std::os::fd::AsFd) -> usize {
     use std::os::fd::AsRawFd;
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int.
@@ -150,7 +150,7 @@ pub fn readable_bytes(fd: impl std::os::fd::AsFd) -> usize {
 }
 
 /// Sets or clears `O_NONBLOCK` on `fd`'s open file description.
-pub fn set_nonblocking(fd: impl std::os::fd::AsFd, on: bool) {
+pub(crate) fn set_nonblocking(fd: impl std::os::fd::AsFd, on: bool) {
     use std::os::fd::AsRawFd;
     let fd = fd.as_fd().as_raw_fd();
     // SAFETY: F_GETFL/F_SETFL on a descriptor the caller owns.
@@ -168,12 +168,12 @@ pub fn set_nonblocking(fd: impl std::os::fd::AsFd, on: bool) {
 
 /// Entries in `/proc/self/fd` (the directory's own descriptor included, so
 /// only differences between two calls mean anything).
-pub fn fd_count() -> usize {
+pub(crate) fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 /// A fresh path in the temporary directory (nothing is created there).
-pub fn temp_path(tag: &str) -> std::path::PathBuf {
+pub(crate) fn temp_path(tag: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -188,7 +188,7 @@ pub fn temp_path(tag: &str) -> std::path::PathBuf {
 }
 
 /// Removes the file at the path when dropped.
-pub struct RemoveOnDrop(pub std::path::PathBuf);
+pub(crate) struct RemoveOnDrop(pub std::path::PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -197,7 +197,7 @@ impl Drop for RemoveOnDrop {
 }
 
 /// Creates a FIFO at a fresh temporary path.
-pub fn mkfifo(tag: &str) -> RemoveOnDrop {
+pub(crate) fn mkfifo(tag: &str) -> RemoveOnDrop {
     use std::os::unix::ffi::OsStrExt;
     let path = temp_path(tag);
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
@@ -208,7 +208,7 @@ pub fn mkfifo(tag: &str) -> RemoveOnDrop {
 }
 
 /// Sends `sig` to thread `tid` of this process.
-pub fn tgkill(tid: i32, sig: libc::c_int) {
+pub(crate) fn tgkill(tid: i32, sig: libc::c_int) {
     // SAFETY: tgkill to a thread of our own process.
     let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
     assert_eq!(rc, 0, "tgkill: {}", std::io::Error::last_os_error());
