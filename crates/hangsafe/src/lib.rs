@@ -48,7 +48,7 @@
 // Under `--cfg hangsafe_loom` (this crate's own model-checking cfg; a
 // user's `--cfg loom` leaves hangsafe whole) only the model-checked core is
 // built; the rest is unused.
-#![cfg_attr(hangsafe_loom, allow(dead_code, unused_imports))]
+#![cfg_attr(hangsafe_loom, allow(dead_code, unused_imports, unreachable_pub))]
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("hangsafe is unsupported on this platform: it needs Linux (x86_64 or aarch64).");
