@@ -190,7 +190,10 @@ fn r33_exec_while_holding_with_waiter() {
 /// then the next locker is told OwnerDead.
 #[test]
 fn r33_exec_while_holding_uncontended() {
-    let argv = sleep_argv("0.3").expect("no sleep(1) binary");
+    // 2 s, not less: the parent's try_lock must come before the exec'd
+    // sleep exits, also under qemu-user on a loaded machine (0.3 s was
+    // missed there once).
+    let argv = sleep_argv("2").expect("no sleep(1) binary");
     let ar = arena();
     let h = fork(|| holder_then(&ar, || exec_sleep(&argv)));
     wait_until(|| ar.held.load(Ordering::SeqCst) == 1);
