@@ -371,7 +371,15 @@ fn r39_r45_set_timeouts_follow_the_final_rule() {
         std::thread::sleep(wait + Duration::from_millis(5));
         set.occurred_timeout(renewed).unwrap();
     }
-    let out: Vec<_> = set.drain().unwrap().collect();
+    // The cancel is decided when the timeout is handled, but the outcome is
+    // queued by whichever thread decides it: wait for it (bounded), as a
+    // slow machine (qemu-user) may need a moment.
+    let mut out: Vec<_> = set.drain().unwrap().collect();
+    let until = Instant::now() + Duration::from_secs(10);
+    while out.is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+        out = set.drain().unwrap().collect();
+    }
     assert_eq!(out, vec![(soon, Err(RunError::TimedOut))]);
     assert_eq!(set.state(late), Some(hangsafe::runner::State::Running));
     set.release(late);
