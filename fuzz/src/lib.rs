@@ -25,6 +25,8 @@ mod errno;
 mod logger;
 #[path = "../../crates/hangsafe-capi/src/metrics.rs"]
 mod metrics;
+#[path = "../../crates/hangsafe-capi/src/ratelimit.rs"]
+mod ratelimit;
 #[path = "../../crates/hangsafe-capi/src/robust.rs"]
 mod robust;
 #[path = "../../crates/hangsafe-capi/src/runner.rs"]
