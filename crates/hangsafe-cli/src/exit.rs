@@ -6,6 +6,15 @@
 //! 0 to 3 say what the probes found; 64 and above follow sysexits(3) and
 //! say why the command could not do its job. Not every code from 64 is a
 //! usage error: only [`USAGE`] is.
+//!
+//! The Nagios/Icinga plugin mode (`check --format nagios`, listed as the
+//! pseudo-command [`NAGIOS`]) has its own mapping, the plugin guidelines'
+//! four statuses: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, and nothing
+//! else, so a usage error there is 3, not 64.
+
+/// The pseudo-command of the Nagios/Icinga plugin mode in [`Code::commands`]:
+/// it maps every outcome to the plugin guidelines' four statuses.
+pub const NAGIOS: &str = "check --format nagios";
 
 /// One exit status and what it means for the commands that use it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +60,38 @@ pub const ERROR: Code = Code {
     meaning: "at least one target could not be checked (state error: its probe \
               could not be started, e.g. the thread limit; watch: state pending, \
               no result yet when it stopped), none down or timed out",
+};
+/// `check --format nagios`: every target up and within the thresholds.
+pub const NAGIOS_OK: Code = Code {
+    code: 0,
+    commands: &[NAGIOS],
+    meaning: "OK: every target is up and within the thresholds",
+};
+/// `check --format nagios`: a threshold is crossed, nothing critical.
+pub const NAGIOS_WARNING: Code = Code {
+    code: 1,
+    commands: &[NAGIOS],
+    meaning: "WARNING: a --warning, --iwarning or --latency-warning threshold is \
+              crossed, nothing is critical",
+};
+/// `check --format nagios`: a target is down or timed out, or a critical
+/// threshold is crossed.
+pub const NAGIOS_CRITICAL: Code = Code {
+    code: 2,
+    commands: &[NAGIOS],
+    meaning: "CRITICAL: a target is down or timed out (or /proc/self/mountinfo \
+              did not answer in time), or a --critical, --icritical or \
+              --latency-critical threshold is crossed",
+};
+/// `check --format nagios`: something could not be checked, or the
+/// command line is wrong (the plugin guidelines' UNKNOWN).
+pub const NAGIOS_UNKNOWN: Code = Code {
+    code: 3,
+    commands: &[NAGIOS],
+    meaning: "UNKNOWN: a usage error (any bad option or value, --help and \
+              --version too, as the plugin guidelines ask), a target that could \
+              not be checked, /proc/self/mountinfo unreadable or the probes not \
+              run at all; nothing warning or critical",
 };
 /// Command-line usage error (sysexits' `EX_USAGE`).
 pub const USAGE: Code = Code {
@@ -173,9 +214,13 @@ pub const CODES: &[Code] = &[
     UP,
     SUCCESS,
     REMOVED,
+    NAGIOS_OK,
     DOWN,
+    NAGIOS_WARNING,
     TIMEOUT,
+    NAGIOS_CRITICAL,
     ERROR,
+    NAGIOS_UNKNOWN,
     USAGE,
     DATAERR,
     NO_MOUNTINFO,
@@ -278,6 +323,8 @@ mod tests {
             assert_eq!(codes, dedup, "{cmd}: a code with two meanings");
             assert!(codes.contains(&USAGE.code), "{cmd}");
         }
+        let nagios: Vec<u8> = for_command(NAGIOS).map(|c| c.code).collect();
+        assert_eq!(nagios, [0, 1, 2, 3], "the plugin guidelines' four only");
     }
 
     #[test]

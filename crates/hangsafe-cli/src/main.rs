@@ -23,7 +23,7 @@ use cmd::{check, man, status, watch};
 
 // The library part: parsers (fuzzed), the exit table, the logger and the
 // published table.
-use hangsafe_cli::{duration, exit, logger, publish, report, target};
+use hangsafe_cli::{duration, exit, fsstats, logger, publish, report, target, threshold};
 
 use clap::{ColorChoice, Parser, Subcommand};
 use std::process::ExitCode;
@@ -89,10 +89,16 @@ fn main() -> ExitCode {
 }
 
 /// Parses the command line and runs the subcommand; usage errors exit
-/// with [`EXIT_USAGE`].
+/// with [`EXIT_USAGE`] (3, UNKNOWN, with `check --format nagios`).
 fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if output::nagios::requested(std::env::args_os()) => {
+            // A plugin knows four exit statuses and Nagios reads only
+            // stdout: the guidelines' UNKNOWN, with the reason on the
+            // status line (help and version too, as they ask).
+            return output::nagios::usage_error(&e);
+        }
         Err(e) => {
             // Help and version go to stdout and succeed; every other
             // parse error is a usage error (clap would exit with 2, which

@@ -523,6 +523,7 @@ fn h30_help_lists_exactly_the_exit_codes_of_the_code() {
         ("watch", "Exit status:\n"),
         ("status", "Exit status:\n"),
         ("status --remove", "With --remove:\n"),
+        ("check --format nagios", "With --format nagios:\n"),
         ("bench", "Exit status:\n"),
         ("man", "Exit status:\n"),
     ] {

@@ -15,11 +15,14 @@
 
 use crate::duration;
 use crate::exit;
+use crate::fsstats::FsStats;
 use crate::mounts;
+use crate::output::nagios::{self, Thresholds};
 use crate::output::{self, ColorChoice};
 use crate::probe::{self, Answer, Hang, Returned};
 use crate::report::{self, Report, State};
 use crate::target::Target;
+use crate::threshold::{InodeLimit, Limit};
 use hangsafe::nexus::{RunnerSet, SetError, Token};
 use hangsafe::runner::{Builder, Pool, RunError, SpawnError};
 use std::collections::HashMap;
@@ -111,11 +114,12 @@ Examples:
   hangsafe check                                   all real mount points
   hangsafe check --timeout 500ms /nfs/home /srv/data
   hangsafe check --json tcp://db.example:5432 unix:/run/app.sock
-  hangsafe check tur:/dev/sg2 block:/dev/sdb";
+  hangsafe check tur:/dev/sg2 block:/dev/sdb
+  hangsafe check --format nagios -w 10% -c 5% --latency-warning 1s /srv /home";
 
 /// Options of `hangsafe check`.
 #[derive(Debug, clap::Args)]
-#[command(about = CHECK_ABOUT, long_about = CHECK_LONG_ABOUT, after_help = exit::after_help("check", CHECK_AFTER_EXIT))]
+#[command(about = CHECK_ABOUT, long_about = CHECK_LONG_ABOUT, after_help = format!("{}\n\nWith --format nagios:\n{}\n\n{CHECK_AFTER_EXIT}", exit::help_section("check"), exit::help_section(exit::NAGIOS).trim_start_matches("Exit status:\n")))]
 pub(crate) struct CheckArgs {
     /// How long each probe may take before it counts as timed out
     #[arg(
@@ -140,6 +144,66 @@ pub(crate) struct CheckArgs {
                      error) and detail."
     )]
     pub json: bool,
+
+    /// Output format: table, json or nagios
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        conflicts_with = "json",
+        long_help = "Output format: table (the default), json (as --json) or nagios: a\n\
+                     Nagios/Icinga plugin's status line with performance data, one\n\
+                     line per target after it, and the plugin exit statuses 0 OK,\n\
+                     1 WARNING, 2 CRITICAL, 3 UNKNOWN (see \"With --format nagios\"\n\
+                     below). Down and timed-out targets are CRITICAL; the threshold\n\
+                     options set WARNING and CRITICAL for slow or full ones."
+    )]
+    pub format: Option<Format>,
+
+    /// nagios: WARNING when free space is at most this (N% or a size)
+    #[arg(
+        short,
+        long,
+        value_name = "THRESHOLD",
+        value_parser = Limit::parse,
+        long_help = "With --format nagios: WARNING when a filesystem's free space is at\n\
+                     most THRESHOLD, with check_disk's meaning: N% compares with the\n\
+                     free share of used + available space (root-reserved blocks\n\
+                     excluded, used share rounded up to a whole percent, as df and\n\
+                     check_disk do); a size (500, 2G, 1.5TiB; units B, K, M, G, T, P,\n\
+                     also kB/KiB..., all binary; no unit means MiB) compares with the\n\
+                     available space in that unit, rounded down. Repeatable (either\n\
+                     one crossed warns). A leading @ is ignored; ranges are refused.\n\
+                     Applies to targets whose probe ran statfs (paths)."
+    )]
+    pub warning: Vec<Limit>,
+
+    /// nagios: CRITICAL when free space is at most this (N% or a size)
+    #[arg(
+        short,
+        long,
+        value_name = "THRESHOLD",
+        value_parser = Limit::parse,
+        long_help = "With --format nagios: CRITICAL when a filesystem's free space is at\n\
+                     most THRESHOLD (as --warning)."
+    )]
+    pub critical: Vec<Limit>,
+
+    /// nagios: WARNING when free inodes are at most this percentage
+    #[arg(short = 'W', long, value_name = "PERCENT", value_parser = InodeLimit::parse)]
+    pub iwarning: Option<InodeLimit>,
+
+    /// nagios: CRITICAL when free inodes are at most this percentage
+    #[arg(short = 'K', long, value_name = "PERCENT", value_parser = InodeLimit::parse)]
+    pub icritical: Option<InodeLimit>,
+
+    /// nagios: WARNING when a probe that answered took longer than this
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub latency_warning: Option<Duration>,
+
+    /// nagios: CRITICAL when a probe that answered took longer than this
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub latency_critical: Option<Duration>,
 
     /// How many probes may run at once
     #[arg(
@@ -171,8 +235,57 @@ pub(crate) struct CheckArgs {
     pub targets: Vec<Target>,
 }
 
+/// The output formats of `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// The table.
+    Table,
+    /// The JSON array of --json.
+    Json,
+    /// A Nagios/Icinga plugin's status line, perfdata and exit status.
+    Nagios,
+}
+
+impl CheckArgs {
+    /// The format asked for (`--json` is `--format json`).
+    fn format(&self) -> Format {
+        match (self.json, self.format) {
+            (true, _) => Format::Json,
+            (false, f) => f.unwrap_or(Format::Table),
+        }
+    }
+
+    /// The thresholds, if any was given.
+    fn thresholds(&self) -> Option<Thresholds> {
+        let t = Thresholds {
+            warning: self.warning.clone(),
+            critical: self.critical.clone(),
+            iwarning: self.iwarning,
+            icritical: self.icritical,
+            latency_warning: self.latency_warning,
+            latency_critical: self.latency_critical,
+        };
+        (t != Thresholds::default()).then_some(t)
+    }
+}
+
 /// `hangsafe check`: probe, print, and map the results to the exit status.
 pub(crate) fn run(args: CheckArgs) -> ExitCode {
+    match args.format() {
+        Format::Nagios => run_nagios(args),
+        _ if args.thresholds().is_some() => {
+            eprintln!(
+                "hangsafe check: --warning, --critical, --iwarning, --icritical and \
+                 --latency-* need --format nagios"
+            );
+            ExitCode::from(exit::USAGE.code)
+        }
+        _ => run_report(args),
+    }
+}
+
+/// The table or JSON, and the exit status of [`crate::exit`].
+fn run_report(args: CheckArgs) -> ExitCode {
     let start = Instant::now();
     let deadline = duration::after(start, args.timeout);
     let targets = if args.targets.is_empty() {
@@ -198,6 +311,52 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
     };
     print(&checked, args.json, args.color, args.timeout);
     ExitCode::from(report::exit_code(&checked.reports))
+}
+
+/// `--format nagios`: the same probes, the plugin output on stdout only
+/// (Nagios ignores stderr), and the plugin exit status.
+fn run_nagios(args: CheckArgs) -> ExitCode {
+    let thresholds = args.thresholds().unwrap_or_default();
+    let start = Instant::now();
+    let deadline = duration::after(start, args.timeout);
+    let fail = |status: nagios::Status, message: String| {
+        output::print_stdout(&nagios::failure(status, &message));
+        ExitCode::from(status.code())
+    };
+    let targets = if args.targets.is_empty() {
+        match mounts::default_targets(deadline, args.all) {
+            Ok(t) => t,
+            Err(e @ mounts::MountsError::TimedOut(_)) => {
+                return fail(nagios::Status::Critical, e.to_string())
+            }
+            Err(e) => return fail(nagios::Status::Unknown, e.to_string()),
+        }
+    } else {
+        args.targets
+    };
+    let checked = match run_probes(&targets, args.timeout, deadline, args.concurrency as usize) {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(
+                nagios::Status::Unknown,
+                format!("cannot run the probes: {e}"),
+            )
+        }
+    };
+    let rows: Vec<nagios::Row<'_>> = checked
+        .reports
+        .iter()
+        .zip(&checked.fs)
+        .zip(&checked.phases)
+        .map(|((report, fs), phase)| nagios::Row {
+            report,
+            fs: *fs,
+            phase: phase.as_ref(),
+        })
+        .collect();
+    let (text, status) = nagios::render(&rows, &thresholds, args.timeout);
+    output::print_stdout(&text);
+    ExitCode::from(status.code())
 }
 
 /// Prints the reports (a table, or JSON with `json`) on stdout, and the
@@ -235,6 +394,10 @@ pub(crate) struct Checked {
     /// A local limit (thread creation, pool size) lowered the concurrency:
     /// to how many probes at once, and the first error.
     pub throttled: Option<(usize, String)>,
+    /// Per target: what its probe's `statfs` found, if it answered.
+    pub fs: Vec<Option<FsStats>>,
+    /// Per target: the phase a timed-out probe was in, and for how long.
+    pub phases: Vec<Option<(String, Duration)>>,
 }
 
 impl Checked {
@@ -297,6 +460,8 @@ struct Run<'t> {
     /// The first local limit that lowered `concurrency`.
     throttled: Option<String>,
     reports: Vec<Option<Report>>,
+    fs: Vec<Option<FsStats>>,
+    phases: Vec<Option<(String, Duration)>>,
     flights: HashMap<Token, Flight>,
     /// Probes that timed out, and when.
     hung: Vec<(Flight, Instant)>,
@@ -322,6 +487,8 @@ pub(crate) fn run_probes(
         concurrency: concurrency.max(1),
         throttled: None,
         reports: vec![None; targets.len()],
+        fs: vec![None; targets.len()],
+        phases: vec![None; targets.len()],
         flights: HashMap::new(),
         hung: Vec::new(),
         next: 0,
@@ -345,6 +512,8 @@ pub(crate) fn run_probes(
         abandoned,
         never_started,
         throttled: run.throttled.map(|why| (run.concurrency, why)),
+        fs: run.fs,
+        phases: run.phases,
     })
 }
 
@@ -429,6 +598,9 @@ impl Run<'_> {
             match outcome {
                 Err(RunError::TimedOut) => self.hung.push((flight, Instant::now())),
                 other => {
+                    if let Ok(answer) = &other {
+                        self.fs[flight.idx] = answer.fs;
+                    }
                     self.reports[flight.idx] = Some(probe::report(target, other, self.timeout))
                 }
             }
@@ -470,6 +642,7 @@ impl Run<'_> {
             };
             let target = &self.targets[f.idx];
             self.reports[f.idx] = Some(probe::timeout_report(target, self.timeout, &hang));
+            self.phases[f.idx] = hang.phase;
         }
         abandoned
     }

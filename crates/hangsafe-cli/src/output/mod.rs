@@ -1,8 +1,10 @@
 //! Rendering reports: the table ([`table`]; colour on a terminal,
-//! honouring `NO_COLOR`: [`colour`]), and JSON ([`json`]).
+//! honouring `NO_COLOR`: [`colour`]), JSON ([`json`]), and the
+//! Nagios/Icinga plugin output ([`nagios`]).
 
 pub(crate) mod colour;
 pub(crate) mod json;
+pub(crate) mod nagios;
 pub(crate) mod table;
 
 pub(crate) use colour::{state_sgr, use_color, ColorChoice};

@@ -36,10 +36,12 @@ mod tcp;
 mod tur;
 mod unix;
 
+use crate::fsstats::FsStats;
 use crate::report::{Report, State};
 use crate::target::{Kind, Target};
 use hangsafe::cancel;
 use hangsafe::runner::{Ctx, RunError};
+use std::cell::Cell;
 use std::ffi::CString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
@@ -58,6 +60,8 @@ pub(crate) struct Answer {
     pub result: Result<String, String>,
     /// How long the probe took, measured on its thread.
     pub took: Duration,
+    /// What `statfs` found, for a path probe that got that far.
+    pub fs: Option<FsStats>,
 }
 
 /// Probes `target` on the calling runner thread, recording each phase in
@@ -73,6 +77,7 @@ fn probe_tracked(
     let ctx = &Phases {
         ctx: run_ctx,
         tracker,
+        statfs: Cell::new(None),
     };
     let start = Instant::now();
     // A runner with a deadline is cancelled at it, which interrupts the
@@ -96,6 +101,7 @@ fn probe_tracked(
         kind,
         result: result.map_err(|f| f.to_string()),
         took: start.elapsed(),
+        fs: ctx.statfs.get(),
     }
 }
 
@@ -152,10 +158,12 @@ pub(crate) fn work(
 }
 
 /// The probe's view of its runner: publishes phases through the runner's
-/// [`Ctx`] (for examine) and records them in the tracker, if any.
+/// [`Ctx`] (for examine) and records them in the tracker, if any; keeps
+/// what `statfs` found for the answer.
 struct Phases<'a, 'b> {
     ctx: &'a Ctx<'b>,
     tracker: Option<&'a Tracker>,
+    statfs: Cell<Option<FsStats>>,
 }
 
 impl Phases<'_, '_> {
@@ -164,6 +172,11 @@ impl Phases<'_, '_> {
         if let Some(t) = self.tracker {
             *t.phase.lock().unwrap_or_else(|e| e.into_inner()) = Some((phase, Instant::now()));
         }
+    }
+
+    /// Keeps the space and inode counts of the filesystem probed.
+    fn record_statfs(&self, sfs: &libc::statfs) {
+        self.statfs.set(Some(FsStats::from_statfs(sfs)));
     }
 
     fn set_progress(&self, done: u32, total: u32) {
