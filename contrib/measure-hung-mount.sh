@@ -111,5 +111,6 @@ if [ "$scheduler" = "--scheduler" ]; then
     done
     echo "$what every 5 s, 12 runs: after 60 s $alive alive, $dstate in D state"
     for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   done
 fi
