@@ -5,6 +5,7 @@
 //! `status` (its format, publisher and reader) with the probe reports it
 //! holds. The command itself is `src/main.rs`; this is not a stable API.
 
+pub mod config;
 pub mod duration;
 pub mod exit;
 pub mod logger;

@@ -525,6 +525,7 @@ fn h30_help_lists_exactly_the_exit_codes_of_the_code() {
         ("status --remove", "With --remove:\n"),
         ("bench", "Exit status:\n"),
         ("man", "Exit status:\n"),
+        ("serve", "Exit status:\n"),
     ] {
         let cmd = sub.split(' ').next().unwrap();
         let help = run(&[cmd, "--help"]).stdout;

@@ -106,6 +106,39 @@ fn probe_tracked(
 struct Tracker {
     returned: AtomicBool,
     phase: Mutex<Option<(&'static str, Instant)>>,
+    statfs: Mutex<Option<FsStats>>,
+}
+
+/// What a path probe's `statfs(2)` found, in node_exporter's terms: sizes
+/// are block counts times `f_bsize` (as node_exporter computes them). The
+/// read-only flag comes from the mount's options, as node_exporter's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FsStats {
+    /// `f_blocks * f_bsize`.
+    pub size_bytes: u64,
+    /// `f_bfree * f_bsize`.
+    pub free_bytes: u64,
+    /// `f_bavail * f_bsize`.
+    pub avail_bytes: u64,
+    /// `f_files`.
+    pub files: u64,
+    /// `f_ffree`.
+    pub files_free: u64,
+}
+
+impl FsStats {
+    /// The figures of a `statfs` result (products saturate).
+    pub(crate) fn from_statfs(s: &libc::statfs) -> FsStats {
+        let bsize = u64::try_from(s.f_bsize).unwrap_or(0);
+        #[allow(clippy::unnecessary_cast)] // the field types differ by target
+        FsStats {
+            size_bytes: (s.f_blocks as u64).saturating_mul(bsize),
+            free_bytes: (s.f_bfree as u64).saturating_mul(bsize),
+            avail_bytes: (s.f_bavail as u64).saturating_mul(bsize),
+            files: s.f_files as u64,
+            files_free: s.f_ffree as u64,
+        }
+    }
 }
 
 /// A handle on a probe's [`Tracker`]: whether its work has returned
@@ -125,6 +158,11 @@ impl Returned {
     /// The last phase the probe entered, and when.
     pub(crate) fn phase(&self) -> Option<(&'static str, Instant)> {
         *self.0.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the probe's `statfs` found, if it got that far (path probes).
+    pub(crate) fn statfs(&self) -> Option<FsStats> {
+        *self.0.statfs.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -163,6 +201,13 @@ impl Phases<'_, '_> {
         self.ctx.enter_phase(phase);
         if let Some(t) = self.tracker {
             *t.phase.lock().unwrap_or_else(|e| e.into_inner()) = Some((phase, Instant::now()));
+        }
+    }
+
+    /// Records what `statfs` found (for the exporter's filesystem series).
+    fn record_statfs(&self, s: &libc::statfs) {
+        if let Some(t) = self.tracker {
+            *t.statfs.lock().unwrap_or_else(|e| e.into_inner()) = Some(FsStats::from_statfs(s));
         }
     }
 

@@ -44,6 +44,7 @@ pub(super) fn path(p: &Path, ctx: &Phases<'_, '_>, st: Option<libc::stat>) -> Ou
     if unsafe { libc::statfs(c.as_ptr(), &mut sfs) } != 0 {
         return Err(last_os_fail("statfs"));
     }
+    ctx.record_statfs(&sfs);
     let fs = fs_name(sfs.f_type as i64);
     let st = match st {
         Some(st) => st,
