@@ -1371,6 +1371,10 @@ impl Watch {
     fn finish(mut self, stop: Stop) -> ExitCode {
         // Probes still in the set are released (cancelled).
         self.examine_all();
+        // The hooks see the final state (the textfile gets the last
+        // results, not the state before the last drain).
+        self.hooks_dirty = true;
+        self.observe();
         let rows = self.all_rows();
         // Never 0 while a target has no result: a pending row makes it 3
         // (unless something is down or timed out).

@@ -1,33 +1,50 @@
-//! The HTTP side of `serve`, on `tiny_http`: routes, worker threads, and
-//! the limits that keep a slow or hostile client from stalling scrapes.
+//! The HTTP side of `serve`, on `hyper` (HTTP/1.1) over a current-thread
+//! `tokio` runtime on a thread of its own: routes, and the limits that
+//! keep a slow or hostile client from stalling scrapes.
 //!
-//! * `tiny_http` reads each connection's requests on a thread of its own
-//!   and queues them; [`WORKERS`] threads take them from the queue and
-//!   answer from the latest snapshot, so a scrape never waits for a probe.
-//! * The listening socket gets `SO_RCVTIMEO` and `SO_SNDTIMEO`
-//!   ([`IO_TIMEOUT`]), which accepted sockets inherit: a client that
-//!   sends its request slowly, or never reads its answer, ties up one
-//!   thread for that long at most.
-//! * `/probe` requests wait for a probe, so they are answered on a thread
-//!   of their own, at most [`ondemand::MAX_IN_FLIGHT`] at a time (more are
-//!   refused with 503 at once); the workers stay free for `/metrics`.
-//! * Only `GET` and `HEAD` are served; any request body is ignored.
+//! * Every connection is a task, not a thread: a client that sends its
+//!   request slowly, or never reads its answer, costs a little memory and
+//!   blocks nobody. The request head must arrive within [`IO_TIMEOUT`]
+//!   (hyper's header read timeout), and a connection lives at most
+//!   [`CONN_LIFETIME`]. At most [`MAX_CONNECTIONS`] are open at a time;
+//!   more are closed at once.
+//! * `/metrics` and `/` are rendered from the latest snapshot (never a
+//!   probe), in well under a millisecond per target.
+//! * `/probe` waits for a probe, so it runs on the runtime's blocking
+//!   threads, at most [`ondemand::MAX_IN_FLIGHT`] at a time (more are
+//!   refused with 503 at once); the runtime stays free for `/metrics`.
+//! * Only `GET` and `HEAD` are served; a request body is ignored.
+//!
+//! `tiny_http` was the first choice (smaller build) and was dropped: its
+//! connection pool queues a burst of new connections behind the ones
+//! already read by its threads, so a handful of stalled clients delayed
+//! scrapes by the full socket timeout (hazard HM4 in docs/races-hm.md).
 
 use super::ondemand::{self, OnDemand};
 use super::{page, State};
 use crate::exposition;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiny_http::{Header, Method, Request, Response, Server};
+use tokio::sync::Semaphore;
 
-/// Threads answering requests from the queue.
-pub(crate) const WORKERS: usize = 4;
-
-/// How long a read or write on a client's socket may block.
+/// How long a client may take to send a request's head.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest a connection stays open (a client that never reads its
+/// answer is cut off then).
+pub(crate) const CONN_LIFETIME: Duration = Duration::from_secs(120);
+
+/// Connections open at a time, at most.
+pub(crate) const MAX_CONNECTIONS: usize = 256;
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -40,121 +57,113 @@ pub(crate) struct Shared {
     pub node_compat: bool,
 }
 
-/// Binds `addr` (with the socket timeouts) and starts the workers.
-/// Returns the address actually bound (port 0 picks a free one).
+/// Binds `addr` and starts the server thread. Returns the address
+/// actually bound (port 0 picks a free one).
 pub(crate) fn start(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
-    set_timeouts(&listener)?;
+    listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let server = Arc::new(Server::from_listener(listener, None).map_err(io::Error::other)?);
-    for i in 0..WORKERS {
-        let server = Arc::clone(&server);
-        let shared = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name(format!("hangsafe-http-{i}"))
-            .spawn(move || worker(&server, &shared))?;
-    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .thread_name("hangsafe-http")
+        .max_blocking_threads(ondemand::MAX_IN_FLIGHT + 2)
+        .build()?;
+    // Registered with the runtime here, so an error is reported now.
+    let listener = {
+        let _guard = rt.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
+    std::thread::Builder::new()
+        .name("hangsafe-http".into())
+        .spawn(move || rt.block_on(accept_loop(listener, shared)))?;
     Ok(bound)
 }
 
-/// `SO_RCVTIMEO` and `SO_SNDTIMEO` of [`IO_TIMEOUT`] on `l` (inherited by
-/// the sockets it accepts).
-fn set_timeouts(l: &TcpListener) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: IO_TIMEOUT.as_secs() as libc::time_t,
-        tv_usec: 0,
-    };
-    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        // SAFETY: `tv` is a valid timeval that outlives the call, and its
-        // size is passed; the fd is the listener's, open.
-        let rc = unsafe {
-            libc::setsockopt(
-                l.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-fn worker(server: &Server, shared: &Arc<Shared>) {
+async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        match server.recv() {
-            Ok(req) => handle(req, shared),
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
             Err(e) => {
-                log::error!("hangsafe serve: http: {e}");
-                std::thread::sleep(Duration::from_millis(100));
+                // EMFILE and the like: back off instead of spinning.
+                log::error!("hangsafe serve: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
-        }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |req| {
+                let shared = Arc::clone(&shared);
+                async move { Ok::<_, Infallible>(handle(req, &shared).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(IO_TIMEOUT)
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONN_LIFETIME, conn).await;
+        });
     }
 }
 
-fn header(name: &str, value: &str) -> Header {
-    // Both are ASCII constants of this module.
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
-}
+type Resp = Response<Full<Bytes>>;
 
-fn text(status: u16, body: String, content_type: &str) -> Response<io::Cursor<Vec<u8>>> {
-    Response::from_string(body)
-        .with_status_code(status)
-        .with_header(header("Content-Type", content_type))
-        .with_header(header("Cache-Control", "no-store"))
-}
-
-fn respond(req: Request, resp: Response<io::Cursor<Vec<u8>>>) {
-    // A client gone or too slow: nothing to do.
-    let _ = req.respond(resp);
+fn text(status: u16, body: String, content_type: &'static str) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// Routes one request.
-fn handle(req: Request, shared: &Arc<Shared>) {
-    if !matches!(req.method(), Method::Get | Method::Head) {
-        let r = text(
+async fn handle(req: Request<Incoming>, shared: &Arc<Shared>) -> Resp {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(
             405,
             "only GET and HEAD\n".into(),
             "text/plain; charset=utf-8",
-        )
-        .with_header(header("Allow", "GET, HEAD"));
-        return respond(req, r);
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
     }
-    let url = req.url().to_owned();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    match path {
-        "/metrics" => {
-            let om = wants_openmetrics(&req);
-            respond(req, metrics(shared, om));
-        }
-        "/" => {
-            let body = page::render(&shared.state.latest(), Instant::now());
-            respond(req, text(200, body, "text/html; charset=utf-8"));
-        }
-        "/probe" => probe(req, query, shared),
-        _ => respond(
-            req,
-            text(
-                404,
-                "not found; try /, /metrics or /probe?target=T\n".into(),
-                "text/plain; charset=utf-8",
-            ),
+    let query = req.uri().query().unwrap_or("").to_owned();
+    match req.uri().path() {
+        "/metrics" => metrics(shared, wants_openmetrics(&req)),
+        "/" => text(
+            200,
+            page::render(&shared.state.latest(), Instant::now()),
+            "text/html; charset=utf-8",
+        ),
+        "/probe" => probe(&query, shared).await,
+        _ => text(
+            404,
+            "not found; try /, /metrics or /probe?target=T\n".into(),
+            "text/plain; charset=utf-8",
         ),
     }
 }
 
 /// Whether the client's `Accept` asks for OpenMetrics.
-fn wants_openmetrics(req: &Request) -> bool {
-    req.headers().iter().any(|h| {
-        h.field.equiv("Accept") && h.value.as_str().contains("application/openmetrics-text")
+fn wants_openmetrics(req: &Request<Incoming>) -> bool {
+    req.headers().get_all(ACCEPT).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.contains("application/openmetrics-text"))
     })
 }
 
 /// `GET /metrics`.
-fn metrics(shared: &Shared, openmetrics: bool) -> Response<io::Cursor<Vec<u8>>> {
+fn metrics(shared: &Shared, openmetrics: bool) -> Resp {
     let snap = shared.state.latest();
     let opts = exposition::Options {
         node_compat: shared.node_compat,
@@ -176,30 +185,30 @@ fn metrics(shared: &Shared, openmetrics: bool) -> Response<io::Cursor<Vec<u8>>> 
     }
 }
 
-/// `GET /probe`: validated here, run on a thread of its own.
-fn probe(req: Request, query: &str, shared: &Arc<Shared>) {
-    let parsed = shared.ondemand.parse(query);
-    let r = match parsed {
+/// `GET /probe`: validated here, the probe waited for on a blocking
+/// thread.
+async fn probe(query: &str, shared: &Arc<Shared>) -> Resp {
+    let r = match shared.ondemand.parse(query) {
         Ok(r) => r,
-        Err(e) => return refuse(req, &e),
+        Err(e) => return refuse(&e),
     };
     let claim = match shared.ondemand.claim() {
         Ok(c) => c,
-        Err(e) => return refuse(req, &e),
+        Err(e) => return refuse(&e),
     };
-    let shared2 = Arc::clone(shared);
-    let spawned = std::thread::Builder::new()
-        .name("hangsafe-http-probe".into())
-        .spawn(move || match shared2.ondemand.run(&r, &claim) {
-            Ok(body) => respond(req, text(200, body, exposition::TEXT_CONTENT_TYPE)),
-            Err(e) => refuse(req, &e),
-        });
-    if let Err(e) = spawned {
-        log::error!("hangsafe serve: cannot start a /probe thread: {e}");
+    let shared = Arc::clone(shared);
+    let done = tokio::task::spawn_blocking(move || shared.ondemand.run(&r, &claim)).await;
+    match done {
+        Ok(Ok(body)) => text(200, body, exposition::TEXT_CONTENT_TYPE),
+        Ok(Err(e)) => refuse(&e),
+        Err(e) => text(
+            500,
+            format!("the probe's thread failed: {e}\n"),
+            "text/plain; charset=utf-8",
+        ),
     }
 }
 
-fn refuse(req: Request, e: &ondemand::ProbeError) {
-    let r = text(e.status(), format!("{e}\n"), "text/plain; charset=utf-8");
-    respond(req, r);
+fn refuse(e: &ondemand::ProbeError) -> Resp {
+    text(e.status(), format!("{e}\n"), "text/plain; charset=utf-8")
 }
