@@ -303,3 +303,48 @@ fn status_page_lists_targets_with_states() {
     assert!(a.body.contains("data-state=\"down\""), "{}", a.body);
     assert_eq!(get(s.addr, "/nope").status, 404);
 }
+
+#[test]
+fn systemd_gets_ready_then_watchdog_pings_then_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let d = temp_dir("notify");
+    let sock_path = d.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut s = start(
+        &["--interval", "1h", "/"],
+        None,
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let mut got: Vec<String> = Vec::new();
+    let t = Instant::now();
+    let mut buf = [0u8; 4096];
+    while t.elapsed() < Duration::from_secs(3) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    let ready = got.iter().position(|m| m.lines().any(|l| l == "READY=1"));
+    let pings = got
+        .iter()
+        .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+        .count();
+    assert_eq!(ready, Some(0), "{got:?}");
+    // 400 ms watchdog: pinged every 100 ms; generous lower bound.
+    assert!(pings >= 5, "{pings} pings in 3 s: {got:?}");
+    assert!(
+        got.iter().any(|m| m.contains("STATUS=1 of 1 targets up")),
+        "{got:?}"
+    );
+    signal(&s, libc::SIGTERM);
+    let _ = s.child.wait();
+    let mut rest = Vec::new();
+    while let Ok(n) = sock.recv(&mut buf) {
+        rest.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(rest.iter().any(|m| m.contains("STOPPING=1")), "{rest:?}");
+}
