@@ -314,6 +314,27 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_contrib_parses() {
+        let c = parse(include_str!("../../../contrib/hangsafe.toml")).unwrap();
+        assert!(c.mounts);
+        assert!(c.excludes("/proc", "proc"));
+        assert!(c.excludes("/var/lib/docker/overlay2/x/merged", "overlay"));
+        assert!(!c.excludes("/home", "ext4"));
+        let uncommented: String = include_str!("../../../contrib/hangsafe.toml")
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.starts_with('[') || r.contains(" = "))
+                    .unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        // The commented-out targets are valid too, once uncommented.
+        let c = parse(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(c.targets.len(), 2);
+    }
+
+    #[test]
     fn positions_count_characters() {
         assert_eq!(position("ab\ncd", 4), (2, 2));
         assert_eq!(position("é = 1", 3), (1, 3));
