@@ -73,7 +73,9 @@ nor config targets, every mount point is served (as for watch).
 
 Signals: SIGTERM or SIGINT stop it within a second, hung probes or not
 (exit status 0). SIGHUP re-reads the config file; a bad file is reported
-on stderr and the running configuration kept.
+on stderr and the running configuration kept. A reload changes the
+targets and their settings (a target kept keeps its state and its hung
+probe); the pace of the rounds is set at start.
 
 systemd: with Type=notify it sends READY=1 once it listens and the loop
 has turned, and with WatchdogSec= it sends WATCHDOG=1 from the loop only
