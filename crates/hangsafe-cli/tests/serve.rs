@@ -244,7 +244,9 @@ fn probe_twice_for_a_hung_target_starts_one_probe_and_threads_stay_bounded() {
     }
     let after = threads(s.child.id());
     println!("threads before 200 /probe: {before}, after: {after}");
-    assert!(after <= before + 2, "threads grew from {before} to {after}");
+    // Unbounded, it would be 200 more; the pools' helper threads (timers,
+    // an idle blocking thread) may come and go.
+    assert!(after <= before + 8, "threads grew from {before} to {after}");
     let m = get(s.addr, "/metrics").body;
     assert_eq!(
         sample(&m, "hangsafe_ondemand_probes_started_total"),
@@ -292,7 +294,9 @@ fn status_page_lists_targets_with_states() {
     let (dir, _, _) = fixtures("page");
     let tcp = closed_port();
     let s = start(&["--interval", "200ms", &dir, &tcp], None, &[]);
-    let _ = scrape_until(&s, SETTLE, |b| sample(b, &success(&tcp, "tcp")).is_some());
+    let _ = scrape_until(&s, SETTLE, |b| {
+        serve_support::decided(b, &tcp, "tcp") && serve_support::decided(b, &dir, "path")
+    });
     let a = get(s.addr, "/");
     assert_eq!(a.status, 200);
     assert!(a.head.contains("text/html"), "{}", a.head);

@@ -87,6 +87,8 @@ fn status_page_renders_in_headless_chromium_with_a_screenshot() {
     let tcp_ok = format!("hangsafe_probe_success{{target=\"{tcp}\",kind=\"tcp\"}}");
     scrape_until(&s, Duration::from_secs(20), |m| {
         sample(m, &tcp_ok).is_some()
+            && serve_support::decided(m, &tcp, "tcp")
+            && serve_support::decided(m, &evil, "path")
             && fuse_spec
                 .as_ref()
                 .is_none_or(|f| m.contains(&format!("hangsafe_probe_phase_info{{target=\"{f}\"")))

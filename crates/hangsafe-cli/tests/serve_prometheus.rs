@@ -81,6 +81,9 @@ fn prometheus_scrapes_every_second_while_targets_hang() {
     let fifo_ok = format!("hangsafe_probe_success{{target=\"{fifo}\",kind=\"path\"}}");
     scrape_until(&s, Duration::from_secs(20), |m| {
         sample(m, &fifo_ok).is_some()
+            && serve_support::decided(m, &fifo, "path")
+            && serve_support::decided(m, &dir, "path")
+            && serve_support::decided(m, &tcp, "tcp")
     });
 
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

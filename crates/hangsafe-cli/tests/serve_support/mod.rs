@@ -254,6 +254,15 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// Whether target `target` of kind `kind` has a decided state (not
+/// pending) in the exposition `text`.
+pub fn decided(text: &str, target: &str, kind: &str) -> bool {
+    sample(
+        text,
+        &format!("hangsafe_probe_state{{target=\"{target}\",kind=\"{kind}\",state=\"pending\"}}"),
+    ) == Some(0.0)
+}
+
 /// Waits up to `limit` for `cond` on successive `/metrics` scrapes;
 /// returns the last scrape.
 pub fn scrape_until(s: &Serve, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
