@@ -353,3 +353,77 @@ fn systemd_gets_ready_then_watchdog_pings_then_stopping() {
     }
     assert!(rest.iter().any(|m| m.contains("STOPPING=1")), "{rest:?}");
 }
+
+/// The watchdog pings come from the loop, so they stop while the loop is
+/// wedged: here a SIGHUP whose config file now sits on a hung FUSE mount
+/// (through a symbolic link) holds the loop for the file read's deadline
+/// (5 s). Scrapes still answer meanwhile, and the pings resume after.
+#[test]
+fn hm9_watchdog_pings_stop_while_the_loop_is_wedged_and_resume() {
+    use std::os::unix::net::UnixDatagram;
+    let Some(f) = fuse("wedge-fuse") else {
+        println!("skipped: needs a hung FUSE mount");
+        return;
+    };
+    let d = temp_dir("wedge");
+    let real = d.join("real.toml");
+    std::fs::write(&real, "[[target]]\ntarget = \"/\"\n").unwrap();
+    let cfg = d.join("hangsafe.toml");
+    std::os::unix::fs::symlink(&real, &cfg).unwrap();
+    let sock_path = d.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let s = start(
+        &["--interval", "1h", "--config", cfg.to_str().unwrap()],
+        Some(&f),
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let mut buf = [0u8; 4096];
+    // Pings, and when each came.
+    let mut pings: Vec<Instant> = Vec::new();
+    let mut listen = |pings: &mut Vec<Instant>, d: Duration| {
+        let t = Instant::now();
+        while t.elapsed() < d {
+            if let Ok(n) = sock.recv(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == "WATCHDOG=1")
+                {
+                    pings.push(Instant::now());
+                }
+            }
+        }
+    };
+    listen(&mut pings, Duration::from_secs(1));
+    assert!(pings.len() >= 3, "{} pings before the wedge", pings.len());
+    // The config now points into the hung mount.
+    std::fs::remove_file(&cfg).unwrap();
+    std::os::unix::fs::symlink(f.point.join("hangsafe.toml"), &cfg).unwrap();
+    let hup = Instant::now();
+    signal(&s, libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    let scrape = get(s.addr, "/metrics");
+    assert!(
+        scrape.took < SCRAPE_LIMIT,
+        "scrape during the wedge took {:?}",
+        scrape.took
+    );
+    listen(&mut pings, Duration::from_secs(8));
+    let during = pings
+        .iter()
+        .filter(|t| **t > hup + Duration::from_millis(300) && **t < hup + Duration::from_secs(4))
+        .count();
+    let after = pings
+        .iter()
+        .filter(|t| **t > hup + Duration::from_secs(6))
+        .count();
+    println!("pings while wedged: {during}, in the 2 s after: {after}");
+    assert_eq!(during, 0, "the loop pinged while wedged");
+    assert!(after >= 3, "the pings did not resume");
+    let err = s.stderr.lock().unwrap().clone();
+    assert!(err.contains("keeping the running configuration"), "{err}");
+}
