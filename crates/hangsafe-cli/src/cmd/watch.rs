@@ -89,6 +89,12 @@ at worst): probes in flight are released, and a final summary (the last
 table and counts) is printed. A probe stuck in uninterruptible sleep (D
 state) keeps its thread in the kernel, and the process exit may wait for it.
 
+--config FILE reads targets (each with its own timeout, interval and
+labels) and mount exclusions from a TOML file; see `hangsafe serve
+--help` for its format. --textfile PATH also writes the Prometheus
+exposition of `hangsafe serve` to PATH each round, atomically, for
+node_exporter's textfile collector.
+
 --publish NAME also publishes the table into shared memory
 (/dev/shm/hangsafe-NAME, guarded by hangsafe's robust mutex) for
 `hangsafe status NAME`; see its help. One publisher per NAME.
