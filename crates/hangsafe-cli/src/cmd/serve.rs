@@ -302,7 +302,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
         recipe,
         notifier,
     };
-    let _ = watch.with_hooks(Box::new(hooks), false).serve();
+    let _ = watch.with_hooks(Box::new(hooks), false).run();
     Notifier::new().stopping();
     ExitCode::SUCCESS
 }

@@ -23,6 +23,16 @@
 //! Probes run on a pool of their own, so the summary's abandoned-thread
 //! counts are the watch's.
 //!
+//! # Users of the loop
+//!
+//! `serve` runs this same loop ([`Watch`]) with [`Hooks`]: after every turn
+//! they get a [`Snapshot`] of the state (the exporter renders its pages
+//! from it; `--textfile` writes the exposition), they answer SIGHUP with
+//! new targets ([`Watch`] keeps the state and hung probes of the targets
+//! that stay), and they may cap the loop's sleep (systemd's watchdog).
+//! Each target carries its own settings ([`Watched`]: timeout, interval,
+//! labels, mount), from the command line or a config file.
+//!
 //! # The live view
 //!
 //! A probe in flight is examined (`RunnerSet::examiner`) on every redraw
@@ -512,8 +522,8 @@ pub(crate) fn run(args: WatchArgs) -> ExitCode {
                 }),
                 true,
             )
-            .serve(),
-        None => w.serve(),
+            .run(),
+        None => w.run(),
     }
 }
 
@@ -655,7 +665,7 @@ impl Watch {
     /// Runs the loop until SIGINT or SIGTERM (SIGHUP goes to the hooks'
     /// `reload`), then releases what is in flight and prints the final
     /// summary; returns the summary's exit status.
-    pub(crate) fn serve(mut self) -> ExitCode {
+    pub(crate) fn run(mut self) -> ExitCode {
         let stop = self.run_loop();
         self.finish(stop)
     }
