@@ -36,8 +36,8 @@ pub const UP: Code = Code {
 /// `bench` and `man` did their job.
 pub const SUCCESS: Code = Code {
     code: 0,
-    commands: &["bench", "man"],
-    meaning: "done (bench: whatever the verdicts)",
+    commands: &["bench", "man", "serve"],
+    meaning: "done (bench: whatever the verdicts; serve: stopped by SIGTERM or SIGINT)",
 };
 /// A target is down (and none timed out).
 pub const DOWN: Code = Code {
@@ -103,9 +103,10 @@ pub const USAGE: Code = Code {
         "status --remove",
         "bench",
         "man",
+        "serve",
     ],
     meaning: "usage error: unknown option, bad value (a duration above 7d, \
-              an unknown target scheme, an invalid NAME, ...)",
+              an unknown target scheme, an invalid NAME, a bad --config file, ...)",
 };
 /// The published table is damaged (`EX_DATAERR`).
 pub const DATAERR: Code = Code {
@@ -116,8 +117,8 @@ pub const DATAERR: Code = Code {
 /// The mount table cannot be read (`EX_NOINPUT`).
 pub const NO_MOUNTINFO: Code = Code {
     code: 66,
-    commands: &["check", "watch"],
-    meaning: "/proc/self/mountinfo could not be read",
+    commands: &["check", "watch", "serve"],
+    meaning: "/proc/self/mountinfo could not be read (serve: or did not answer in time)",
 };
 /// The table exists but this user may not open it (`EX_NOINPUT`).
 pub const UNREADABLE: Code = Code {
@@ -140,9 +141,9 @@ pub const SOFTWARE: Code = Code {
 /// The probes cannot run at all (`EX_OSERR`).
 pub const OSERR: Code = Code {
     code: 71,
-    commands: &["check", "watch"],
+    commands: &["check", "watch", "serve"],
     meaning: "the probes could not be run at all (no runner set; watch: no \
-              signalfd or eventfd)",
+              signalfd or eventfd; serve: or the listen address cannot be bound)",
 };
 /// `watch --publish` cannot create or take its table (`EX_CANTCREAT`).
 pub const CANTCREAT_PUBLISH: Code = Code {
@@ -316,6 +317,7 @@ mod tests {
             "status --remove",
             "bench",
             "man",
+            "serve",
         ] {
             let codes: Vec<u8> = for_command(cmd).map(|c| c.code).collect();
             let mut dedup = codes.clone();

@@ -13,6 +13,10 @@ pub struct FsStats {
     /// The unit of the block counts: `f_frsize`, or `f_bsize` where the
     /// fragment size is zero.
     pub block_size: u64,
+    /// `f_bsize`, the unit node_exporter multiplies the block counts by
+    /// (see the `node_*` methods). Equal to `block_size` on most local
+    /// filesystems; it can differ on network ones.
+    pub bsize: u64,
     /// Total data blocks (`f_blocks`), reserved ones included.
     pub blocks: u64,
     /// Free blocks (`f_bfree`), reserved ones included.
@@ -35,6 +39,7 @@ impl FsStats {
         #[allow(clippy::unnecessary_cast)]
         FsStats {
             block_size: if frsize > 0 { frsize } else { bsize },
+            bsize,
             blocks: s.f_blocks as u64,
             bfree: s.f_bfree as u64,
             bavail: s.f_bavail as u64,
@@ -78,6 +83,21 @@ impl FsStats {
         self.used_percent().map(|u| 100 - u)
     }
 
+    /// node_exporter's `size_bytes`: `f_blocks * f_bsize`, saturating.
+    pub fn node_size_bytes(&self) -> u64 {
+        self.blocks.saturating_mul(self.bsize)
+    }
+
+    /// node_exporter's `free_bytes`: `f_bfree * f_bsize`, saturating.
+    pub fn node_free_bytes(&self) -> u64 {
+        self.bfree.saturating_mul(self.bsize)
+    }
+
+    /// node_exporter's `avail_bytes`: `f_bavail * f_bsize`, saturating.
+    pub fn node_avail_bytes(&self) -> u64 {
+        self.bavail.saturating_mul(self.bsize)
+    }
+
     /// Inodes in use (`files - ffree`, saturating).
     pub fn inodes_used(&self) -> u64 {
         self.files.saturating_sub(self.ffree)
@@ -107,6 +127,7 @@ mod tests {
     fn fs(blocks: u64, bfree: u64, bavail: u64) -> FsStats {
         FsStats {
             block_size: 4096,
+            bsize: 4096,
             blocks,
             bfree,
             bavail,
@@ -145,6 +166,7 @@ mod tests {
         assert_eq!(f.free_percent(), Some(100));
         let huge = FsStats {
             block_size: u64::MAX,
+            bsize: u64::MAX,
             blocks: u64::MAX,
             bfree: 0,
             bavail: u64::MAX,
@@ -152,6 +174,8 @@ mod tests {
             ffree: u64::MAX,
         };
         assert_eq!(huge.total_bytes(), u64::MAX);
+        assert_eq!(huge.node_size_bytes(), u64::MAX);
+        assert_eq!(huge.node_avail_bytes(), u64::MAX);
         assert_eq!(huge.used_percent(), Some(50));
         assert_eq!(huge.inodes_free_percent(), Some(100));
     }

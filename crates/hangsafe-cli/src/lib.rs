@@ -7,6 +7,7 @@
 //! reports it holds. The command itself is `src/main.rs`; this is not a
 //! stable API.
 
+pub mod config;
 pub mod duration;
 pub mod exit;
 pub mod fsstats;

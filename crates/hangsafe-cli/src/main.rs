@@ -15,15 +15,20 @@
 
 mod bench;
 mod cmd;
+mod exposition;
 mod mounts;
 mod output;
 mod probe;
+mod serve;
+mod snapshot;
+mod textfile;
+mod watchlist;
 
-use cmd::{check, man, status, watch};
+use cmd::{check, man, serve as serve_cmd, status, watch};
 
 // The library part: parsers (fuzzed), the exit table, the logger and the
 // published table.
-use hangsafe_cli::{duration, exit, fsstats, logger, publish, report, target, threshold};
+use hangsafe_cli::{config, duration, exit, fsstats, logger, publish, report, target, threshold};
 
 use clap::{ColorChoice, Parser, Subcommand};
 use std::process::ExitCode;
@@ -70,6 +75,8 @@ enum Command {
     Check(check::CheckArgs),
     // Probe targets periodically and report state transitions.
     Watch(watch::WatchArgs),
+    // Export the watch loop's results to Prometheus over HTTP.
+    Serve(serve_cmd::ServeArgs),
     // Show the table a `watch --publish NAME` publishes.
     Status(status::StatusArgs),
     // Measure hangsafe's mechanisms on this machine (under a minute).
@@ -114,6 +121,7 @@ fn run() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
         Command::Status(args) => status::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Man(args) => man::run(args),

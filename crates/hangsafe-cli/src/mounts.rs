@@ -61,6 +61,12 @@ pub(crate) struct Mount {
     /// The filesystem type (`ext4`, `nfs4`, `fuse.sshfs`, ...); empty if
     /// the line had no ` - ` separator.
     pub fstype: String,
+    /// The mount source (the field after the type: a device such as
+    /// `/dev/sda1`, `server:/export`, or the filesystem's name), as
+    /// node_exporter's `device` label; empty if absent.
+    pub source: String,
+    /// Whether the mount is read-only (`ro` in its per-mount options).
+    pub readonly: bool,
 }
 
 /// Where the mount table of the calling process is read from.
@@ -143,18 +149,25 @@ pub(crate) fn parse_mounts(text: &[u8]) -> Vec<Mount> {
             continue;
         };
         let point = PathBuf::from(OsString::from_vec(unescape(field)));
-        let fstype = fields
-            .iter()
-            .skip(6)
-            .position(|f| *f == b"-")
-            .and_then(|i| fields.get(6 + i + 1))
-            .map(|f| String::from_utf8_lossy(&unescape(f)).into_owned())
-            .unwrap_or_default();
+        let sep = fields.iter().skip(6).position(|f| *f == b"-");
+        let after = |n: usize| {
+            sep.and_then(|i| fields.get(6 + i + n))
+                .map(|f| String::from_utf8_lossy(&unescape(f)).into_owned())
+                .unwrap_or_default()
+        };
+        let m = Mount {
+            point: point.clone(),
+            fstype: after(1),
+            source: after(2),
+            readonly: fields
+                .get(5)
+                .is_some_and(|o| o.split(|&b| b == b',').any(|o| o == b"ro")),
+        };
         match index.get(&point) {
-            Some(&i) => mounts[i].fstype = fstype,
+            Some(&i) => mounts[i] = m,
             None => {
-                index.insert(point.clone(), mounts.len());
-                mounts.push(Mount { point, fstype });
+                index.insert(point, mounts.len());
+                mounts.push(m);
             }
         }
     }

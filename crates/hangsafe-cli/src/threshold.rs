@@ -302,6 +302,7 @@ mod tests {
         // 1000 MiB, 4 KiB blocks, nothing reserved.
         FsStats {
             block_size: 4096,
+            bsize: 4096,
             blocks: 256_000,
             bfree: avail_mib * 256,
             bavail: avail_mib * 256,

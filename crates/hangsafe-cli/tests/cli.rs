@@ -25,6 +25,18 @@ const SUBCOMMANDS: &[(&str, &[&str])] = &[
         "watch",
         &["--interval", "--timeout", "--json", "--publish", "TARGET"],
     ),
+    (
+        "serve",
+        &[
+            "--listen",
+            "--config",
+            "--interval",
+            "--timeout",
+            "--node-compat",
+            "--probe-any",
+            "TARGET",
+        ],
+    ),
     ("status", &["--json", "NAME"]),
     ("bench", &["--quick", "--json", "HANGSAFE_BENCH_SCALE"]),
     ("man", &["--dir"]),

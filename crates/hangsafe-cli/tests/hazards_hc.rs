@@ -526,6 +526,7 @@ fn h30_help_lists_exactly_the_exit_codes_of_the_code() {
         ("check --format nagios", "With --format nagios:\n"),
         ("bench", "Exit status:\n"),
         ("man", "Exit status:\n"),
+        ("serve", "Exit status:\n"),
     ] {
         let cmd = sub.split(' ').next().unwrap();
         let help = run(&[cmd, "--help"]).stdout;

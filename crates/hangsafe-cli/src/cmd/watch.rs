@@ -23,6 +23,16 @@
 //! Probes run on a pool of their own, so the summary's abandoned-thread
 //! counts are the watch's.
 //!
+//! # Users of the loop
+//!
+//! `serve` runs this same loop ([`Watch`]) with [`Hooks`]: after every turn
+//! they get a [`Snapshot`] of the state (the exporter renders its pages
+//! from it; `--textfile` writes the exposition), they answer SIGHUP with
+//! new targets ([`Watch`] keeps the state and hung probes of the targets
+//! that stay), and they may cap the loop's sleep (systemd's watchdog).
+//! Each target carries its own settings ([`Watched`]: timeout, interval,
+//! labels, mount), from the command line or a config file.
+//!
 //! # The live view
 //!
 //! A probe in flight is examined (`RunnerSet::examiner`) on every redraw
@@ -35,13 +45,20 @@
 
 use crate::duration;
 use crate::exit;
+use crate::exposition;
+use crate::fsstats::FsStats;
+use crate::mounts::Mount;
 use crate::publish::{PublishError, Publisher};
 use crate::report::{self, Report, State};
+use crate::snapshot::{ProbeRow as HungRow, Row, Snapshot};
 use crate::target::Target;
+use crate::textfile::Textfile;
+use crate::watchlist;
 use hangsafe::examine::{self, Examiner, Progress};
 use hangsafe::nexus::{RunnerSet, SetError, Token};
 use hangsafe::runner::{Builder, Pool, RunError, SpawnError};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IsTerminal as _, Write as _};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -81,6 +98,12 @@ SIGINT (Ctrl-C) or SIGTERM stops the watch at once (within one interval
 at worst): probes in flight are released, and a final summary (the last
 table and counts) is printed. A probe stuck in uninterruptible sleep (D
 state) keeps its thread in the kernel, and the process exit may wait for it.
+
+--config FILE reads targets (each with its own timeout, interval and
+labels) and mount exclusions from a TOML file; see `hangsafe serve
+--help` for its format. --textfile PATH also writes the Prometheus
+exposition of `hangsafe serve` to PATH each round, atomically, for
+node_exporter's textfile collector.
 
 --publish NAME also publishes the table into shared memory
 (/dev/shm/hangsafe-NAME, guarded by hangsafe's robust mutex) for
@@ -207,15 +230,51 @@ pub(crate) struct WatchArgs {
     #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
     color: ColorChoice,
 
+    /// Also write the Prometheus exposition to PATH each round (textfile collector)
+    #[arg(
+        long,
+        value_name = "PATH",
+        long_help = "Also write the metrics `hangsafe serve` exports to PATH, for\n\
+                     node_exporter's textfile collector (--collector.textfile.directory;\n\
+                     PATH must end in .prom). Written each round, atomically: a\n\
+                     temporary file in the same directory, fsync, rename. The\n\
+                     directory must exist and must not be writable by other users."
+    )]
+    textfile: Option<std::path::PathBuf>,
+
+    /// Read targets and settings from a TOML file (see `hangsafe serve --help`)
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+
     /// Targets [default: every mount point in /proc/self/mountinfo, as for check]
     #[arg(value_name = "TARGET")]
     targets: Vec<String>,
 }
 
+impl WatchArgs {
+    /// The loop settings of `serve`: no terminal output of its own beyond
+    /// the transition lines, no count.
+    pub(crate) fn for_serve(interval: Duration, timeout: Duration) -> WatchArgs {
+        WatchArgs {
+            interval,
+            timeout,
+            json: false,
+            all: false,
+            publish: None,
+            count: None,
+            color: ColorChoice::Never,
+            textfile: None,
+            config: None,
+            targets: Vec::new(),
+        }
+    }
+}
+
 // ---- signals -----------------------------------------------------------------
 
-/// SIGINT and SIGTERM, blocked and read from a signalfd.
-struct Signals {
+/// SIGINT and SIGTERM (and SIGHUP for `serve`), blocked and read from a
+/// signalfd.
+pub(crate) struct Signals {
     fd: OwnedFd,
 }
 
@@ -226,18 +285,24 @@ impl Signals {
     /// are reset to the default, so a watch started with them ignored (a
     /// background job of a non-interactive shell) still stops on them.
     fn block() -> io::Result<Signals> {
+        Signals::block_these(&[libc::SIGINT, libc::SIGTERM])
+    }
+
+    /// [`block`](Self::block) for the signals `sigs` (`serve` adds SIGHUP).
+    pub(crate) fn block_these(sigs: &[i32]) -> io::Result<Signals> {
         // SAFETY: `set` is a valid sigset_t, initialised by sigemptyset
         // before any other use; the calls only read or write it.
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
+            for &sig in sigs {
+                libc::sigaddset(&mut set, sig);
+            }
             let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             if rc != 0 {
                 return Err(io::Error::from_raw_os_error(rc));
             }
-            for sig in [libc::SIGINT, libc::SIGTERM] {
+            for &sig in sigs {
                 libc::signal(sig, libc::SIG_DFL);
             }
             let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
@@ -272,6 +337,7 @@ fn signal_name(sig: i32) -> &'static str {
     match sig {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
         _ => "signal",
     }
 }
@@ -281,6 +347,13 @@ fn signal_name(sig: i32) -> &'static str {
 /// What the loop keeps per target.
 struct Slot {
     target: Target,
+    /// The target's own settings (timeout, interval, labels, mount).
+    settings: Watched,
+    /// When its last probe was started (for a per-target interval).
+    last_started: Option<Instant>,
+    /// What the last decided probe's statfs found (None: it found
+    /// nothing, or no probe is decided yet).
+    fs: Option<FsStats>,
     /// The last result (or the skip note on top of it).
     last: Option<Report>,
     /// The probe in the set, if any.
@@ -308,6 +381,53 @@ struct Hung {
     returned: Returned,
 }
 
+/// A target with its own settings: from the command line, the watch's
+/// `--timeout` and `--interval`; from a config file, its table.
+#[derive(Clone, Debug)]
+pub(crate) struct Watched {
+    /// What to probe.
+    pub target: Target,
+    /// Its probes' timeout.
+    pub timeout: Duration,
+    /// Its own interval (probed no more often than this; the rounds come
+    /// every `--interval`), if any.
+    pub interval: Option<Duration>,
+    /// Extra labels on its exported series.
+    pub labels: BTreeMap<String, String>,
+    /// The mount it is on (the exporter's device, mountpoint and fstype
+    /// labels), for path targets when the mount table was read.
+    pub mount: Option<Mount>,
+}
+
+impl Watched {
+    /// `target` with the loop's defaults.
+    pub(crate) fn plain(target: Target, timeout: Duration) -> Watched {
+        Watched {
+            target,
+            timeout,
+            interval: None,
+            labels: BTreeMap::new(),
+            mount: None,
+        }
+    }
+}
+
+/// What a user of the loop (the exporter, the textfile writer) plugs in:
+/// it sees the loop's state after every turn, and handles SIGHUP.
+pub(crate) trait Hooks {
+    /// The loop's state after a turn; `changed` if a result changed or a
+    /// round started since the last call.
+    fn observe(&mut self, snap: &Snapshot, changed: bool);
+    /// SIGHUP: the new targets, or `None` to keep the current ones.
+    fn reload(&mut self) -> Option<Vec<Watched>> {
+        None
+    }
+    /// The longest the loop may sleep between turns (a watchdog's bound).
+    fn max_wait(&self) -> Option<Duration> {
+        None
+    }
+}
+
 /// Why the loop stopped.
 enum Stop {
     Signal(i32),
@@ -315,8 +435,11 @@ enum Stop {
     Output,
 }
 
-struct Watch {
+pub(crate) struct Watch {
     args: WatchArgs,
+    hooks: Option<Box<dyn Hooks>>,
+    /// A result changed or a round started since the hooks last saw it.
+    hooks_dirty: bool,
     slots: Vec<Slot>,
     by_token: HashMap<Token, usize>,
     set: RunnerSet<probe::Answer>,
@@ -371,6 +494,13 @@ pub(crate) fn run(args: WatchArgs) -> ExitCode {
         Ok(t) => t,
         Err(code) => return ExitCode::from(code),
     };
+    let textfile = match args.textfile.as_deref().map(Textfile::new).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("hangsafe watch: --textfile {e}");
+            return ExitCode::from(exit::USAGE.code);
+        }
+    };
     let set = match RunnerSet::new() {
         Ok(s) => s,
         Err(e) => {
@@ -382,36 +512,67 @@ pub(crate) fn run(args: WatchArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return ExitCode::from(code),
     };
-    let mut w = Watch::new(args, targets, set, signals, publisher);
-    let stop = w.run_loop();
-    w.finish(stop)
+    let w = Watch::new(args, targets, set, signals, publisher);
+    match textfile {
+        Some(t) => w
+            .with_hooks(
+                Box::new(TextfileHook {
+                    file: t,
+                    warned: false,
+                }),
+                true,
+            )
+            .run(),
+        None => w.run(),
+    }
+}
+
+/// `--textfile`: writes the exposition after every turn that changed
+/// something.
+struct TextfileHook {
+    file: Textfile,
+    warned: bool,
+}
+
+impl Hooks for TextfileHook {
+    fn observe(&mut self, snap: &Snapshot, changed: bool) {
+        if !changed {
+            return;
+        }
+        let text = exposition::text(snap, Instant::now(), exposition::Options::default());
+        match self.file.write(&text) {
+            Ok(()) => self.warned = false,
+            Err(e) if !self.warned => {
+                self.warned = true;
+                log::warn!("hangsafe watch: --textfile: {e}");
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// The targets to watch, one per spec (the spec is the runner key): the
 /// arguments, or the mount points when there are none. On an error, says
 /// why on stderr and returns the exit status.
-fn watched_targets(args: &WatchArgs) -> Result<Vec<Target>, u8> {
-    let mut targets = Vec::new();
-    if args.targets.is_empty() {
-        let deadline = duration::after(Instant::now(), args.timeout);
-        targets = crate::mounts::default_targets(deadline, args.all).map_err(|e| {
-            eprintln!("hangsafe watch: {e}");
-            match e {
-                crate::mounts::MountsError::TimedOut(_) => exit::TIMEOUT.code,
-                _ => exit::NO_MOUNTINFO.code,
-            }
-        })?;
-    } else {
-        for spec in &args.targets {
-            targets.push(Target::parse(spec).map_err(|e| {
-                eprintln!("hangsafe watch: {e}");
-                exit::USAGE.code
-            })?);
-        }
-    }
-    let mut seen = HashSet::new();
-    targets.retain(|t| seen.insert(t.spec.clone()));
-    Ok(targets)
+fn watched_targets(args: &WatchArgs) -> Result<Vec<Watched>, u8> {
+    let config = match &args.config {
+        Some(p) => Some(watchlist::load_config(p).map_err(|e| {
+            eprintln!("hangsafe watch: --config {e}");
+            exit::USAGE.code
+        })?),
+        None => None,
+    };
+    let deadline = duration::after(Instant::now(), args.timeout);
+    let src = watchlist::Sources {
+        cli: &args.targets,
+        config: config.as_ref(),
+        timeout: args.timeout,
+        all: args.all,
+    };
+    watchlist::build(&src, deadline).map_err(|e| {
+        eprintln!("hangsafe watch: {}", e.message);
+        e.code
+    })
 }
 
 /// The publisher of `--publish NAME`, if given, with its notes written to
@@ -444,9 +605,9 @@ fn open_publisher(args: &WatchArgs) -> Result<Option<Publisher>, u8> {
 
 impl Watch {
     /// The watcher of `targets`, before its first round.
-    fn new(
+    pub(crate) fn new(
         args: WatchArgs,
-        targets: Vec<Target>,
+        targets: Vec<Watched>,
         set: RunnerSet<probe::Answer>,
         signals: Signals,
         publisher: Option<Publisher>,
@@ -459,8 +620,11 @@ impl Watch {
         Watch {
             slots: targets
                 .into_iter()
-                .map(|target| Slot {
-                    target,
+                .map(|w| Slot {
+                    target: w.target.clone(),
+                    settings: w,
+                    last_started: None,
+                    fs: None,
                     last: None,
                     inflight: None,
                     hung: None,
@@ -468,6 +632,8 @@ impl Watch {
                 })
                 .collect(),
             by_token: HashMap::new(),
+            hooks: None,
+            hooks_dirty: true,
             set,
             pool: Pool::builder().name("hangsafe-watch").build(),
             signals,
@@ -486,6 +652,134 @@ impl Watch {
 }
 
 impl Watch {
+    /// Plugs `hooks` into the loop, and turns the live table off (the
+    /// exporter has no terminal of its own).
+    pub(crate) fn with_hooks(mut self, hooks: Box<dyn Hooks>, live: bool) -> Watch {
+        self.hooks = Some(hooks);
+        if !live {
+            self.live = None;
+        }
+        self
+    }
+
+    /// Runs the loop until SIGINT or SIGTERM (SIGHUP goes to the hooks'
+    /// `reload`), then releases what is in flight and prints the final
+    /// summary; returns the summary's exit status.
+    pub(crate) fn run(mut self) -> ExitCode {
+        let stop = self.run_loop();
+        self.finish(stop)
+    }
+
+    /// The loop's state for the hooks.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let rows = self
+            .slots
+            .iter()
+            .map(|s| {
+                let (state, latency, detail) = match &s.last {
+                    Some(r) => (r.state, r.latency, r.detail.clone()),
+                    None => (State::Pending, None, "not decided yet".to_owned()),
+                };
+                let hung = s.hung.as_ref().map(|h| HungRow {
+                    id: h.id,
+                    deadline: duration::after(h.started, s.settings.timeout),
+                    phase: h.returned.phase().map(|(p, since)| (p.to_owned(), since)),
+                });
+                let probing = s.inflight.as_ref().map(|f| HungRow {
+                    id: f.id,
+                    deadline: duration::after(f.started, s.settings.timeout),
+                    phase: f.returned.phase().map(|(p, since)| (p.to_owned(), since)),
+                });
+                Row {
+                    target: s.target.spec.clone(),
+                    kind: s.last.as_ref().map_or(s.target.kind.name(), |r| r.kind),
+                    state,
+                    latency,
+                    detail,
+                    labels: s.settings.labels.clone(),
+                    mount: s.settings.mount.clone(),
+                    fs: s.fs,
+                    hung,
+                    probing,
+                }
+            })
+            .collect();
+        Snapshot {
+            round: self.round,
+            rows,
+            pool: self.pool.metrics(),
+        }
+    }
+
+    /// Shows the hooks the loop's state.
+    fn observe(&mut self) {
+        let Some(mut hooks) = self.hooks.take() else {
+            return;
+        };
+        let snap = self.snapshot();
+        hooks.observe(&snap, std::mem::take(&mut self.hooks_dirty));
+        self.hooks = Some(hooks);
+    }
+
+    /// SIGHUP: asks the hooks for the new targets and switches to them.
+    fn reload(&mut self) {
+        let Some(mut hooks) = self.hooks.take() else {
+            return;
+        };
+        let new = hooks.reload();
+        self.hooks = Some(hooks);
+        if let Some(new) = new {
+            self.retarget(new);
+        }
+    }
+
+    /// Switches to the targets `new`: a target already watched keeps its
+    /// state (and its probe in flight, or hung); the others are dropped,
+    /// their probes in flight released.
+    fn retarget(&mut self, new: Vec<Watched>) {
+        let mut old: HashMap<String, Slot> = self
+            .slots
+            .drain(..)
+            .map(|s| (s.target.spec.clone(), s))
+            .collect();
+        let mut seen = HashSet::new();
+        for w in new {
+            if !seen.insert(w.target.spec.clone()) {
+                continue;
+            }
+            let slot = match old.remove(&w.target.spec) {
+                Some(mut s) => {
+                    s.settings = w;
+                    s
+                }
+                None => Slot {
+                    target: w.target.clone(),
+                    settings: w,
+                    last_started: None,
+                    fs: None,
+                    last: None,
+                    inflight: None,
+                    hung: None,
+                    noted: false,
+                },
+            };
+            self.slots.push(slot);
+        }
+        for (_, mut s) in old {
+            if let Some(f) = s.inflight.take() {
+                self.set.release(f.token);
+            }
+        }
+        self.by_token = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.inflight.as_ref().map(|f| (f.token, i)))
+            .collect();
+        self.hooks_dirty = true;
+        self.dirty = true;
+    }
+
     fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -538,9 +832,13 @@ impl Watch {
                 self.publish();
             }
             self.redraw_if_due();
+            self.observe();
             self.wait(rounds_left.then_some(next_round));
-            if let Some(sig) = self.signals.take() {
-                return Stop::Signal(sig);
+            while let Some(sig) = self.signals.take() {
+                if sig != libc::SIGHUP {
+                    return Stop::Signal(sig);
+                }
+                self.reload();
             }
             self.examine_all();
             self.collect();
@@ -588,6 +886,9 @@ impl Watch {
         if let Some(live) = &self.live {
             consider(live.next.saturating_duration_since(now));
         }
+        if let Some(d) = self.hooks.as_ref().and_then(|h| h.max_wait()) {
+            consider(d);
+        }
         let timeout_ms = wait.map_or(-1, |d| {
             // Round up, so the loop does not wake just before a
             // deadline and spin.
@@ -621,6 +922,7 @@ impl Watch {
     fn start_round(&mut self) {
         self.round += 1;
         self.dirty = true;
+        self.hooks_dirty = true;
         let round = self.round;
         if self.args.json {
             self.event(json!({"event": "round", "round": round}));
@@ -650,7 +952,15 @@ impl Watch {
             }
             return;
         }
-        let timeout = self.args.timeout;
+        let timeout = self.slots[i].settings.timeout;
+        if let (Some(every), Some(last)) =
+            (self.slots[i].settings.interval, self.slots[i].last_started)
+        {
+            // Its own interval has not passed: not this round.
+            if Instant::now() < duration::after(last, every) {
+                return;
+            }
+        }
         // The work sets `returned` when it ends, before the pool frees
         // the key.
         let (work, returned) = probe::work(self.slots[i].target.clone(), timeout);
@@ -675,6 +985,7 @@ impl Watch {
         }
         self.next_id += 1;
         let id = self.next_id;
+        self.slots[i].last_started = Some(Instant::now());
         let examiner = self.set.examiner(token).ok();
         self.slots[i].inflight = Some(InFlight {
             token,
@@ -809,10 +1120,14 @@ impl Watch {
                     returned: work_returned.then_some(true),
                     allowed: None,
                 };
-                probe::timeout_report(&self.slots[i].target, self.args.timeout, &hang)
+                probe::timeout_report(&self.slots[i].target, self.slots[i].settings.timeout, &hang)
             }
-            other => probe::report(&self.slots[i].target, other, self.args.timeout),
+            other => probe::report(&self.slots[i].target, other, self.slots[i].settings.timeout),
         };
+        // node_exporter's rule: the figures of the statfs that answered;
+        // none (device_error) when it failed or never returned.
+        self.slots[i].fs = f.returned.statfs();
+        self.hooks_dirty = true;
         if timed_out && !work_returned {
             self.slots[i].hung = Some(Hung {
                 id: f.id,
@@ -1072,6 +1387,10 @@ impl Watch {
     fn finish(mut self, stop: Stop) -> ExitCode {
         // Probes still in the set are released (cancelled).
         self.examine_all();
+        // The hooks see the final state (the textfile gets the last
+        // results, not the state before the last drain).
+        self.hooks_dirty = true;
+        self.observe();
         let rows = self.all_rows();
         // Never 0 while a target has no result: a pending row makes it 3
         // (unless something is down or timed out).

@@ -449,6 +449,7 @@ pub(crate) mod tests {
     fn fs(avail: u64) -> FsStats {
         FsStats {
             block_size: 4096,
+            bsize: 4096,
             blocks: 256_000,
             bfree: avail * 256,
             bavail: avail * 256,

@@ -112,6 +112,7 @@ fn probe_tracked(
 struct Tracker {
     returned: AtomicBool,
     phase: Mutex<Option<(&'static str, Instant)>>,
+    statfs: Mutex<Option<FsStats>>,
 }
 
 /// A handle on a probe's [`Tracker`]: whether its work has returned
@@ -131,6 +132,11 @@ impl Returned {
     /// The last phase the probe entered, and when.
     pub(crate) fn phase(&self) -> Option<(&'static str, Instant)> {
         *self.0.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the probe's `statfs` found, if it got that far (path probes).
+    pub(crate) fn statfs(&self) -> Option<FsStats> {
+        *self.0.statfs.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -174,9 +180,15 @@ impl Phases<'_, '_> {
         }
     }
 
-    /// Keeps the space and inode counts of the filesystem probed.
+    /// Keeps what `statfs` found: in the answer (for `check`'s thresholds)
+    /// and in the tracker, if any (for the exporter's filesystem series,
+    /// known even while a later phase of the probe hangs).
     fn record_statfs(&self, sfs: &libc::statfs) {
-        self.statfs.set(Some(FsStats::from_statfs(sfs)));
+        let fs = FsStats::from_statfs(sfs);
+        self.statfs.set(Some(fs));
+        if let Some(t) = self.tracker {
+            *t.statfs.lock().unwrap_or_else(|e| e.into_inner()) = Some(fs);
+        }
     }
 
     fn set_progress(&self, done: u32, total: u32) {
