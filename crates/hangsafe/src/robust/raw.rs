@@ -224,50 +224,78 @@ impl RawRobustMutex {
 
     // ---- the protocol, generic over the kernel ----
 
-    #[inline]
+    #[inline(always)]
     fn check(&self, me: &Me) -> Result<(), Error> {
         let ns = self.ns.load(Ordering::Acquire);
         if ns == me.ns {
-            Ok(())
-        } else if ns == 0 || self.magic.load(Ordering::Relaxed) != MAGIC {
-            Err(Error::Uninitialized)
+            return Ok(());
+        }
+        Err(self.check_failed(ns))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_failed(&self, ns: u64) -> Error {
+        if ns == 0 || self.magic.load(Ordering::Relaxed) != MAGIC {
+            Error::Uninitialized
         } else {
-            Err(Error::ForeignNamespace)
+            Error::ForeignNamespace
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lock_with<K: Kernel>(
         &self,
         k: &K,
         deadline: Option<Deadline>,
     ) -> Result<Acquired, Error> {
-        let me = k.me()?;
-        self.check(&me)?;
-        if self
-            .word
-            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            k.point(Point::AfterLockCas);
-            return self.acquired(k, &me, false);
+        match k.me_cached() {
+            Some(me) => self.lock_as(k, &me, deadline, false),
+            None => self.lock_first(k, deadline, false),
         }
-        self.lock_slow(k, &me, deadline, false)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_lock_with<K: Kernel>(&self, k: &K) -> Result<Acquired, Error> {
+        match k.me_cached() {
+            Some(me) => self.lock_as(k, &me, None, true),
+            None => self.lock_first(k, None, true),
+        }
+    }
+
+    /// The calling thread's first use (or a kernel without an identity
+    /// cache): resolve the identity, then lock.
+    #[cold]
+    #[inline(never)]
+    fn lock_first<K: Kernel>(
+        &self,
+        k: &K,
+        deadline: Option<Deadline>,
+        try_only: bool,
+    ) -> Result<Acquired, Error> {
         let me = k.me()?;
-        self.check(&me)?;
+        self.lock_as(k, &me, deadline, try_only)
+    }
+
+    /// The uncontended path: one CAS of the word from 0 to my TID.
+    #[inline(always)]
+    fn lock_as<K: Kernel>(
+        &self,
+        k: &K,
+        me: &Me,
+        deadline: Option<Deadline>,
+        try_only: bool,
+    ) -> Result<Acquired, Error> {
+        self.check(me)?;
         if self
             .word
             .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             k.point(Point::AfterLockCas);
-            return self.acquired(k, &me, false);
+            return self.acquired(k, me, false);
         }
-        self.lock_slow(k, &me, None, true)
+        self.lock_slow(k, me, deadline, try_only)
     }
 
     /// The word was not 0. Loops until the lock is held or a definite error:
@@ -277,6 +305,7 @@ impl RawRobustMutex {
     /// [`lock_userspace`]: Self::lock_userspace
     /// [`lock_kernel`]: Self::lock_kernel
     #[cold]
+    #[inline(never)]
     fn lock_slow<K: Kernel>(
         &self,
         k: &K,
@@ -446,7 +475,7 @@ impl RawRobustMutex {
     }
 
     /// The lock is mine. Record it, and report how it was found.
-    #[inline]
+    #[inline(always)]
     fn acquired<K: Kernel>(&self, k: &K, me: &Me, died: bool) -> Result<Acquired, Error> {
         self.owner.store(me.nonce, Ordering::Relaxed);
         let state = self.state.load(Ordering::Relaxed);
@@ -458,6 +487,7 @@ impl RawRobustMutex {
     }
 
     #[cold]
+    #[inline(never)]
     fn acquired_slow<K: Kernel>(&self, k: &K, me: &Me, state: u32) -> Result<Acquired, Error> {
         if state == NOT_RECOVERABLE {
             // R27: pass the lock on (so queued waiters chain out with the
@@ -486,7 +516,7 @@ impl RawRobustMutex {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn check_owner(&self, me: &Me) -> Result<(), Error> {
         if owner(self.word.load(Ordering::Relaxed)) != me.tid
             || self.owner.load(Ordering::Relaxed) != me.nonce
@@ -496,20 +526,34 @@ impl RawRobustMutex {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn unlock_with<K: Kernel>(&self, k: &K) -> Result<(), Error> {
+        match k.me_cached() {
+            Some(me) => self.unlock_as(k, &me),
+            None => self.unlock_first(k),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unlock_first<K: Kernel>(&self, k: &K) -> Result<(), Error> {
         let me = k.me()?;
-        self.check(&me)?;
-        self.check_owner(&me)?;
+        self.unlock_as(k, &me)
+    }
+
+    #[inline(always)]
+    fn unlock_as<K: Kernel>(&self, k: &K, me: &Me) -> Result<(), Error> {
+        self.check(me)?;
+        self.check_owner(me)?;
         if self.state.load(Ordering::Relaxed) == INCONSISTENT {
             // R27: unlock while inconsistent.
             self.state.store(NOT_RECOVERABLE, Ordering::Relaxed);
         }
-        self.release(k, &me)
+        self.release(k, me)
     }
 
     /// Releases a lock the caller holds.
-    #[inline]
+    #[inline(always)]
     fn release<K: Kernel>(&self, k: &K, me: &Me) -> Result<(), Error> {
         self.owner.store(0, Ordering::Relaxed);
         match self
@@ -527,6 +571,7 @@ impl RawRobustMutex {
     }
 
     #[cold]
+    #[inline(never)]
     fn release_slow<K: Kernel>(&self, k: &K) -> Result<(), Error> {
         // WAITERS is set: the kernel must pick and wake the next owner. It
         // writes the word inside the syscall, i.e. before unlock returns.

@@ -40,6 +40,9 @@ impl Kernel for FailKernel<'_> {
     fn me(&self) -> Result<Me, Error> {
         Linux.me()
     }
+    fn me_cached(&self) -> Option<Me> {
+        Linux.me_cached()
+    }
     fn lock_pi(&self, word: &AtomicU32, deadline: Option<Deadline>) -> Result<(), i32> {
         Linux.lock_pi(word, deadline)
     }
