@@ -93,6 +93,7 @@ mod mutex;
 mod raw;
 #[cfg(not(hangsafe_loom))]
 mod region;
+mod spin;
 mod word;
 
 #[cfg(all(test, not(hangsafe_loom)))]

@@ -38,6 +38,7 @@
 
 use super::error::{Acquired, Error};
 use super::kernel::{Deadline, Kernel, Me, Point};
+use super::spin::{Next, Spin};
 use super::word::{owner, CONSISTENT, INCONSISTENT, MAGIC, NOT_RECOVERABLE, OWNER_DIED, WAITERS};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use std::fmt;
@@ -314,12 +315,12 @@ impl RawRobustMutex {
         try_only: bool,
     ) -> Result<Acquired, Error> {
         let mut einval = 0;
-        let mut spins = 0;
+        let mut spin = Spin::new();
         loop {
             if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
                 return Err(Error::NotRecoverable);
             }
-            let holder = match self.lock_userspace(k, me, &mut spins, try_only) {
+            let holder = match self.lock_userspace(k, me, &mut spin, try_only) {
                 Round::Done(r) => return r,
                 Round::Again => continue,
                 Round::Kernel(holder) => holder,
@@ -331,9 +332,11 @@ impl RawRobustMutex {
     }
 
     /// One round in userspace: take a free word, report or take over a
-    /// word naming my TID, or spin while nobody is queued (R37). Answers
-    /// `Kernel(holder)` when the kernel must be asked.
-    fn lock_userspace<K: Kernel>(&self, k: &K, me: &Me, spins: &mut u32, try_only: bool) -> Round {
+    /// word naming my TID, take over from a holder that no longer exists
+    /// (RQ1), or spin while that is likely to pay (R37, RQ2; see
+    /// [`super::spin`]). Answers `Kernel(holder)` when the kernel must be
+    /// asked.
+    fn lock_userspace<K: Kernel>(&self, k: &K, me: &Me, spin: &mut Spin, try_only: bool) -> Round {
         let w = self.word.load(Ordering::Relaxed);
         let holder = owner(w);
         if holder == 0 {
@@ -360,17 +363,35 @@ impl RawRobustMutex {
             }
             return Round::Again;
         }
-        if !try_only && w & WAITERS == 0 && *spins < SPIN_LIMIT {
-            // R37: nobody is queued, so the holder's unlock will be a
-            // plain CAS to 0. Wait a moment for it in userspace before
-            // queueing in the kernel: a queued waiter turns every
-            // later unlock into FUTEX_UNLOCK_PI and every hand-over
-            // into a sleep and a wakeup.
-            *spins += 1;
-            k.spin();
+        if try_only {
+            return Round::Kernel(holder);
+        }
+        match spin.next(k, w) {
+            Next::Spin => {
+                k.spin();
+                Round::Again
+            }
+            Next::CheckAlive => self.check_holder(k, me, w),
+            Next::Queue => Round::Kernel(holder),
+        }
+    }
+
+    /// RQ1: the word `w` (no `WAITERS`) has named the same holder for a
+    /// while. If no thread has that TID any more, the holder died with
+    /// nobody queued, so the kernel keeps no state for the word and the
+    /// lock can be taken over in userspace, from exactly `w`: a waiter
+    /// that queued meanwhile set `WAITERS`, a holder that unlocked changed
+    /// the TID, and either makes the CAS fail.
+    fn check_holder<K: Kernel>(&self, k: &K, me: &Me, w: u32) -> Round {
+        if k.alive(owner(w)) {
             return Round::Again;
         }
-        Round::Kernel(holder)
+        k.point(Point::AfterDeadHolder);
+        if self.take(w, me) {
+            k.point(Point::AfterLockCas);
+            return Round::Done(self.acquired(k, me, true));
+        }
+        Round::Again
     }
 
     /// Asks the kernel for a lock `holder` holds. `Some` is the answer;
@@ -583,10 +604,6 @@ impl RawRobustMutex {
         }
     }
 }
-
-/// How many times a contended lock re-reads the word in userspace before
-/// queueing in the kernel (R37).
-const SPIN_LIMIT: u32 = if cfg!(hangsafe_loom) { 1 } else { 100 };
 
 /// What one round of [`RawRobustMutex::lock_slow`] in userspace decided.
 enum Round {
