@@ -276,7 +276,10 @@ fn r37_short_held_lock_is_taken_by_spinning_without_entering_the_kernel() {
     m.fake_owner_for_tests(555, 0x1);
     let k = spinner(&m, 10, vec![]);
     assert_eq!(m.lock_with(&k, None).unwrap(), Acquired::Consistent);
-    assert_eq!(k.spins.get(), 10);
+    // Released at the 10th pause; the look after that batch of pauses
+    // (RQ2's backoff) takes it.
+    let spins = k.spins.get();
+    assert!((10..=16).contains(&spins), "{spins}");
     // No FUTEX_LOCK_PI, so no WAITERS: the unlock is a CAS too.
     assert_eq!(m.debug_word(), ME.tid);
     m.unlock_with(&k).unwrap();

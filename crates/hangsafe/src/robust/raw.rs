@@ -367,8 +367,10 @@ impl RawRobustMutex {
             return Round::Kernel(holder);
         }
         match spin.next(k, w) {
-            Next::Spin => {
-                k.spin();
+            Next::Spin(pauses) => {
+                for _ in 0..pauses {
+                    k.spin();
+                }
                 Round::Again
             }
             Next::CheckAlive => self.check_holder(k, me, w),
