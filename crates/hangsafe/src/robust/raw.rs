@@ -20,6 +20,11 @@
 //!   * `FUTEX_LOCK_PI2` blocks until the kernel grants the lock. A grant
 //!     from a dead owner (the kernel ran its `exit_pi_state_list` and the
 //!     owner had waiters) carries `OWNER_DIED`, which the new owner clears.
+//!   * before asking the kernel, a contended lock waits in userspace
+//!     while the word keeps changing (R37, RQ2), and once the word stands
+//!     still with `WAITERS` clear, checks whether the holder's TID still
+//!     exists; if not, it takes over with a CAS from that exact word
+//!     (`OwnerDead`, RQ1), as after `ESRCH` below.
 //!   * `ESRCH`: the owner is dead and nobody was queued, so no kernel state
 //!     exists for it. Take over with a CAS from the dead TID, keeping
 //!     `WAITERS`. Of several contenders that all got `ESRCH`, exactly one
