@@ -182,3 +182,19 @@ fn is_zombie(pid: libc::pid_t) -> bool {
         })
         == Some('Z')
 }
+
+/// HQ1: the word is shared memory, so a peer may write any TID into it;
+/// the liveness check only ever performs a signal-0 `kill` of a positive
+/// TID (nothing is sent). A TID that names some live task (here init,
+/// PID 1 of this namespace, usually another user's) is judged alive: the
+/// lock is not taken over, a timed lock times out.
+#[test]
+fn hq1_a_foreign_live_tid_in_the_word_is_judged_alive() {
+    let ar = arena();
+    ar.m.fake_owner_for_tests(1, 0x1234_0001);
+    let r = ar.m.lock_timeout(Duration::from_millis(100));
+    assert!(
+        matches!(r, Err(crate::robust::Error::TimedOut)),
+        "a live task's TID was taken over: {r:?}"
+    );
+}
