@@ -16,6 +16,11 @@
 //!   through `cancel::read` against `syscall(SYS_read)`, glibc's `read` and
 //!   `poll` + eventfd + `read`.
 //!
+//! * the robust mutex ([`robust`]): uncontended, two processes
+//!   (ping-pong, free-running), and recovery from an owner's death,
+//!   against glibc's robust process-shared mutex (plain and PI) and std's
+//!   `Mutex`.
+//!
 //! Peers are interleaved round by round (the order rotates every round), so
 //! that a change in machine load hits every side alike; each round gives
 //! one ratio per peer, and the report shows the median time per operation
@@ -33,6 +38,8 @@ use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+mod robust;
 
 use crate::exit;
 use hangsafe_testkit::fd::eventfd;
@@ -67,6 +74,12 @@ ratio, so that the performance claims of the README can be checked here.
   cancellable read    1-byte read from /dev/zero through cancel::read
                       against syscall(SYS_read), glibc's read and
                       poll + eventfd + read
+  robust mutex        RawRobustMutex in shared memory against glibc's
+                      robust process-shared mutex (plain and PI) and
+                      std's Mutex: uncontended lock + unlock; two
+                      processes on two CPUs taking strict turns and
+                      free-running; the lock after an owner died with
+                      nobody waiting (p50, p99)
 
 Peers run in the same process, interleaved round by round, so that a change
 in machine load affects every side alike. Times are medians; a ratio is the
@@ -75,7 +88,7 @@ hangsafe is faster), with the quartiles in brackets; for cancel latency, a
 round is a block of consecutive samples and its ratio that of the medians.
 A verdict says \"no clear difference\" when the quartiles straddle 1.
 
-A full run takes about 5-15 seconds on an idle machine; each part stops
+A full run takes about 15-30 seconds on an idle machine; each part stops
 adding rounds after a time cap, so the whole run stays under a minute on a
 busy one. Close other work for stable figures; the header shows the load
 average before and after the run.";
@@ -129,10 +142,14 @@ pub(crate) fn run(args: BenchArgs) -> ExitCode {
     let before = Machine::now();
     let mut sections = Vec::new();
     type Part = fn(&Workload) -> Result<Section, String>;
-    let parts: [(&str, Part); 3] = [
+    let parts: [(&str, Part); 7] = [
         ("runner round trip", runner_round_trip),
         ("cancel latency", cancel_latency),
         ("cancellable read", cancellable_read),
+        ("robust mutex, uncontended", robust::uncontended),
+        ("robust mutex, ping-pong", robust::ping_pong),
+        ("robust mutex, free-running", robust::free_running),
+        ("robust mutex, owner-death recovery", robust::recovery),
     ];
     for (name, part) in parts {
         eprint!("hangsafe bench: {name}... ");

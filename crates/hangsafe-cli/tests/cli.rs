@@ -354,12 +354,25 @@ fn bench_quick_prints_ratios() {
         "glibc read",
         "hangsafe's overhead:",
         "README target",
+        "Robust mutex, uncontended",
+        "hangsafe RawRobustMutex",
+        "glibc robust pshared",
+        "glibc robust PI pshared",
+        "std::sync::Mutex",
+        "owner death with nobody waiting",
     ] {
         assert!(out.contains(want), "no {want:?} in:\n{out}");
     }
-    // One ratio and one verdict per peer row (2 + 1 + 3).
-    assert_eq!(out.matches("× [").count(), 6, "{out}");
-    assert_eq!(out.matches("    -> ").count(), 6, "{out}");
+    // One ratio and one verdict per peer row (2 + 1 + 3, then the robust
+    // mutex: 3 uncontended, 2 + 2 with two processes where the machine
+    // has two CPUs, 2 for recovery).
+    let peers = if out.contains("skipped (needs two CPUs)") {
+        11
+    } else {
+        15
+    };
+    assert_eq!(out.matches("× [").count(), peers, "{out}");
+    assert_eq!(out.matches("    -> ").count(), peers, "{out}");
 }
 
 #[test]
@@ -378,7 +391,15 @@ fn bench_json_is_one_object() {
         .collect();
     assert_eq!(
         keys,
-        ["runner_round_trip", "cancel_latency", "cancellable_read"]
+        [
+            "runner_round_trip",
+            "cancel_latency",
+            "cancellable_read",
+            "robust_uncontended",
+            "robust_ping_pong",
+            "robust_free_running",
+            "robust_recovery"
+        ]
     );
     for s in sections {
         let rows = s["rows"].as_array().unwrap();

@@ -42,7 +42,8 @@
 //! * owner-death recovery (hand-rolled), per robust kind, interleaved:
 //!   - uncontended: a child locks and SIGKILLs itself; once it is reaped,
 //!     the parent times a `lock` that must return owner-dead (hangsafe:
-//!     `FUTEX_LOCK_PI2` answers `ESRCH` and a CAS takes over; glibc: the
+//!     once the word stands still, a signal-0 `kill` finds the holder's
+//!     TID gone and a CAS takes over, RQ1; glibc: the
 //!     kernel's robust-list walk at the child's exit already marked the
 //!     word `FUTEX_OWNER_DIED`, so its lock stays in userspace; glibc PI:
 //!     the marked word still fails the fast CAS and goes to

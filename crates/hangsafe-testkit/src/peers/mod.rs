@@ -6,8 +6,11 @@
 //! * [`poll_eventfd_read`]: a cancellable read done the usual way, `poll`
 //!   on the descriptor plus a cancel eventfd, then `read`;
 //! * [`eventfd_cancel_sample`]: the cancel latency of that design, from
-//!   the canceller's eventfd write to the blocked work's return.
+//!   the canceller's eventfd write to the blocked work's return;
+//! * [`glibc_mutex`]: glibc's robust process-shared mutex, plain and PI,
+//!   the peers of hangsafe's robust mutex.
 
+pub mod glibc_mutex;
 pub mod thread_per_runner;
 
 use crate::fd::{eventfd, eventfd_signal, poll_two};

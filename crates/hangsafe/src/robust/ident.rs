@@ -42,15 +42,25 @@ static ATFORK: Once = Once::new();
 /// The calling thread's identity.
 #[inline]
 pub(crate) fn me() -> Result<Me, Error> {
-    let tid = ME_TID.get();
-    if tid != 0 {
-        return Ok(Me {
-            tid,
-            nonce: ME_NONCE.get(),
-            ns: ME_NS.get(),
-        });
+    match cached() {
+        Some(m) => Ok(m),
+        None => me_slow(),
     }
-    me_slow()
+}
+
+/// The calling thread's identity if it was read before (and not cleared by
+/// a fork since): three thread-local loads, no call.
+#[inline(always)]
+pub(crate) fn cached() -> Option<Me> {
+    let tid = ME_TID.get();
+    if tid == 0 {
+        return None;
+    }
+    Some(Me {
+        tid,
+        nonce: ME_NONCE.get(),
+        ns: ME_NS.get(),
+    })
 }
 
 /// Registers the fork handler (once), before anything is cached.
@@ -66,6 +76,7 @@ fn register_atfork() {
 }
 
 #[cold]
+#[inline(never)]
 fn me_slow() -> Result<Me, Error> {
     let ns = pid_namespace()?;
     // SAFETY: gettid has no arguments and cannot fail.

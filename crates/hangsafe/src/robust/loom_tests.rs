@@ -120,6 +120,8 @@ struct KState {
     handovers: u32,
     /// `EINVAL` answers given (coverage).
     einval: u32,
+    /// Liveness checks that found the TID gone (RQ1, coverage).
+    dead_verdicts: u32,
 }
 
 impl KState {
@@ -306,6 +308,17 @@ impl MockFutex {
         }
     }
 
+    /// A signal-0 `kill` (RQ1): whether the TID is not (or no longer) a
+    /// dead thread's. Counted when it is.
+    fn alive(&self, tid: u32) -> bool {
+        let mut g = hb_lock(&self.hb);
+        if g.dead.contains(&tid) {
+            g.dead_verdicts += 1;
+            return false;
+        }
+        true
+    }
+
     /// A new thread gets a dead thread's TID.
     fn reuse(&self, tid: u32) {
         let mut g = hb_lock(&self.hb);
@@ -343,6 +356,10 @@ struct Sys {
     m: RawRobustMutex,
     k: MockFutex,
     data: UnsafeCell<Data>,
+    /// Whether lockers may check a holder's liveness (RQ1); off in the
+    /// models of the kernel's `ESRCH` path. A plain (non-loom) atomic: the
+    /// model's setting, not state under test.
+    liveness: StdAtomicBool,
 }
 
 impl Sys {
@@ -351,6 +368,7 @@ impl Sys {
             m: RawRobustMutex::with_namespace(NS),
             k: MockFutex::new(),
             data: UnsafeCell::new(Data::default()),
+            liveness: StdAtomicBool::new(true),
         })
     }
 
@@ -407,6 +425,9 @@ impl Kernel for Task<'_> {
         if self.fail == Some(p) {
             std::panic::panic_any(Died(p));
         }
+    }
+    fn alive(&self, tid: u32) -> bool {
+        !self.sys.liveness.load(StdOrdering::Relaxed) || self.sys.k.alive(tid)
     }
 }
 
@@ -764,12 +785,14 @@ fn loom_r30_dies_between_failed_unlock_cas_and_unlock_pi() {
 /// R25: an owner died holding, nobody queued. Two contenders race; both
 /// may get `ESRCH` and race the take-over CAS from the dead TID. Exactly
 /// one is told `OwnerDead`, the other queues behind it (or finds it
-/// released) and gets the lock `Consistent`; never two owners.
+/// released) and gets the lock `Consistent`; never two owners. (Without
+/// the liveness check, which would settle it first: see the RQ1 model.)
 #[test]
 fn loom_r25_two_contenders_esrch() {
     static BOTH: Seen = Seen::new();
     model(|| {
         let sys = Sys::new();
+        sys.liveness.store(false, StdOrdering::Relaxed);
         let a = spawn_user(&sys, 1, Some(Point::AfterLockCas));
         assert_eq!(a.join().unwrap(), End::Died(Point::AfterLockCas));
         let b = spawn_user(&sys, 2, None);
@@ -1006,4 +1029,60 @@ fn loom_r35_try_lock_during_exit_handover() {
         }
     });
     EINVAL.assert("a try_lock got EINVAL in the exit hand-over window");
+}
+
+/// RQ1: an owner died holding, nobody queued. Two contenders race, each
+/// checking the holder's liveness once its word stood still; both may
+/// find it dead and race the take-over CAS from the word as they read it.
+/// Exactly one is told `OwnerDead`, the other gets the lock `Consistent`
+/// (after it, or queued behind it); never two owners, and the word is
+/// free at the end.
+#[test]
+fn loom_rq1_two_contenders_judge_the_holder_dead() {
+    static BOTH: Seen = Seen::new();
+    model(|| {
+        let sys = Sys::new();
+        let a = spawn_user(&sys, 1, Some(Point::AfterLockCas));
+        assert_eq!(a.join().unwrap(), End::Died(Point::AfterLockCas));
+        let b = spawn_user(&sys, 2, None);
+        let t = sys.task(3, 0, None);
+        let End::Done(mine) = run(&t, || t.use_once()) else {
+            unreachable!()
+        };
+        let End::Done(theirs) = b.join().unwrap() else {
+            unreachable!()
+        };
+        let mut got = [mine, theirs];
+        got.sort_by_key(|h| *h == Acquired::OwnerDead);
+        assert_eq!(got, [Acquired::Consistent, Acquired::OwnerDead]);
+        assert!(sys.word_is_free(), "{:?}", sys.m);
+        if sys.k.with_state(|k| k.dead_verdicts) == 2 {
+            BOTH.mark();
+        }
+    });
+    BOTH.assert("both contenders judged the holder dead");
+}
+
+/// RQ1 against a live holder: a contender spins on the word of a holder
+/// that is alive, may check its liveness, and must not take the lock
+/// over; the holder then dies holding (with the contender spinning or
+/// queued). The contender is told `OwnerDead` exactly once, by whichever
+/// path (liveness, `ESRCH`, or the kernel's hand-over) it learnt it.
+#[test]
+fn loom_rq1_live_holder_then_dies() {
+    static VERDICT: Seen = Seen::new();
+    model(|| {
+        let sys = Sys::new();
+        let t = sys.task(1, 0, None);
+        let how = t.enter().unwrap();
+        assert_eq!(how, Acquired::Consistent);
+        let b = spawn_user(&sys, 2, None);
+        t.die_holding();
+        assert_eq!(b.join().unwrap(), End::Done(Acquired::OwnerDead));
+        assert_eq!(final_lock(&sys, 3), Acquired::Consistent);
+        if sys.k.with_state(|k| k.dead_verdicts) > 0 {
+            VERDICT.mark();
+        }
+    });
+    VERDICT.assert("the contender judged the holder dead");
 }

@@ -21,9 +21,12 @@
 //!   it wakes finds `OWNER_DIED` in the word: **no lost wakeup**, on any
 //!   kernel, because the wakeup is the kernel's own hand-over and not a
 //!   separate `FUTEX_WAKE` the dying thread had to issue.
-//! * An owner that dies without waiters leaves its TID in the word. The
-//!   next locker's `FUTEX_LOCK_PI2` fails with `ESRCH` (no such task) and
-//!   it takes over with a CAS from that exact TID.
+//! * An owner that dies without waiters leaves its TID in the word. A
+//!   contended locker that sees the word stand still asks whether that
+//!   TID still exists (a signal-0 `kill`); if not, it takes over with a
+//!   CAS from that exact word (RQ1 in `docs/races-hq.md`). Otherwise its
+//!   `FUTEX_LOCK_PI2` fails with `ESRCH` (no such task) and it takes over
+//!   the same way.
 //! * Because nothing is registered with the kernel outside a syscall,
 //!   **nothing writes the mutex after unlock's CAS**: there is no
 //!   `list_op_pending` for the exit path to follow.
@@ -32,17 +35,20 @@
 //!
 //! * a kernel hand-over on contended unlock: a queued waiter gets the lock
 //!   strictly, with a sleep and a wakeup, where glibc's non-PI robust
-//!   mutex lets the unlocker barge. A contended lock therefore spins
-//!   briefly in userspace before queueing, while nobody is queued (R37);
-//! * recovery from an owner that died with nobody waiting costs a syscall
-//!   (`ESRCH`), where glibc finds `OWNER_DIED` already written into the
-//!   mutex by the kernel, which is the very write this design forbids;
+//!   mutex lets the unlocker barge. A contended lock therefore waits in
+//!   userspace first, for as long as the word keeps changing and backing
+//!   off between looks (R37, RQ2; `spin.rs`), and queues only once the
+//!   word stands still;
+//! * recovery from an owner that died with nobody waiting costs a
+//!   liveness check (a syscall), where glibc finds `OWNER_DIED` already
+//!   written into the mutex by the kernel, which is the very write this
+//!   design forbids;
 //! * priority inheritance semantics, a feature for the daemons hangsafe is
 //!   for.
 //!
 //! See [`RawRobustMutex`] for the field by field protocol, and
-//! `docs/races.md` (R24–R37) for every race it handles and the test that
-//! shows it.
+//! `docs/races.md` (R24–R37) and `docs/races-hq.md` (RQ1, RQ2) for every
+//! race it handles and the test that shows it.
 //!
 //! # What cannot be detected
 //!
@@ -93,6 +99,7 @@ mod mutex;
 mod raw;
 #[cfg(not(hangsafe_loom))]
 mod region;
+mod spin;
 mod word;
 
 #[cfg(all(test, not(hangsafe_loom)))]

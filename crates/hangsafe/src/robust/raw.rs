@@ -20,6 +20,11 @@
 //!   * `FUTEX_LOCK_PI2` blocks until the kernel grants the lock. A grant
 //!     from a dead owner (the kernel ran its `exit_pi_state_list` and the
 //!     owner had waiters) carries `OWNER_DIED`, which the new owner clears.
+//!   * before asking the kernel, a contended lock waits in userspace
+//!     while the word keeps changing (R37, RQ2), and once the word stands
+//!     still with `WAITERS` clear, checks whether the holder's TID still
+//!     exists; if not, it takes over with a CAS from that exact word
+//!     (`OwnerDead`, RQ1), as after `ESRCH` below.
 //!   * `ESRCH`: the owner is dead and nobody was queued, so no kernel state
 //!     exists for it. Take over with a CAS from the dead TID, keeping
 //!     `WAITERS`. Of several contenders that all got `ESRCH`, exactly one
@@ -38,6 +43,7 @@
 
 use super::error::{Acquired, Error};
 use super::kernel::{Deadline, Kernel, Me, Point};
+use super::spin::{Next, Spin};
 use super::word::{owner, CONSISTENT, INCONSISTENT, MAGIC, NOT_RECOVERABLE, OWNER_DIED, WAITERS};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use std::fmt;
@@ -224,50 +230,78 @@ impl RawRobustMutex {
 
     // ---- the protocol, generic over the kernel ----
 
-    #[inline]
+    #[inline(always)]
     fn check(&self, me: &Me) -> Result<(), Error> {
         let ns = self.ns.load(Ordering::Acquire);
         if ns == me.ns {
-            Ok(())
-        } else if ns == 0 || self.magic.load(Ordering::Relaxed) != MAGIC {
-            Err(Error::Uninitialized)
+            return Ok(());
+        }
+        Err(self.check_failed(ns))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_failed(&self, ns: u64) -> Error {
+        if ns == 0 || self.magic.load(Ordering::Relaxed) != MAGIC {
+            Error::Uninitialized
         } else {
-            Err(Error::ForeignNamespace)
+            Error::ForeignNamespace
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lock_with<K: Kernel>(
         &self,
         k: &K,
         deadline: Option<Deadline>,
     ) -> Result<Acquired, Error> {
-        let me = k.me()?;
-        self.check(&me)?;
-        if self
-            .word
-            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            k.point(Point::AfterLockCas);
-            return self.acquired(k, &me, false);
+        match k.me_cached() {
+            Some(me) => self.lock_as(k, &me, deadline, false),
+            None => self.lock_first(k, deadline, false),
         }
-        self.lock_slow(k, &me, deadline, false)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_lock_with<K: Kernel>(&self, k: &K) -> Result<Acquired, Error> {
+        match k.me_cached() {
+            Some(me) => self.lock_as(k, &me, None, true),
+            None => self.lock_first(k, None, true),
+        }
+    }
+
+    /// The calling thread's first use (or a kernel without an identity
+    /// cache): resolve the identity, then lock.
+    #[cold]
+    #[inline(never)]
+    fn lock_first<K: Kernel>(
+        &self,
+        k: &K,
+        deadline: Option<Deadline>,
+        try_only: bool,
+    ) -> Result<Acquired, Error> {
         let me = k.me()?;
-        self.check(&me)?;
+        self.lock_as(k, &me, deadline, try_only)
+    }
+
+    /// The uncontended path: one CAS of the word from 0 to my TID.
+    #[inline(always)]
+    fn lock_as<K: Kernel>(
+        &self,
+        k: &K,
+        me: &Me,
+        deadline: Option<Deadline>,
+        try_only: bool,
+    ) -> Result<Acquired, Error> {
+        self.check(me)?;
         if self
             .word
             .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             k.point(Point::AfterLockCas);
-            return self.acquired(k, &me, false);
+            return self.acquired(k, me, false);
         }
-        self.lock_slow(k, &me, None, true)
+        self.lock_slow(k, me, deadline, try_only)
     }
 
     /// The word was not 0. Loops until the lock is held or a definite error:
@@ -277,6 +311,7 @@ impl RawRobustMutex {
     /// [`lock_userspace`]: Self::lock_userspace
     /// [`lock_kernel`]: Self::lock_kernel
     #[cold]
+    #[inline(never)]
     fn lock_slow<K: Kernel>(
         &self,
         k: &K,
@@ -285,12 +320,12 @@ impl RawRobustMutex {
         try_only: bool,
     ) -> Result<Acquired, Error> {
         let mut einval = 0;
-        let mut spins = 0;
+        let mut spin = Spin::new();
         loop {
             if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
                 return Err(Error::NotRecoverable);
             }
-            let holder = match self.lock_userspace(k, me, &mut spins, try_only) {
+            let holder = match self.lock_userspace(k, me, &mut spin, try_only) {
                 Round::Done(r) => return r,
                 Round::Again => continue,
                 Round::Kernel(holder) => holder,
@@ -302,9 +337,11 @@ impl RawRobustMutex {
     }
 
     /// One round in userspace: take a free word, report or take over a
-    /// word naming my TID, or spin while nobody is queued (R37). Answers
-    /// `Kernel(holder)` when the kernel must be asked.
-    fn lock_userspace<K: Kernel>(&self, k: &K, me: &Me, spins: &mut u32, try_only: bool) -> Round {
+    /// word naming my TID, take over from a holder that no longer exists
+    /// (RQ1), or spin while that is likely to pay (R37, RQ2; see
+    /// [`super::spin`]). Answers `Kernel(holder)` when the kernel must be
+    /// asked.
+    fn lock_userspace<K: Kernel>(&self, k: &K, me: &Me, spin: &mut Spin, try_only: bool) -> Round {
         let w = self.word.load(Ordering::Relaxed);
         let holder = owner(w);
         if holder == 0 {
@@ -331,17 +368,37 @@ impl RawRobustMutex {
             }
             return Round::Again;
         }
-        if !try_only && w & WAITERS == 0 && *spins < SPIN_LIMIT {
-            // R37: nobody is queued, so the holder's unlock will be a
-            // plain CAS to 0. Wait a moment for it in userspace before
-            // queueing in the kernel: a queued waiter turns every
-            // later unlock into FUTEX_UNLOCK_PI and every hand-over
-            // into a sleep and a wakeup.
-            *spins += 1;
-            k.spin();
+        if try_only {
+            return Round::Kernel(holder);
+        }
+        match spin.next(k, w) {
+            Next::Spin(pauses) => {
+                for _ in 0..pauses {
+                    k.spin();
+                }
+                Round::Again
+            }
+            Next::CheckAlive => self.check_holder(k, me, w),
+            Next::Queue => Round::Kernel(holder),
+        }
+    }
+
+    /// RQ1: the word `w` (no `WAITERS`) has named the same holder for a
+    /// while. If no thread has that TID any more, the holder died with
+    /// nobody queued, so the kernel keeps no state for the word and the
+    /// lock can be taken over in userspace, from exactly `w`: a waiter
+    /// that queued meanwhile set `WAITERS`, a holder that unlocked changed
+    /// the TID, and either makes the CAS fail.
+    fn check_holder<K: Kernel>(&self, k: &K, me: &Me, w: u32) -> Round {
+        if k.alive(owner(w)) {
             return Round::Again;
         }
-        Round::Kernel(holder)
+        k.point(Point::AfterDeadHolder);
+        if self.take(w, me) {
+            k.point(Point::AfterLockCas);
+            return Round::Done(self.acquired(k, me, true));
+        }
+        Round::Again
     }
 
     /// Asks the kernel for a lock `holder` holds. `Some` is the answer;
@@ -446,7 +503,7 @@ impl RawRobustMutex {
     }
 
     /// The lock is mine. Record it, and report how it was found.
-    #[inline]
+    #[inline(always)]
     fn acquired<K: Kernel>(&self, k: &K, me: &Me, died: bool) -> Result<Acquired, Error> {
         self.owner.store(me.nonce, Ordering::Relaxed);
         let state = self.state.load(Ordering::Relaxed);
@@ -458,6 +515,7 @@ impl RawRobustMutex {
     }
 
     #[cold]
+    #[inline(never)]
     fn acquired_slow<K: Kernel>(&self, k: &K, me: &Me, state: u32) -> Result<Acquired, Error> {
         if state == NOT_RECOVERABLE {
             // R27: pass the lock on (so queued waiters chain out with the
@@ -486,7 +544,7 @@ impl RawRobustMutex {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn check_owner(&self, me: &Me) -> Result<(), Error> {
         if owner(self.word.load(Ordering::Relaxed)) != me.tid
             || self.owner.load(Ordering::Relaxed) != me.nonce
@@ -496,20 +554,34 @@ impl RawRobustMutex {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn unlock_with<K: Kernel>(&self, k: &K) -> Result<(), Error> {
+        match k.me_cached() {
+            Some(me) => self.unlock_as(k, &me),
+            None => self.unlock_first(k),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unlock_first<K: Kernel>(&self, k: &K) -> Result<(), Error> {
         let me = k.me()?;
-        self.check(&me)?;
-        self.check_owner(&me)?;
+        self.unlock_as(k, &me)
+    }
+
+    #[inline(always)]
+    fn unlock_as<K: Kernel>(&self, k: &K, me: &Me) -> Result<(), Error> {
+        self.check(me)?;
+        self.check_owner(me)?;
         if self.state.load(Ordering::Relaxed) == INCONSISTENT {
             // R27: unlock while inconsistent.
             self.state.store(NOT_RECOVERABLE, Ordering::Relaxed);
         }
-        self.release(k, &me)
+        self.release(k, me)
     }
 
     /// Releases a lock the caller holds.
-    #[inline]
+    #[inline(always)]
     fn release<K: Kernel>(&self, k: &K, me: &Me) -> Result<(), Error> {
         self.owner.store(0, Ordering::Relaxed);
         match self
@@ -527,6 +599,7 @@ impl RawRobustMutex {
     }
 
     #[cold]
+    #[inline(never)]
     fn release_slow<K: Kernel>(&self, k: &K) -> Result<(), Error> {
         // WAITERS is set: the kernel must pick and wake the next owner. It
         // writes the word inside the syscall, i.e. before unlock returns.
@@ -538,10 +611,6 @@ impl RawRobustMutex {
         }
     }
 }
-
-/// How many times a contended lock re-reads the word in userspace before
-/// queueing in the kernel (R37).
-const SPIN_LIMIT: u32 = if cfg!(hangsafe_loom) { 1 } else { 100 };
 
 /// What one round of [`RawRobustMutex::lock_slow`] in userspace decided.
 enum Round {

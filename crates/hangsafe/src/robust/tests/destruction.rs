@@ -64,10 +64,18 @@ fn my_tid() -> u32 {
 
 /// R24: killed inside unlock right after the releasing CAS, or right after
 /// unlock returned, with the memory already reused: unchanged, for an
-/// uncontended unlock (CAS) and a contended one (FUTEX_UNLOCK_PI).
+/// uncontended unlock (CAS) and a contended one (FUTEX_UNLOCK_PI), and
+/// (RQ1) by an owner that took the lock over from a dead holder through
+/// the liveness check.
 #[test]
 fn r24_reused_after_unlock_never_written() {
-    for (contended, at_cas) in [(false, true), (false, false), (true, false)] {
+    for (contended, at_cas, recovered) in [
+        (false, true, false),
+        (false, false, false),
+        (true, false, false),
+        (false, true, true),
+        (false, false, true),
+    ] {
         // SAFETY: all-zero bytes are a valid value of the mapped type (atomics,
         // a raw mutex before `init`, a zeroed `pthread_mutex_t`).
         let ar: Shm<Arena<RawRobustMutex>> = unsafe { Shm::zeroed() };
@@ -87,9 +95,25 @@ fn r24_reused_after_unlock_never_written() {
             eventually(LIMIT, "held", || ar.held.load(Ordering::SeqCst) == 1);
             h
         });
+        if recovered {
+            // A holder dies with nobody waiting and is reaped: the owner
+            // below finds its TID gone (RQ1) and takes over.
+            let dead = fork(|| {
+                let _ = ar.lock.lock_with(&FailKernel::plain(), None);
+                die()
+            });
+            assert_eq!(dead.wait(LIMIT), Exit::Signal(libc::SIGKILL));
+        }
         let owner = fork(|| {
-            if ar.lock.lock_with(&FailKernel::plain(), None).is_err() {
-                return code::OTHER;
+            let k = FailKernel::plain();
+            match ar.lock.lock_with(&k, None) {
+                Ok(crate::robust::Acquired::Consistent) if !recovered => {}
+                Ok(crate::robust::Acquired::OwnerDead) if recovered => {
+                    if ar.lock.consistent_with(&k).is_err() {
+                        return code::OTHER;
+                    }
+                }
+                _ => return code::OTHER,
             }
             ar.tid.store(my_tid(), Ordering::SeqCst);
             if at_cas {
@@ -99,6 +123,7 @@ fn r24_reused_after_unlock_never_written() {
                     kill_at: None,
                     pause_at: Some((Point::AfterUnlockCas, &ar.gate)),
                     arrived: Some(&ar.arrived),
+                    kernel_only: false,
                 };
                 let _ = ar.lock.unlock_with(&k);
             } else {
@@ -131,7 +156,8 @@ fn r24_reused_after_unlock_never_written() {
         assert_eq!(
             read(p, RawRobustMutex::SIZE),
             written,
-            "reused memory changed after the owner died (contended={contended}, at_cas={at_cas})"
+            "reused memory changed after the owner died \
+             (contended={contended}, at_cas={at_cas}, recovered={recovered})"
         );
     }
 }

@@ -220,6 +220,7 @@ fn r25_several_contenders_get_esrch() {
                     kill_at: None,
                     pause_at: Some((Point::AfterEsrch, &ar.gate)),
                     arrived: Some(&ar.arrived),
+                    kernel_only: true,
                 };
                 locker(&ar, &k)
             })

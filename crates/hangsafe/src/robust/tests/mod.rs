@@ -11,5 +11,6 @@
 mod destruction;
 mod edges;
 mod failpoints;
+mod liveness;
 mod storm;
 mod support;

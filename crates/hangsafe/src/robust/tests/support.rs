@@ -17,6 +17,9 @@ pub(crate) struct FailKernel<'a> {
     pub(crate) pause_at: Option<(Point, &'a AtomicU32)>,
     /// Counts arrivals at `pause_at`.
     pub(crate) arrived: Option<&'a AtomicU32>,
+    /// Judge every holder alive (no RQ1 liveness check), so that a
+    /// contender of a dead holder reaches `FUTEX_LOCK_PI` and its `ESRCH`.
+    pub(crate) kernel_only: bool,
 }
 
 impl FailKernel<'_> {
@@ -25,6 +28,7 @@ impl FailKernel<'_> {
             kill_at: None,
             pause_at: None,
             arrived: None,
+            kernel_only: false,
         }
     }
     pub(crate) fn kill_at(p: Point) -> FailKernel<'static> {
@@ -32,6 +36,7 @@ impl FailKernel<'_> {
             kill_at: Some(p),
             pause_at: None,
             arrived: None,
+            kernel_only: false,
         }
     }
 }
@@ -39,6 +44,9 @@ impl FailKernel<'_> {
 impl Kernel for FailKernel<'_> {
     fn me(&self) -> Result<Me, Error> {
         Linux.me()
+    }
+    fn me_cached(&self) -> Option<Me> {
+        Linux.me_cached()
     }
     fn lock_pi(&self, word: &AtomicU32, deadline: Option<Deadline>) -> Result<(), i32> {
         Linux.lock_pi(word, deadline)
@@ -51,6 +59,12 @@ impl Kernel for FailKernel<'_> {
     }
     fn backoff(&self, attempt: u32) {
         Linux.backoff(attempt)
+    }
+    fn now_ns(&self) -> u64 {
+        Linux.now_ns()
+    }
+    fn alive(&self, tid: u32) -> bool {
+        self.kernel_only || Linux.alive(tid)
     }
     fn point(&self, p: Point) {
         if self.kill_at == Some(p) {
