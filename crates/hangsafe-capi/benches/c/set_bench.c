@@ -18,7 +18,7 @@
  * the CPU model.
  *
  *   set_bench [paths [seconds [reps [ticks_us]]]]
- *       defaults: 1000 paths, 2 s per run, 3 runs, ticks "1000000,10000,0"
+ *       defaults: 1000 paths, 2 s per run, 3 runs, ticks "1000000,100000,10000,0"
  *   set_bench paths seconds reps ticks_us set|runners   (one mode only,
  *       for a profiler)
  */
@@ -256,7 +256,7 @@ int main(int argc, char **argv)
 	uint32_t paths = argc > 1 ? (uint32_t)atol(argv[1]) : 1000;
 	double secs = argc > 2 ? atof(argv[2]) : 2.0;
 	int reps = argc > 3 ? atoi(argv[3]) : 3;
-	const char *tick_list = argc > 4 ? argv[4] : "1000000,10000,0";
+	const char *tick_list = argc > 4 ? argv[4] : "1000000,100000,10000,0";
 	const char *only = argc > 5 ? argv[5] : "";
 	long ticks[MAX_TICKS];
 	int n_ticks = 0;
