@@ -1,0 +1,482 @@
+//! libxl-style event hooks for a C runner set (`struct hs_osevent_hooks`,
+//! [`hs_set_attach`], [`hs_set_detach`], [`hs_osevent_occurred_fd`],
+//! [`hs_osevent_occurred_timeout`]).
+//!
+//! The application owns the event loop. A set attached to it registers its
+//! completion fd and its earliest deadline through the application's five
+//! hooks, and the loop reports back with the `occurred` functions, passing
+//! the `for_hs` value it was given. That value is a generational
+//! [`Token`] cast to `void *`: hangsafe never dereferences it, so a stale,
+//! duplicated or garbage value is recognised and dropped (libxl's hook
+//! nexus, done with tokens: R38–R41, R45).
+//!
+//! The bookkeeping is the core's [`RunnerSet::attach`]: its `Nexus` makes
+//! and ends the registrations and calls the hooks one at a time with the
+//! set's lock held (serialised, never nested). This module adapts the C
+//! function pointers to the core's [`Hooks`] trait ([`CHooks`]) and keeps
+//! what C adds on top: the application's own registration value
+//! (`for_app_registration`), handed back to `fd_modify`, `fd_deregister`
+//! and `timeout_modify`. Those values are forgotten when a registration
+//! ends: at `fd_deregister`, when its `occurred_timeout` arrives, and with
+//! the attachment at detach.
+//!
+//! Re-entry: each C hook runs with a thread-local mark set ([`in_hook`]);
+//! every entry point of a set checks it first and fails with `EDEADLK`
+//! instead of deadlocking on the set's lock (R46).
+
+use crate::errno;
+use hangsafe_core::nexus::{Hooks, Ignored, Interest, RunnerSet, SetError, Token};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::ffi::{c_int, c_short, c_void};
+use std::io;
+use std::os::fd::RawFd;
+use std::ptr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Instant;
+
+/// `fd_register`: watch `fd` for `events`, report with `for_hs`.
+pub type HsFdRegisterFn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        fd: c_int,
+        for_app_registration_out: *mut *mut c_void,
+        events: c_short,
+        for_hs: *mut c_void,
+    ) -> c_int,
+>;
+/// `fd_modify`: change what a registration waits for.
+pub type HsFdModifyFn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        fd: c_int,
+        for_app_registration_update: *mut *mut c_void,
+        events: c_short,
+    ) -> c_int,
+>;
+/// `fd_deregister`: stop watching.
+pub type HsFdDeregisterFn =
+    Option<unsafe extern "C" fn(user: *mut c_void, fd: c_int, for_app_registration: *mut c_void)>;
+/// `timeout_register`: one `occurred_timeout` at or after `abs`
+/// (`CLOCK_MONOTONIC`).
+pub type HsTimeoutRegisterFn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        for_app_registration_out: *mut *mut c_void,
+        abs: libc::timespec,
+        for_hs: *mut c_void,
+    ) -> c_int,
+>;
+/// `timeout_modify`: only ever called with `{0, 0}` (fire as soon as
+/// possible: the withdrawal).
+pub type HsTimeoutModifyFn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        for_app_registration_update: *mut *mut c_void,
+        abs: libc::timespec,
+    ) -> c_int,
+>;
+
+/// `struct hs_osevent_hooks`: the application's event loop. All five
+/// pointers are required.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HsOseventHooks {
+    /// `fd_register`.
+    pub fd_register: HsFdRegisterFn,
+    /// `fd_modify`.
+    pub fd_modify: HsFdModifyFn,
+    /// `fd_deregister`.
+    pub fd_deregister: HsFdDeregisterFn,
+    /// `timeout_register`.
+    pub timeout_register: HsTimeoutRegisterFn,
+    /// `timeout_modify`.
+    pub timeout_modify: HsTimeoutModifyFn,
+}
+
+// ---- re-entry mark -----------------------------------------------------------
+
+thread_local! {
+    static IN_HOOK: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this thread is inside one of the application's hooks.
+pub(crate) fn in_hook() -> bool {
+    IN_HOOK.with(|d| d.get() != 0)
+}
+
+/// Refuses a call made from inside a hook: logs, sets `EDEADLK`, returns
+/// true.
+pub(crate) fn refuse_in_hook(what: &str) -> bool {
+    if in_hook() {
+        log::error!("{what}: called from inside an hs_osevent_hooks hook; refused (EDEADLK)");
+        errno::set(libc::EDEADLK);
+        return true;
+    }
+    false
+}
+
+/// Marks this thread as inside a hook while it lives.
+struct HookMark(());
+
+impl HookMark {
+    fn enter() -> HookMark {
+        IN_HOOK.with(|d| d.set(d.get().saturating_add(1)));
+        HookMark(())
+    }
+}
+
+impl Drop for HookMark {
+    fn drop(&mut self) {
+        IN_HOOK.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+// ---- the application's registration values ----------------------------------
+
+/// An application's opaque pointer (`user`, `for_app_registration`): only
+/// stored and passed back, never dereferenced by hangsafe.
+#[derive(Clone, Copy, Debug)]
+struct AppPtr(*mut c_void);
+
+// SAFETY: hangsafe never dereferences these pointers; it hands them back to
+// the application's hooks, which the header documents as called from any
+// thread that calls into the set. Moving the bare address between threads
+// is therefore sound.
+unsafe impl Send for AppPtr {}
+
+/// The `for_app_registration` values of one attachment, by token.
+#[derive(Debug, Default)]
+struct Regs {
+    fds: HashMap<u64, AppPtr>,
+    timeouts: HashMap<u64, AppPtr>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A set's osevent state: the registration values of the current
+/// attachment. The lock also serialises attach and detach.
+#[derive(Debug, Default)]
+pub(crate) struct Osevent {
+    current: Mutex<Weak<Mutex<Regs>>>,
+}
+
+// ---- the adapter --------------------------------------------------------------
+
+/// The C hooks as the core's [`Hooks`].
+struct CHooks {
+    hooks: Checked,
+    user: AppPtr,
+    regs: Arc<Mutex<Regs>>,
+}
+
+/// `HsOseventHooks` with every pointer present.
+#[derive(Clone, Copy)]
+struct Checked {
+    fd_register: unsafe extern "C" fn(*mut c_void, c_int, *mut *mut c_void, c_short, *mut c_void) -> c_int,
+    fd_modify: unsafe extern "C" fn(*mut c_void, c_int, *mut *mut c_void, c_short) -> c_int,
+    fd_deregister: unsafe extern "C" fn(*mut c_void, c_int, *mut c_void),
+    timeout_register:
+        unsafe extern "C" fn(*mut c_void, *mut *mut c_void, libc::timespec, *mut c_void) -> c_int,
+    timeout_modify: unsafe extern "C" fn(*mut c_void, *mut *mut c_void, libc::timespec) -> c_int,
+}
+
+impl Checked {
+    fn new(h: &HsOseventHooks) -> Option<Checked> {
+        Some(Checked {
+            fd_register: h.fd_register?,
+            fd_modify: h.fd_modify?,
+            fd_deregister: h.fd_deregister?,
+            timeout_register: h.timeout_register?,
+            timeout_modify: h.timeout_modify?,
+        })
+    }
+}
+
+/// A hook's return value as a result: 0 is success; a positive value that
+/// fits an `errno` (1..4095) is that error; anything else is `EIO`.
+fn hook_result(what: &str, r: c_int) -> io::Result<()> {
+    match r {
+        0 => Ok(()),
+        1..=4095 => Err(io::Error::from_raw_os_error(r)),
+        _ => {
+            log::warn!("hs_osevent_hooks.{what} returned {r}; reported as EIO");
+            Err(io::Error::from_raw_os_error(libc::EIO))
+        }
+    }
+}
+
+/// `deadline` on `CLOCK_MONOTONIC`, rounded so that it is never earlier
+/// than the instant itself. [`Instant`] is `CLOCK_MONOTONIC` on Linux; the
+/// clock is read after `Instant::now()`, so the sum errs late, never early
+/// (an early event would only be renewed, R45).
+fn to_timespec(deadline: Instant) -> libc::timespec {
+    let before = Instant::now();
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, exclusively borrowed timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        log::error!(
+            "hs_osevent: clock_gettime(CLOCK_MONOTONIC) failed: {}",
+            io::Error::last_os_error()
+        );
+    }
+    let now_ns = i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec);
+    let ahead = deadline.saturating_duration_since(before).as_nanos();
+    let behind = before.saturating_duration_since(deadline).as_nanos();
+    let ns = i128::try_from(ahead)
+        .unwrap_or(i128::MAX)
+        .saturating_sub(i128::try_from(behind).unwrap_or(i128::MAX))
+        .saturating_add(now_ns)
+        .max(1);
+    let sec = ns / 1_000_000_000;
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(sec).unwrap_or(libc::time_t::MAX),
+        // 0..=999_999_999 always fits.
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    }
+}
+
+impl CHooks {
+    /// Runs a C hook with the re-entry mark set.
+    fn call<R>(&self, f: impl FnOnce(&Checked, *mut c_void) -> R) -> R {
+        let _mark = HookMark::enter();
+        f(&self.hooks, self.user.0)
+    }
+
+    fn regs(&self) -> MutexGuard<'_, Regs> {
+        lock(&self.regs)
+    }
+}
+
+impl Hooks for CHooks {
+    fn fd_register(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()> {
+        let mut out: *mut c_void = ptr::null_mut();
+        let r = self.call(|h, user| {
+            // SAFETY: `hs_set_attach`'s contract makes `fd_register` a
+            // function of this signature that may be called on this
+            // thread with the application's `user`. `out` is a valid,
+            // exclusively borrowed `void *` that lives across the call.
+            unsafe {
+                (h.fd_register)(
+                    user,
+                    fd,
+                    &mut out,
+                    interest.bits(),
+                    token.as_ptr(),
+                )
+            }
+        });
+        hook_result("fd_register", r)?;
+        self.regs().fds.insert(token.as_u64(), AppPtr(out));
+        Ok(())
+    }
+
+    fn fd_modify(&mut self, fd: RawFd, interest: Interest, token: Token) -> io::Result<()> {
+        let mut value = self
+            .regs()
+            .fds
+            .get(&token.as_u64())
+            .map_or(ptr::null_mut(), |p| p.0);
+        let r = self.call(|h, user| {
+            // SAFETY: as in `fd_register`; `value` is a valid, exclusively
+            // borrowed `void *` for the call.
+            unsafe { (h.fd_modify)(user, fd, &mut value, interest.bits()) }
+        });
+        // The updated value is kept even if the hook failed (libxl's rule).
+        self.regs().fds.insert(token.as_u64(), AppPtr(value));
+        hook_result("fd_modify", r)
+    }
+
+    fn fd_deregister(&mut self, fd: RawFd, token: Token) {
+        let value = self
+            .regs()
+            .fds
+            .remove(&token.as_u64())
+            .map_or(ptr::null_mut(), |p| p.0);
+        self.call(|h, user| {
+            // SAFETY: as in `fd_register`; the value is the application's
+            // own, passed back untouched.
+            unsafe { (h.fd_deregister)(user, fd, value) }
+        });
+    }
+
+    fn timeout_register(&mut self, deadline: Instant, token: Token) -> io::Result<()> {
+        let abs = to_timespec(deadline);
+        let mut out: *mut c_void = ptr::null_mut();
+        let r = self.call(|h, user| {
+            // SAFETY: as in `fd_register`.
+            unsafe { (h.timeout_register)(user, &mut out, abs, token.as_ptr()) }
+        });
+        hook_result("timeout_register", r)?;
+        self.regs().timeouts.insert(token.as_u64(), AppPtr(out));
+        Ok(())
+    }
+
+    fn timeout_modify(&mut self, _deadline: Instant, token: Token) -> io::Result<()> {
+        // The core modifies a timeout only to withdraw it: "now" is {0, 0}.
+        let now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let mut value = self
+            .regs()
+            .timeouts
+            .get(&token.as_u64())
+            .map_or(ptr::null_mut(), |p| p.0);
+        let r = self.call(|h, user| {
+            // SAFETY: as in `fd_register`; `value` is a valid, exclusively
+            // borrowed `void *` for the call.
+            unsafe { (h.timeout_modify)(user, &mut value, now) }
+        });
+        self.regs()
+            .timeouts
+            .insert(token.as_u64(), AppPtr(value));
+        hook_result("timeout_modify", r)
+    }
+}
+
+// ---- the operations, on the core set ------------------------------------------
+
+/// The `errno` that describes a refused call.
+pub(crate) fn set_error_errno(e: &SetError) -> c_int {
+    match e {
+        SetError::InHook => libc::EDEADLK,
+        SetError::Attachment => libc::EBUSY,
+        SetError::Hook(io) => io.raw_os_error().unwrap_or(libc::EIO),
+        SetError::Full => libc::ENOSPC,
+        SetError::Spawn(s) => errno::from_spawn_error(s),
+        SetError::Ignored(why) => ignored_errno(why),
+        _ => libc::EIO,
+    }
+}
+
+/// The `errno` an `occurred` call leaves for a dropped event.
+fn ignored_errno(why: &Ignored) -> c_int {
+    match why {
+        Ignored::Stale | Ignored::Withdrawn => libc::ESTALE,
+        Ignored::FdMismatch { .. } => libc::EBADF,
+        Ignored::NotReady | Ignored::NotDue { .. } => libc::EAGAIN,
+        Ignored::CheckFailed(e) => *e,
+        _ => libc::ESTALE,
+    }
+}
+
+impl Osevent {
+    /// `hs_set_attach` on the core set: 0, or -1 with `errno`.
+    pub(crate) fn attach<T: Send + 'static>(
+        &self,
+        set: &RunnerSet<T>,
+        hooks: &HsOseventHooks,
+        user: *mut c_void,
+    ) -> c_int {
+        let Some(checked) = Checked::new(hooks) else {
+            log::error!("hs_set_attach: a hook in hooks is NULL");
+            errno::set(libc::EINVAL);
+            return -1;
+        };
+        let mut current = lock(&self.current);
+        let regs = Arc::new(Mutex::new(Regs::default()));
+        let adapter = CHooks {
+            hooks: checked,
+            user: AppPtr(user),
+            regs: Arc::clone(&regs),
+        };
+        match set.attach(Box::new(adapter)) {
+            Ok(()) => {
+                *current = Arc::downgrade(&regs);
+                0
+            }
+            Err(e) => {
+                log::error!("hs_set_attach: {e}");
+                errno::set(set_error_errno(&e));
+                -1
+            }
+        }
+    }
+
+    /// `hs_set_detach` on the core set: 0, or -1 with `errno`.
+    pub(crate) fn detach<T: Send + 'static>(&self, set: &RunnerSet<T>) -> c_int {
+        let mut current = lock(&self.current);
+        match set.detach() {
+            Some(adapter) => {
+                // Dropping the adapter forgets the attachment's registration
+                // values: no hook is called for them again.
+                drop(adapter);
+                *current = Weak::new();
+                0
+            }
+            None => {
+                log::error!("hs_set_detach: the set is not attached");
+                errno::set(libc::ENOTCONN);
+                -1
+            }
+        }
+    }
+
+    /// `hs_osevent_occurred_fd` on the core set.
+    pub(crate) fn occurred_fd<T: Send + 'static>(
+        &self,
+        set: &RunnerSet<T>,
+        for_hs: *mut c_void,
+        fd: c_int,
+        revents: c_short,
+    ) {
+        let Some(token) = Token::from_ptr(for_hs) else {
+            log::debug!("hs_osevent_occurred_fd: for_hs {for_hs:p} is no token; dropped");
+            errno::set(libc::ESTALE);
+            return;
+        };
+        match set.occurred_fd(token, fd, revents) {
+            Ok(()) => errno::set(0),
+            Err(e) => {
+                log::debug!("hs_osevent_occurred_fd: {e}");
+                errno::set(set_error_errno(&e));
+            }
+        }
+    }
+
+    /// `hs_osevent_occurred_timeout` on the core set.
+    pub(crate) fn occurred_timeout<T: Send + 'static>(
+        &self,
+        set: &RunnerSet<T>,
+        for_hs: *mut c_void,
+    ) {
+        let Some(token) = Token::from_ptr(for_hs) else {
+            log::debug!("hs_osevent_occurred_timeout: for_hs {for_hs:p} is no token; dropped");
+            errno::set(libc::ESTALE);
+            return;
+        };
+        let r = set.occurred_timeout(token);
+        if !matches!(r, Err(SetError::InHook)) {
+            // The application's registration is spent (a timeout fires
+            // once): forget its value. Tokens are never reused, so this
+            // touches nothing else, whatever attachment is current.
+            let regs = lock(&self.current).upgrade();
+            if let Some(regs) = regs {
+                lock(&regs).timeouts.remove(&token.as_u64());
+            }
+        }
+        match r {
+            Ok(()) => errno::set(0),
+            Err(e) => {
+                log::debug!("hs_osevent_occurred_timeout: {e}");
+                errno::set(set_error_errno(&e));
+            }
+        }
+    }
+
+    /// How many registration values the current attachment holds (fds,
+    /// timeouts); for tests.
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        lock(&self.current).upgrade().map_or((0, 0), |r| {
+            let r = lock(&r);
+            (r.fds.len(), r.timeouts.len())
+        })
+    }
+}
