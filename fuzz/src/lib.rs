@@ -21,6 +21,8 @@ mod buffer;
 mod cancel;
 #[path = "../../crates/hangsafe-capi/src/errno.rs"]
 mod errno;
+#[path = "../../crates/hangsafe-capi/src/examine.rs"]
+mod examine;
 #[path = "../../crates/hangsafe-capi/src/logger.rs"]
 mod logger;
 #[path = "../../crates/hangsafe-capi/src/metrics.rs"]
@@ -31,6 +33,8 @@ mod ratelimit;
 mod robust;
 #[path = "../../crates/hangsafe-capi/src/runner.rs"]
 mod runner;
+#[path = "../../crates/hangsafe-capi/src/set.rs"]
+mod set;
 #[path = "../../crates/hangsafe-capi/src/version.rs"]
 mod version;
 
@@ -38,6 +42,7 @@ pub use cancel::{
     hs_accept4, hs_connect, hs_ioctl3, hs_nanosleep, hs_openat4, hs_poll, hs_read, hs_testcancel,
     hs_write,
 };
+pub use examine::{hs_publish, hs_runner_examine, HS_PUBLISH_MAX};
 pub use metrics::{hs_runner_metrics, HsRunnerMetrics};
 pub use robust::{
     hs_robust_mutex_consistent, hs_robust_mutex_init, hs_robust_mutex_lock,
@@ -46,5 +51,9 @@ pub use robust::{
 pub use runner::{
     check_runner, get_runner, release_runner, runner_state_name, RunnerContext, RunnerFunc,
     RUNNER_CANCELLED, RUNNER_DEAD, RUNNER_DONE, RUNNER_IDLE, RUNNER_RUNNING,
+};
+pub use set::{
+    hs_set_cancel, hs_set_drain, hs_set_examine, hs_set_fd, hs_set_free, hs_set_new,
+    hs_set_release, hs_set_spawn, hs_set_timeout_ms, HsOutcomeFn, HsSet, HsToken,
 };
 pub use version::hs_version;

@@ -8,8 +8,9 @@
  * This header includes runner.h (the multipath-tools compatible runner
  * API) and adds hangsafe's own functions, all prefixed hs_: version,
  * runner pool metrics, logging to the application's logger, cancellable
- * versions of common blocking system calls for work run by a runner, and
- * a robust process-shared mutex.
+ * versions of common blocking system calls for work run by a runner,
+ * runner sets (many runners behind one fd), examining what a runner's work
+ * published, and a robust process-shared mutex.
  * Functions that can fail return -1 (or NULL) and set errno, unless
  * documented otherwise (the robust mutex functions return an error number,
  * as pthread does).
@@ -344,6 +345,188 @@ static inline int hs_ioctl(int fd, unsigned long request, ...)
 	va_end(ap);
 	return hs_ioctl3(fd, request, arg);
 }
+
+/* ---- Runner sets: many runners behind one fd --------------------------- */
+
+/*
+ * A set runs many runners (work functions as for get_runner()) and tells
+ * the application through one file descriptor when any of them is decided:
+ * a checker loop over hundreds of paths needs one poll() entry, not one
+ * check_runner() call per path.
+ *
+ *	hs_set *set = hs_set_new();
+ *	for (i = 0; i < n; i++)
+ *		tok[i] = hs_set_spawn(set, probe, &path[i], sizeof(path[i]),
+ *				      timeout_usec);
+ *	for (;;) {
+ *		struct pollfd p = { hs_set_fd(set), POLLIN, 0 };
+ *
+ *		poll(&p, 1, hs_set_timeout_ms(set));
+ *		hs_set_drain(set, on_outcome, ctx);	// may respawn
+ *	}
+ *
+ * Tokens are generational: a token names one runner for as long as it is
+ * in the set (until its outcome was delivered, or it was released) and
+ * nothing ever after; 0 is never a token. Every function below answers a
+ * token that is not (or no longer) in the set with ESTALE, whatever its
+ * value.
+ *
+ * Locking and re-entrancy: all functions may be called from any thread.
+ * hs_set_drain() calls its callback with no lock held: the callback may
+ * call hs_set_spawn(), hs_set_cancel(), hs_set_release() and
+ * hs_set_examine() on the same set (a checker loop respawns from it).
+ * From inside a drain callback, hs_set_drain() and hs_set_free() of that
+ * same set fail with EDEADLK (hs_set_free() sets errno and frees nothing).
+ * From inside an event-loop hook (struct hs_osevent_hooks), every hs_set_*
+ * call fails with EDEADLK. None of these functions is async-signal-safe.
+ *
+ * Deadlines use CLOCK_MONOTONIC. A runner that times out or is cancelled
+ * is delivered RUNNER_DEAD; its work is cancelled as with
+ * release_runner() (the hs_* cancellable calls fail with ECANCELED).
+ */
+typedef struct hs_set hs_set;
+
+/* A generational token; never 0. */
+typedef uint64_t hs_token;
+
+/*
+ * hs_set_new - an empty set. NULL with errno set on failure (EMFILE,
+ * ENFILE, ENOMEM: no eventfd or memory).
+ */
+hs_set *hs_set_new(void);
+
+/*
+ * hs_set_free - free the set: every runner still in it is released
+ * (cancelled if running; nothing more is delivered for it), and so are
+ * outcomes not delivered yet. Never blocks. NULL is ignored. No other
+ * thread may use the set during or after the call. From inside a drain
+ * callback of this set, or a hook, nothing is freed and errno is EDEADLK.
+ */
+void hs_set_free(hs_set *set);
+
+/*
+ * hs_set_fd - the set's file descriptor, readable (POLLIN) while an
+ * outcome waits to be drained (and, rarely, spuriously). Owned by the set:
+ * do not read, close or change it. -1 with EINVAL for NULL.
+ */
+int hs_set_fd(const hs_set *set);
+
+/*
+ * hs_set_timeout_ms - milliseconds until the earliest deadline of a
+ * running runner, rounded up (0 if one is due; at most INT_MAX), or -1 if
+ * none: pass it to poll() as the timeout, then call hs_set_drain() (which
+ * applies due deadlines). Also -1 with errno set for a NULL set (EINVAL)
+ * or a call from inside a hook (EDEADLK); set errno to 0 before the call
+ * to tell these apart from "no deadline".
+ */
+int hs_set_timeout_ms(const hs_set *set);
+
+/*
+ * hs_set_spawn - start func on a private copy of size bytes at data, as
+ * get_runner() does, cancelled timeout_usec microseconds from now (0:
+ * never; values too large for the clock mean "never" too), and add it to
+ * the set. data is only read during the call.
+ *
+ * Returns the runner's token, or 0 with errno set:
+ *   EINVAL   set, func or data is NULL, or size is 0;
+ *   ENOMEM   the copy of data cannot be allocated;
+ *   EAGAIN   no thread is available (or the OS's code for it);
+ *   ENOSPC   the set has no token left;
+ *   EDEADLK  called from inside a hook.
+ */
+hs_token hs_set_spawn(hs_set *set, runner_func func, const void *data,
+		      unsigned int size, unsigned long timeout_usec);
+
+/*
+ * hs_set_cancel - cancel a runner: if its work still runs, it is delivered
+ * RUNNER_DEAD by a later hs_set_drain(); if it is decided already, nothing
+ * changes. Returns 0, or -1 with errno set: ESTALE (token not, or no
+ * longer, in the set), EINVAL (set NULL), EDEADLK (inside a hook).
+ */
+int hs_set_cancel(hs_set *set, hs_token token);
+
+/*
+ * hs_set_release - take a runner out of the set: it is cancelled if it
+ * still runs, its token becomes stale, and no outcome is ever delivered
+ * for it, even one that a drain running on another thread (or the drain
+ * whose callback is calling this) has already taken and not delivered yet.
+ * Never blocks. Returns 0, or -1 with errno set as hs_set_cancel().
+ */
+int hs_set_release(hs_set *set, hs_token token);
+
+/*
+ * The drain callback: token's runner is decided. state is RUNNER_DONE,
+ * with data and size the work's copy of the data (valid during the call
+ * only; read-only), or RUNNER_DEAD with data NULL and size 0 (it timed
+ * out, was cancelled, or the work ended without a result). The token is
+ * stale from the call on.
+ */
+typedef void (*hs_outcome_fn)(void *arg, hs_token token, int state,
+			      const void *data, unsigned int size);
+
+/*
+ * hs_set_drain - apply due deadlines, then call fn(arg, ...) once per
+ * decided runner, never twice for one and never for a released one.
+ * Returns how many calls were made (0 if none), or -1 with errno set:
+ * EINVAL (set or fn NULL), EDEADLK (inside a hook, or inside a drain
+ * callback of this set). Never blocks (but for fn's own time).
+ *
+ * fn runs on the calling thread with no lock of the set held; it may call
+ * hs_set_spawn(), hs_set_cancel(), hs_set_release() and hs_set_examine()
+ * on this set. It must return normally (no longjmp(), no C++ exception).
+ * Several threads may drain one set at once; each outcome is delivered by
+ * one of them.
+ */
+int hs_set_drain(hs_set *set, hs_outcome_fn fn, void *arg);
+
+/* ---- Examine: a worker publishes, anyone snapshots ---------------------- */
+
+/*
+ * A work function publishes a small state (its phase, a sector number...)
+ * with hs_publish(); any thread takes a consistent copy with
+ * hs_runner_examine() or hs_set_examine() while the work runs, to see what
+ * a hung probe is doing. A copy is always the bytes of one single publish,
+ * never a mix of two (a sequence lock; publishing never waits for
+ * readers). Once the work has ended, the answer is ESRCH: the bytes are
+ * gone, never stale. A runner that was cancelled but whose work still runs
+ * (a hung probe) can still be examined.
+ */
+
+/* The most bytes one hs_publish() carries. */
+#define HS_PUBLISH_MAX 48
+
+/*
+ * hs_publish - from inside a work function (get_runner(), hs_set_spawn()):
+ * publish size bytes at data, replacing what was published before. Never
+ * blocks, allocates nothing. Not async-signal-safe (do not call it from a
+ * signal handler).
+ *
+ * Returns 0, or -1 with errno set:
+ *   EINVAL  data is NULL, or size is 0 or above HS_PUBLISH_MAX;
+ *   EPERM   not called from a work function on a runner's thread.
+ */
+int hs_publish(const void *data, unsigned int size);
+
+/*
+ * hs_runner_examine - copy what r's work last published into out: its
+ * first size bytes, and zeros for the rest of out if size is larger than
+ * what was published. r is a handle from get_runner(), not released.
+ *
+ * Returns 0, or -1 with errno set:
+ *   EINVAL   r or out is NULL, or size is 0;
+ *   EAGAIN   the work kept publishing during the call; retry;
+ *   ESRCH    the work has ended (it will never publish again);
+ *   ENODATA  the work has not published anything yet.
+ */
+int hs_runner_examine(struct runner_context *r, void *out, unsigned int size);
+
+/*
+ * hs_set_examine - hs_runner_examine() for the runner token of set.
+ * Returns what hs_runner_examine() returns, plus ESTALE (token not in the
+ * set: never issued, released, or its outcome delivered) and EDEADLK
+ * (inside a hook). A release during the call gives ESRCH.
+ */
+int hs_set_examine(hs_set *set, hs_token token, void *out, unsigned int size);
 
 /* ---- Robust process-shared mutex --------------------------------------- */
 

@@ -35,17 +35,20 @@ mod barrier;
 mod buffer;
 mod cancel;
 mod errno;
+mod examine;
 mod logger;
 mod metrics;
 mod ratelimit;
 mod robust;
 mod runner;
+mod set;
 mod version;
 
 pub use cancel::{
     hs_accept4, hs_connect, hs_ioctl3, hs_nanosleep, hs_openat4, hs_poll, hs_read, hs_testcancel,
     hs_write,
 };
+pub use examine::{hs_publish, hs_runner_examine, HS_PUBLISH_MAX};
 pub use logger::{hs_set_log_callback, hs_set_log_level, HsLogFn};
 pub use metrics::{hs_runner_metrics, HsRunnerMetrics};
 pub use robust::{
@@ -55,6 +58,10 @@ pub use robust::{
 pub use runner::{
     check_runner, get_runner, release_runner, runner_state_name, RunnerContext, RunnerFunc,
     RUNNER_CANCELLED, RUNNER_DEAD, RUNNER_DONE, RUNNER_IDLE, RUNNER_RUNNING,
+};
+pub use set::{
+    hs_set_cancel, hs_set_drain, hs_set_examine, hs_set_fd, hs_set_free, hs_set_new,
+    hs_set_release, hs_set_spawn, hs_set_timeout_ms, HsOutcomeFn, HsSet, HsToken,
 };
 pub use version::hs_version;
 

@@ -43,7 +43,7 @@ pub type RunnerFunc = Option<unsafe extern "C" fn(data: *mut c_void)>;
 
 /// `struct runner_context`: the opaque handle `get_runner()` returns.
 pub struct RunnerContext {
-    runner: Runner<Buffer>,
+    pub(crate) runner: Runner<Buffer>,
 }
 
 impl std::fmt::Debug for RunnerContext {
@@ -53,7 +53,7 @@ impl std::fmt::Debug for RunnerContext {
 }
 
 /// The C value of a core state.
-fn status(state: State) -> c_int {
+pub(crate) fn status(state: State) -> c_int {
     match state {
         State::Running => RUNNER_RUNNING,
         State::Done => RUNNER_DONE,
@@ -63,24 +63,82 @@ fn status(state: State) -> c_int {
 }
 
 /// The work function, made movable to the pool thread together with its
-/// data.
-struct Work {
+/// data. `get_runner` and `hs_set_spawn` (module `set`) both run C work
+/// this way.
+pub(crate) struct Work {
     func: unsafe extern "C" fn(data: *mut c_void),
     data: Buffer,
 }
 
 impl Work {
-    /// Runs the C function on the private copy and returns the copy.
-    fn run(mut self, _ctx: &Ctx<'_>) -> Buffer {
+    /// Checks the C arguments of `what` (`get_runner`, `hs_set_spawn`) and
+    /// copies the data: the work, or the `errno` value to fail with
+    /// (`EINVAL` for a null `func` or `data` or a zero `size`, `ENOMEM`),
+    /// the reason logged.
+    ///
+    /// # Safety
+    ///
+    /// `data` must be null or readable for `size` bytes; `func` must be
+    /// null or a function as `get_runner`'s contract describes.
+    pub(crate) unsafe fn prepare(
+        what: &str,
+        func: RunnerFunc,
+        data: *const c_void,
+        size: c_uint,
+    ) -> Result<Work, c_int> {
+        let Some(func) = func else {
+            return Err(invalid_arg(what, "func is NULL"));
+        };
+        if data.is_null() {
+            return Err(invalid_arg(what, "data is NULL"));
+        }
+        if size == 0 {
+            return Err(invalid_arg(what, "size is 0"));
+        }
+        // c_uint always fits in usize on the supported 64-bit platforms.
+        let len = size as usize;
+        // SAFETY: `data` is non-null and readable for `size` bytes
+        // (caller's contract).
+        let Some(copy) = (unsafe { Buffer::copy_from(data.cast::<u8>(), len) }) else {
+            log::error!("{what}: cannot allocate {len} bytes for the runner's data");
+            return Err(libc::ENOMEM);
+        };
+        Ok(Work { func, data: copy })
+    }
+
+    /// Runs the C function on the private copy and returns the copy. While
+    /// it runs, `hs_publish` on this thread publishes through `ctx`.
+    pub(crate) fn run(mut self, ctx: &Ctx<'_>) -> Buffer {
         let p = self.data.as_mut_ptr().cast::<c_void>();
-        // SAFETY: `get_runner`'s contract makes `func` a function that may
-        // be called with a pointer to `size` bytes of the caller's data
-        // type, on any thread, and that returns normally. `p` points to
-        // this work's exclusive, 16-byte aligned copy of those bytes, which
-        // stays alive and unaliased for the whole call (we own it by value).
-        unsafe { (self.func)(p) };
+        let func = self.func;
+        crate::examine::with_publisher(ctx, || {
+            // SAFETY: `get_runner`'s (and `hs_set_spawn`'s) contract makes
+            // `func` a function that may be called with a pointer to `size`
+            // bytes of the caller's data type, on any thread, and that
+            // returns normally. `p` points to this work's exclusive,
+            // 16-byte aligned copy of those bytes, which stays alive and
+            // unaliased for the whole call (we own it by value).
+            unsafe { func(p) }
+        });
         self.data
     }
+}
+
+/// A builder for C work with a deadline `timeout_usec` microseconds from
+/// now (0: none). A huge value saturates to a deadline decades away.
+pub(crate) fn builder(timeout_usec: c_ulong) -> Builder {
+    let builder = Builder::new();
+    if timeout_usec == 0 {
+        return builder;
+    }
+    // `unsigned long` is 64 bits on every supported (LP64) platform.
+    builder.timeout(Duration::from_micros(timeout_usec))
+}
+
+/// Logs `what: msg` and returns `EINVAL`.
+fn invalid_arg(what: &str, msg: &str) -> c_int {
+    log::error!("{what}: {msg}");
+    libc::EINVAL
 }
 
 /// Returns the name of a runner state: `"idle"`, `"running"`, `"done"`,
@@ -134,31 +192,15 @@ unsafe fn start(
     size: c_uint,
     timeout_usec: c_ulong,
 ) -> *mut RunnerContext {
-    let Some(func) = func else {
-        return invalid("get_runner: func is NULL");
+    // SAFETY: the caller's contract is `prepare`'s.
+    let work = match unsafe { Work::prepare("get_runner", func, data, size) } {
+        Ok(w) => w,
+        Err(code) => {
+            errno::set(code);
+            return ptr::null_mut();
+        }
     };
-    if data.is_null() {
-        return invalid("get_runner: data is NULL");
-    }
-    if size == 0 {
-        return invalid("get_runner: size is 0");
-    }
-    // c_uint always fits in usize on the supported 64-bit platforms.
-    let len = size as usize;
-    // SAFETY: `data` is non-null and readable for `size` bytes (caller's
-    // contract).
-    let Some(copy) = (unsafe { Buffer::copy_from(data.cast::<u8>(), len) }) else {
-        log::error!("get_runner: cannot allocate {len} bytes for the runner's data");
-        errno::set(libc::ENOMEM);
-        return ptr::null_mut();
-    };
-    let work = Work { func, data: copy };
-    let mut builder = Builder::new();
-    if timeout_usec != 0 {
-        // `unsigned long` is 64 bits on every supported (LP64) platform.
-        builder = builder.timeout(Duration::from_micros(timeout_usec));
-    }
-    match builder.spawn(move |ctx: &Ctx<'_>| work.run(ctx)) {
+    match builder(timeout_usec).spawn(move |ctx: &Ctx<'_>| work.run(ctx)) {
         Ok(runner) => Box::into_raw(Box::new(RunnerContext { runner })),
         Err(e) => {
             log::error!("get_runner: cannot start a runner: {e}");
@@ -166,13 +208,6 @@ unsafe fn start(
             ptr::null_mut()
         }
     }
-}
-
-/// Logs `msg`, sets `errno` to `EINVAL` and returns null.
-fn invalid(msg: &str) -> *mut RunnerContext {
-    log::error!("{msg}");
-    errno::set(libc::EINVAL);
-    ptr::null_mut()
 }
 
 /// Returns the runner's state without blocking, cancelling it first if its
