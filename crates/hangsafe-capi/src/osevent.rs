@@ -20,13 +20,14 @@
 //! ends: at `fd_deregister`, when its `occurred_timeout` arrives, and with
 //! the attachment at detach.
 //!
-//! Re-entry: each C hook runs with a thread-local mark set ([`in_hook`]);
-//! every entry point of a set checks it first and fails with `EDEADLK`
-//! instead of deadlocking on the set's lock (R46).
+//! Re-entry: each C hook runs inside a [`HookScope`] (a thread-local
+//! mark); every entry point of a set checks it first and fails with
+//! `EDEADLK` instead of deadlocking on the set's lock (R46).
 
+use crate::barrier;
 use crate::errno;
+use crate::set::{self, HookScope, HsSet};
 use hangsafe_core::nexus::{Hooks, Ignored, Interest, RunnerSet, SetError, Token};
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{c_int, c_short, c_void};
 use std::io;
@@ -94,44 +95,6 @@ pub struct HsOseventHooks {
     pub timeout_modify: HsTimeoutModifyFn,
 }
 
-// ---- re-entry mark -----------------------------------------------------------
-
-thread_local! {
-    static IN_HOOK: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Whether this thread is inside one of the application's hooks.
-pub(crate) fn in_hook() -> bool {
-    IN_HOOK.with(|d| d.get() != 0)
-}
-
-/// Refuses a call made from inside a hook: logs, sets `EDEADLK`, returns
-/// true.
-pub(crate) fn refuse_in_hook(what: &str) -> bool {
-    if in_hook() {
-        log::error!("{what}: called from inside an hs_osevent_hooks hook; refused (EDEADLK)");
-        errno::set(libc::EDEADLK);
-        return true;
-    }
-    false
-}
-
-/// Marks this thread as inside a hook while it lives.
-struct HookMark(());
-
-impl HookMark {
-    fn enter() -> HookMark {
-        IN_HOOK.with(|d| d.set(d.get().saturating_add(1)));
-        HookMark(())
-    }
-}
-
-impl Drop for HookMark {
-    fn drop(&mut self) {
-        IN_HOOK.with(|d| d.set(d.get().saturating_sub(1)));
-    }
-}
-
 // ---- the application's registration values ----------------------------------
 
 /// An application's opaque pointer (`user`, `for_app_registration`): only
@@ -175,7 +138,8 @@ struct CHooks {
 /// `HsOseventHooks` with every pointer present.
 #[derive(Clone, Copy)]
 struct Checked {
-    fd_register: unsafe extern "C" fn(*mut c_void, c_int, *mut *mut c_void, c_short, *mut c_void) -> c_int,
+    fd_register:
+        unsafe extern "C" fn(*mut c_void, c_int, *mut *mut c_void, c_short, *mut c_void) -> c_int,
     fd_modify: unsafe extern "C" fn(*mut c_void, c_int, *mut *mut c_void, c_short) -> c_int,
     fd_deregister: unsafe extern "C" fn(*mut c_void, c_int, *mut c_void),
     timeout_register:
@@ -244,7 +208,7 @@ fn to_timespec(deadline: Instant) -> libc::timespec {
 impl CHooks {
     /// Runs a C hook with the re-entry mark set.
     fn call<R>(&self, f: impl FnOnce(&Checked, *mut c_void) -> R) -> R {
-        let _mark = HookMark::enter();
+        let _mark = HookScope::enter();
         f(&self.hooks, self.user.0)
     }
 
@@ -261,15 +225,7 @@ impl Hooks for CHooks {
             // function of this signature that may be called on this
             // thread with the application's `user`. `out` is a valid,
             // exclusively borrowed `void *` that lives across the call.
-            unsafe {
-                (h.fd_register)(
-                    user,
-                    fd,
-                    &mut out,
-                    interest.bits(),
-                    token.as_ptr(),
-                )
-            }
+            unsafe { (h.fd_register)(user, fd, &mut out, interest.bits(), token.as_ptr()) }
         });
         hook_result("fd_register", r)?;
         self.regs().fds.insert(token.as_u64(), AppPtr(out));
@@ -333,9 +289,7 @@ impl Hooks for CHooks {
             // borrowed `void *` for the call.
             unsafe { (h.timeout_modify)(user, &mut value, now) }
         });
-        self.regs()
-            .timeouts
-            .insert(token.as_u64(), AppPtr(value));
+        self.regs().timeouts.insert(token.as_u64(), AppPtr(value));
         hook_result("timeout_modify", r)
     }
 }
@@ -469,14 +423,135 @@ impl Osevent {
             }
         }
     }
+}
 
-    /// How many registration values the current attachment holds (fds,
-    /// timeouts); for tests.
-    #[cfg(test)]
-    fn held(&self) -> (usize, usize) {
-        lock(&self.current).upgrade().map_or((0, 0), |r| {
-            let r = lock(&r);
-            (r.fds.len(), r.timeouts.len())
-        })
-    }
+// ---- the C API -------------------------------------------------------------
+
+/// Hands `set` to the application's event loop: registers the set's fd
+/// (`POLLIN`) through `hooks->fd_register` and, while a runner has a
+/// deadline, the earliest deadline through `timeout_register`, and keeps
+/// them up to date from then on. `*hooks` is copied; `user` is passed to
+/// every hook.
+///
+/// Returns 0, or -1 with `errno`: `EINVAL` (NULL set or hooks, a NULL hook
+/// in `*hooks`), `EBUSY` (attached already), `EDEADLK` (inside a hook), or
+/// the failure of `fd_register` (its return value if it is an `errno`
+/// value, otherwise `EIO`); the set is then not attached and may be
+/// attached again.
+///
+/// # Safety
+///
+/// `set` must be null or a live set from `hs_set_new`; `hooks` must be
+/// null or point to a readable `struct hs_osevent_hooks` whose functions
+/// may be called, with `user`, on any thread that calls into the set,
+/// until the set is detached or freed; they must return normally.
+#[no_mangle]
+pub unsafe extern "C" fn hs_set_attach(
+    set: *mut HsSet,
+    hooks: *const HsOseventHooks,
+    user: *mut c_void,
+) -> c_int {
+    barrier::run("hs_set_attach", -1, || {
+        // SAFETY: forwarded from the caller.
+        let s = match unsafe { set::entry("hs_set_attach", set) } {
+            Ok(s) => s,
+            Err(code) => return fail(code),
+        };
+        if hooks.is_null() {
+            log::error!("hs_set_attach: hooks is NULL");
+            return fail(libc::EINVAL);
+        }
+        // SAFETY: non-null and readable (caller's contract); copied.
+        let hooks = unsafe { *hooks };
+        s.osevent.attach(&s.set, &hooks, user)
+    })
+}
+
+/// Takes the set back from the event loop: its fd is deregistered
+/// (`fd_deregister`) and a registered timeout withdrawn (`timeout_modify`
+/// to `{0, 0}`); no hook is called afterwards. The withdrawn timeout's
+/// last `occurred_timeout` may still arrive and is dropped, as every event
+/// of this attachment is, also after a new [`hs_set_attach`].
+///
+/// Returns 0, or -1 with `errno`: `EINVAL` (NULL), `ENOTCONN` (not
+/// attached), `EDEADLK` (inside a hook).
+///
+/// # Safety
+///
+/// `set` must be null or a live set from `hs_set_new`.
+#[no_mangle]
+pub unsafe extern "C" fn hs_set_detach(set: *mut HsSet) -> c_int {
+    barrier::run("hs_set_detach", -1, || {
+        // SAFETY: forwarded from the caller.
+        match unsafe { set::entry("hs_set_detach", set) } {
+            Ok(s) => s.osevent.detach(&s.set),
+            Err(code) => fail(code),
+        }
+    })
+}
+
+/// The loop's report that `fd`, registered with `for_hs`, has `revents`.
+/// Any thread, any delay. The event is acted upon only if `for_hs` names
+/// the set's live fd registration, `fd` matches it, and a zero-timeout
+/// `poll` finds the fd readable now; then an outcome waits: call
+/// `hs_set_drain`. `events` is not used (the registration's own is
+/// re-checked).
+///
+/// `errno` tells what happened: 0 acted upon; `ESTALE` a stale, garbage or
+/// duplicated `for_hs` (dropped); `EBADF` another fd; `EAGAIN` not ready
+/// when re-checked; `EINVAL` NULL set; `EDEADLK` inside a hook (not
+/// consumed: deliver it again from outside).
+///
+/// # Safety
+///
+/// `set` must be null or a live set from `hs_set_new`. `for_hs` is never
+/// dereferenced: any value is allowed.
+#[no_mangle]
+pub unsafe extern "C" fn hs_osevent_occurred_fd(
+    set: *mut HsSet,
+    for_hs: *mut c_void,
+    fd: c_int,
+    events: c_short,
+    revents: c_short,
+) {
+    let _ = events;
+    barrier::run("hs_osevent_occurred_fd", (), || {
+        // SAFETY: forwarded from the caller.
+        match unsafe { set::entry("hs_osevent_occurred_fd", set) } {
+            Ok(s) => s.osevent.occurred_fd(&s.set, for_hs, fd, revents),
+            Err(code) => errno::set(code),
+        }
+    });
+}
+
+/// The loop's report that the timeout registered with `for_hs` occurred;
+/// the registration is over (a timeout fires once). Any thread, any delay.
+/// Acted upon only for the set's live, not withdrawn timeout whose
+/// deadline has passed: due deadlines are applied and the next one is
+/// registered; then call `hs_set_drain`. One that fired early is
+/// registered again for the same deadline.
+///
+/// `errno` tells what happened: 0 acted upon; `ESTALE` a stale, garbage,
+/// duplicated or withdrawn `for_hs` (dropped); `EAGAIN` early (registered
+/// again); `EINVAL` NULL set; `EDEADLK` inside a hook (not consumed).
+///
+/// # Safety
+///
+/// `set` must be null or a live set from `hs_set_new`. `for_hs` is never
+/// dereferenced: any value is allowed.
+#[no_mangle]
+pub unsafe extern "C" fn hs_osevent_occurred_timeout(set: *mut HsSet, for_hs: *mut c_void) {
+    barrier::run("hs_osevent_occurred_timeout", (), || {
+        // SAFETY: forwarded from the caller.
+        match unsafe { set::entry("hs_osevent_occurred_timeout", set) } {
+            Ok(s) => s.osevent.occurred_timeout(&s.set, for_hs),
+            Err(code) => errno::set(code),
+        }
+    });
+}
+
+/// Sets `errno` and returns -1.
+fn fail(code: c_int) -> c_int {
+    errno::set(code);
+    -1
 }

@@ -87,6 +87,7 @@ struct app {
 	/* stale deliveries that were not dropped as ESTALE */
 	atomic_int stale_acted;
 	atomic_int stale_sent;
+	int timeouts_acted;	/* hangsafe timeouts delivered and acted on */
 };
 
 static struct app A = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -371,11 +372,19 @@ static void on_outcome(void *arg, hs_token token, int state, const void *data,
 	unknown_outcomes++;
 }
 
+static void spawn_job_timeout(hs_set *set, int kind, unsigned long timeout);
+
 static void spawn_job(hs_set *set, int kind)
 {
-	struct job j = { n_jobs, kind, 0 };
 	unsigned long timeout = kind == K_HANG ? 20000UL + 3000UL * (n_jobs % 20)
 					       : 0UL;
+
+	spawn_job_timeout(set, kind, timeout);
+}
+
+static void spawn_job_timeout(hs_set *set, int kind, unsigned long timeout)
+{
+	struct job j = { n_jobs, kind, 0 };
 	hs_token t;
 
 	if (n_jobs >= MAXJOBS)
@@ -509,7 +518,10 @@ static void loop_once(hs_set *set, int max_ms)
 		if (due[i].owner == OWN_APP) {
 			A.app_ticks++;
 		} else if (ours) {
+			errno = 0;
 			hs_osevent_occurred_timeout(set, due[i].for_hs);
+			if (errno == 0)
+				A.timeouts_acted++;
 		}
 		/* A registration of a set already freed or detached from the
 		 * table's point of view is simply forgotten. */
@@ -851,7 +863,11 @@ static void rk2_libxl_style_loop_with_injected_events(void)
 		spawn_round(set, 20);
 		loop_until_pending(set, 4);
 	}
-	/* Detach midway: everything of the first attachment ends. */
+	/* Detach midway, with a timeout registered: everything of the first
+	 * attachment ends; the runner's deadline is registered again by the
+	 * next attachment. */
+	spawn_job_timeout(set, K_HANG, 400000UL);
+	CHECK_EQ(hs_regs(set), 2);
 	CHECK_EQ(hs_set_detach(set), 0);
 	CHECK(loop_until_no_regs(set, set));
 	pthread_mutex_lock(&A.lock);
@@ -894,12 +910,14 @@ static void rk2_libxl_style_loop_with_injected_events(void)
 	CHECK_EQ(atomic_load(&A.stale_acted), 0);
 	CHECK(atomic_load(&A.stale_sent) > 100);
 	CHECK(A.app_ticks > 0);
+	CHECK(A.timeouts_acted > 0);
+	CHECK(atomic_load(&A.timeouts_withdrawn) > 0);
 	CHECK(A.app_fd_events > 0);
 	printf("  %d runners, %d outcomes, %d stale/garbage events dropped, "
-	       "%d hook calls, %d withdrawn timeouts, loop: %d ticks, %d fd "
-	       "events\n",
+	       "%d hook calls, %d timeouts acted on, %d withdrawn, loop: %d "
+	       "ticks, %d fd events\n",
 	       n_jobs, outcomes, atomic_load(&A.stale_sent),
-	       atomic_load(&A.hook_calls),
+	       atomic_load(&A.hook_calls), A.timeouts_acted,
 	       atomic_load(&A.timeouts_withdrawn), A.app_ticks,
 	       A.app_fd_events);
 
