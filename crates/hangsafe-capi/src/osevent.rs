@@ -372,6 +372,24 @@ impl Osevent {
         }
     }
 
+    /// Forgets the application's value for a timeout that occurred.
+    fn forget_timeout(&self, token: Token) {
+        let regs = lock(&self.current).upgrade();
+        if let Some(regs) = regs {
+            lock(&regs).timeouts.remove(&token.as_u64());
+        }
+    }
+
+    /// How many registration values the current attachment holds (fds,
+    /// timeouts); for tests.
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        lock(&self.current).upgrade().map_or((0, 0), |r| {
+            let r = lock(&r);
+            (r.fds.len(), r.timeouts.len())
+        })
+    }
+
     /// `hs_osevent_occurred_fd` on the core set.
     pub(crate) fn occurred_fd<T: Send + 'static>(
         &self,
@@ -410,10 +428,7 @@ impl Osevent {
             // The application's registration is spent (a timeout fires
             // once): forget its value. Tokens are never reused, so this
             // touches nothing else, whatever attachment is current.
-            let regs = lock(&self.current).upgrade();
-            if let Some(regs) = regs {
-                lock(&regs).timeouts.remove(&token.as_u64());
-            }
+            self.forget_timeout(token);
         }
         match r {
             Ok(()) => errno::set(0),
@@ -554,4 +569,175 @@ pub unsafe extern "C" fn hs_osevent_occurred_timeout(set: *mut HsSet, for_hs: *m
 fn fail(code: c_int) -> c_int {
     errno::set(code);
     -1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::set::{hs_set_drain, hs_set_free, hs_set_new, hs_set_spawn, HsToken};
+    use std::ffi::c_uint;
+    use std::time::Duration;
+
+    /// What the test loop was asked to do.
+    #[derive(Default)]
+    struct Rec {
+        /// Live timeouts: (for_hs, abs).
+        timers: Mutex<Vec<(usize, libc::timespec)>>,
+        fds: Mutex<Vec<usize>>,
+        /// Timeouts withdrawn ({0, 0}).
+        withdrawn: Mutex<Vec<usize>>,
+    }
+
+    fn rec<'a>(user: *mut c_void) -> &'a Rec {
+        // SAFETY: every test passes a `Rec` that outlives the set.
+        unsafe { &*user.cast::<Rec>() }
+    }
+
+    unsafe extern "C" fn fd_register(
+        user: *mut c_void,
+        _fd: c_int,
+        out: *mut *mut c_void,
+        _events: c_short,
+        for_hs: *mut c_void,
+    ) -> c_int {
+        lock(&rec(user).fds).push(for_hs as usize);
+        // SAFETY: `out` is hangsafe's valid `void *` slot.
+        unsafe { *out = for_hs };
+        0
+    }
+    unsafe extern "C" fn fd_modify(
+        _: *mut c_void,
+        _: c_int,
+        _: *mut *mut c_void,
+        _: c_short,
+    ) -> c_int {
+        0
+    }
+    unsafe extern "C" fn fd_deregister(user: *mut c_void, _fd: c_int, reg: *mut c_void) {
+        lock(&rec(user).fds).retain(|&f| f != reg as usize);
+    }
+    unsafe extern "C" fn timeout_register(
+        user: *mut c_void,
+        out: *mut *mut c_void,
+        abs: libc::timespec,
+        for_hs: *mut c_void,
+    ) -> c_int {
+        lock(&rec(user).timers).push((for_hs as usize, abs));
+        // SAFETY: as above.
+        unsafe { *out = for_hs };
+        0
+    }
+    unsafe extern "C" fn timeout_modify(
+        user: *mut c_void,
+        update: *mut *mut c_void,
+        abs: libc::timespec,
+    ) -> c_int {
+        assert_eq!((abs.tv_sec, abs.tv_nsec), (0, 0));
+        // SAFETY: as above; it holds what timeout_register stored.
+        let reg = unsafe { *update } as usize;
+        lock(&rec(user).withdrawn).push(reg);
+        0
+    }
+
+    const HOOKS: HsOseventHooks = HsOseventHooks {
+        fd_register: Some(fd_register),
+        fd_modify: Some(fd_modify),
+        fd_deregister: Some(fd_deregister),
+        timeout_register: Some(timeout_register),
+        timeout_modify: Some(timeout_modify),
+    };
+
+    /// Work that runs until it is cancelled.
+    unsafe extern "C" fn until_cancelled(_: *mut c_void) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while crate::cancel::hs_testcancel() == 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    unsafe extern "C" fn ignore(_: *mut c_void, _: HsToken, _: c_int, _: *const c_void, _: c_uint) {
+    }
+
+    fn mono_ns() -> i128 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ns(ts)
+    }
+
+    fn ns(ts: libc::timespec) -> i128 {
+        i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+    }
+
+    /// HK4: the application's value of every timeout that occurred is
+    /// forgotten; 200 fired timeouts leave none behind.
+    #[test]
+    fn hk4_fired_timeouts_leave_no_registration_value_behind() {
+        let r = Rec::default();
+        let user = std::ptr::addr_of!(r).cast_mut().cast::<c_void>();
+        let data = 0u64;
+        let d = std::ptr::addr_of!(data).cast::<c_void>();
+        // SAFETY: a fresh set, valid hooks whose `user` outlives it, and
+        // a work function that returns normally.
+        unsafe {
+            let s = hs_set_new();
+            assert!(!s.is_null());
+            assert_eq!(hs_set_attach(s, &HOOKS, user), 0);
+            for _ in 0..200 {
+                assert_ne!(hs_set_spawn(s, Some(until_cancelled), d, 8, 1000), 0);
+                let armed: Vec<_> = std::mem::take(&mut *lock(&r.timers));
+                assert_eq!(armed.len(), 1, "one deadline, one timeout");
+                std::thread::sleep(Duration::from_millis(2));
+                for (t, _) in armed {
+                    hs_osevent_occurred_timeout(s, t as *mut c_void);
+                    assert_eq!(errno::get(), 0, "acted upon");
+                }
+                let end = Instant::now() + Duration::from_secs(30);
+                while hs_set_drain(s, Some(ignore), ptr::null_mut()) == 0 && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            assert_eq!((*s).osevent.held(), (1, 0), "only the fd's value is held");
+            assert_eq!(hs_set_detach(s), 0);
+            assert_eq!((*s).osevent.held(), (0, 0));
+            assert!(lock(&r.fds).is_empty());
+            hs_set_free(s);
+        }
+    }
+
+    /// RK3: a deadline converted to CLOCK_MONOTONIC is never earlier than
+    /// the deadline (an early event would only be renewed, R45), also at
+    /// the extremes.
+    #[test]
+    fn rk3_monotonic_deadlines_are_never_early() {
+        for ahead in [0u64, 1, 1_000, 1_000_000, 3_600_000_000_000] {
+            // The clock before the deadline is taken: a lower bound of it.
+            let floor = mono_ns();
+            let deadline = Instant::now() + Duration::from_nanos(ahead);
+            let ts = to_timespec(deadline);
+            assert!(ns(ts) >= floor + i128::from(ahead), "{ahead} ns ahead");
+            assert!((0..1_000_000_000).contains(&ts.tv_nsec));
+        }
+        let past = to_timespec(Instant::now() - Duration::from_millis(5));
+        assert!(ns(past) <= mono_ns() && ns(past) >= 1);
+        let far = to_timespec(Instant::now() + Duration::from_secs(u64::from(u32::MAX)));
+        assert!(far.tv_sec > 0 && (0..1_000_000_000).contains(&far.tv_nsec));
+    }
+
+    #[test]
+    fn hook_results_map_to_errno() {
+        assert!(hook_result("x", 0).is_ok());
+        for (r, e) in [
+            (libc::ENOMEM, libc::ENOMEM),
+            (4095, 4095),
+            (4096, libc::EIO),
+            (-1, libc::EIO),
+            (c_int::MIN, libc::EIO),
+        ] {
+            assert_eq!(hook_result("x", r).unwrap_err().raw_os_error(), Some(e));
+        }
+    }
 }
