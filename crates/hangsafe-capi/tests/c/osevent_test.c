@@ -834,7 +834,7 @@ static void spawn_round(hs_set *set, int count)
  * kind, a second thread injecting late, stale, duplicated and garbage
  * occurred calls, detach and re-attach midway; then free while attached.
  */
-static void rk2_libxl_style_loop_with_injected_events(void)
+static void hk3_hk5_rk2_rk4_libxl_style_loop_with_injected_events(void)
 {
 	hs_set *set = hs_set_new();
 	hs_set *other;
@@ -843,7 +843,7 @@ static void rk2_libxl_style_loop_with_injected_events(void)
 	int i, bad = 0, outcomes = 0, released_outcomes = 0, ended_first;
 	int rounds = getenv("HANGSAFE_TEST_VALGRIND") ? 2 : 6;
 
-	current = "rk2_libxl_style_loop_with_injected_events";
+	current = "hk3_hk5_rk2_rk4_libxl_style_loop_with_injected_events";
 	CHECK(set != NULL);
 	if (!set || pipe(A.app_pipe) != 0)
 		return;
@@ -960,7 +960,7 @@ int main(void)
 	hk1_bad_arguments_are_refused();
 	rk1_calls_from_inside_a_hook_fail_with_edeadlk();
 	hk2_failing_register_hooks_leave_the_set_usable();
-	rk2_libxl_style_loop_with_injected_events();
+	hk3_hk5_rk2_rk4_libxl_style_loop_with_injected_events();
 	CHECK_EQ(atomic_load(&A.nested), 0);
 	return harness_summary();
 }
