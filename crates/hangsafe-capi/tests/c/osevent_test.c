@@ -376,8 +376,10 @@ static void spawn_job_timeout(hs_set *set, int kind, unsigned long timeout);
 
 static void spawn_job(hs_set *set, int kind)
 {
-	unsigned long timeout = kind == K_HANG ? 20000UL + 3000UL * (n_jobs % 20)
-					       : 0UL;
+	/* Deadlines out of order: a later runner often needs an earlier
+	 * timeout, so the armed one is withdrawn (timeout_modify). */
+	unsigned long step = (unsigned long)((n_jobs * 13) % 20);
+	unsigned long timeout = kind == K_HANG ? 20000UL + 25000UL * step : 0UL;
 
 	spawn_job_timeout(set, kind, timeout);
 }
