@@ -1,0 +1,142 @@
+//! The C runner sets and examine (`hs_set_*`, `hs_publish`,
+//! `hs_runner_examine`, `hs_set_examine` of `hangsafe.h`), through the
+//! built C libraries: `tests/c/set_test.c`, `tests/c/examine_test.c` and
+//! the checker loop example `examples/checker_loop.c`, each linked
+//! statically, dynamically, and (statically) under valgrind with no
+//! suppressions. Hazards HS1..HS12 and races RS1..RS5 of
+//! `docs/races-hs.md`.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+use support::{build_shared, build_static, on_path, output_within, run_c_test, show};
+
+const NATIVE_LIMIT: Duration = Duration::from_secs(180);
+const VALGRIND_LIMIT: Duration = Duration::from_secs(900);
+
+/// The example, as `compile` (which reads `tests/c/<name>.c`) reaches it.
+const CHECKER_LOOP: &str = "../../examples/checker_loop";
+
+/// valgrind's memcheck, strict: any error or definite leak fails the run.
+fn valgrind() -> Option<Command> {
+    if !on_path("valgrind") {
+        assert!(std::env::var_os("CI").is_none(), "CI must install valgrind");
+        println!("skipped: valgrind is not on PATH (set CI to make this an error)");
+        return None;
+    }
+    let mut cmd = Command::new("valgrind");
+    cmd.args([
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite",
+        "--show-leak-kinds=definite",
+    ])
+    .env("HANGSAFE_TEST_VALGRIND", "1");
+    Some(cmd)
+}
+
+fn run_static(program: &str) {
+    let exe = build_static(program, &format!("{program}_static"));
+    run_c_test(
+        Command::new(&exe),
+        &format!("{program} (static)"),
+        NATIVE_LIMIT,
+    );
+}
+
+fn run_shared(program: &str) {
+    let exe = build_shared(program, &format!("{program}_shared"));
+    run_c_test(
+        Command::new(&exe),
+        &format!("{program} (shared)"),
+        NATIVE_LIMIT,
+    );
+}
+
+fn run_valgrind(program: &str) {
+    let Some(mut cmd) = valgrind() else { return };
+    let exe = build_static(program, &format!("{program}_valgrind"));
+    cmd.arg(&exe);
+    run_c_test(cmd, &format!("{program} (valgrind)"), VALGRIND_LIMIT);
+}
+
+#[test]
+fn hs_set_test_static() {
+    run_static("set_test");
+}
+
+#[test]
+fn hs_set_test_shared() {
+    run_shared("set_test");
+}
+
+#[test]
+fn hs_set_test_valgrind() {
+    run_valgrind("set_test");
+}
+
+#[test]
+fn hs_examine_test_static() {
+    run_static("examine_test");
+}
+
+#[test]
+fn hs_examine_test_shared() {
+    run_shared("examine_test");
+}
+
+#[test]
+fn hs_examine_test_valgrind() {
+    run_valgrind("examine_test");
+}
+
+/// Runs the checker loop example with `args`; it must print "checker
+/// loop: ok" and exit 0.
+fn run_checker_loop(mut cmd: Command, args: &[&str], what: &str, limit: Duration) {
+    cmd.args(args);
+    let (out, in_time) = output_within(cmd, limit);
+    show(what, &out);
+    assert!(in_time, "{what} did not finish within {limit:?}");
+    assert!(out.status.success(), "{what} failed ({})", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("checker loop: ok"),
+        "{what}: no success line"
+    );
+}
+
+/// The issue's checker loop: 1,000 paths, every round, random release,
+/// cancel and deadlines; exactly-once outcomes, none for released probes,
+/// `live_contexts` back to 0 (RS1, RS3, HS6, HS7).
+#[test]
+fn hs_checker_loop_static_and_shared() {
+    let exe = build_static(CHECKER_LOOP, "checker_loop_static");
+    run_checker_loop(
+        Command::new(&exe),
+        &["1000", "20", "1"],
+        "checker_loop (static)",
+        NATIVE_LIMIT,
+    );
+    let exe = build_shared(CHECKER_LOOP, "checker_loop_shared");
+    run_checker_loop(
+        Command::new(&exe),
+        &["1000", "10", "2"],
+        "checker_loop (shared)",
+        NATIVE_LIMIT,
+    );
+}
+
+/// The checker loop under valgrind: 1,000 paths, fewer rounds.
+#[test]
+fn hs_checker_loop_valgrind() {
+    let Some(mut cmd) = valgrind() else { return };
+    let exe = build_static(CHECKER_LOOP, "checker_loop_valgrind");
+    cmd.arg(&exe);
+    run_checker_loop(
+        cmd,
+        &["1000", "5", "3"],
+        "checker_loop (valgrind)",
+        VALGRIND_LIMIT,
+    );
+}
