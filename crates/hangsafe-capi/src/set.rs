@@ -610,6 +610,46 @@ mod tests {
         }
     }
 
+    /// HS12: from inside an application hook every call fails with
+    /// EDEADLK before taking a lock, and `hs_set_free` frees nothing.
+    #[test]
+    fn hs12_calls_from_inside_a_hook_are_edeadlk() {
+        let v = 1u64;
+        let p = ptr::addr_of!(v).cast::<c_void>();
+        let mut out = [0u8; 8];
+        // SAFETY: a live set; every call is refused before touching `p`
+        // or `out`, which are valid anyway.
+        unsafe {
+            let s = hs_set_new();
+            let t = hs_set_spawn(s, Some(add_one), p, 8, 0);
+            assert_ne!(t, 0);
+            {
+                let _hook = HookScope::enter();
+                assert!(in_hook());
+                assert_eq!(hs_set_timeout_ms(s), -1);
+                assert_eq!(errno(), Some(libc::EDEADLK));
+                assert_eq!(hs_set_spawn(s, Some(add_one), p, 8, 0), 0);
+                assert_eq!(errno(), Some(libc::EDEADLK));
+                assert_eq!(hs_set_cancel(s, t), -1);
+                assert_eq!(errno(), Some(libc::EDEADLK));
+                assert_eq!(hs_set_release(s, t), -1);
+                assert_eq!(errno(), Some(libc::EDEADLK));
+                assert_eq!(hs_set_drain(s, Some(collect), ptr::null_mut()), -1);
+                assert_eq!(errno(), Some(libc::EDEADLK));
+                let o = out.as_mut_ptr().cast();
+                assert_eq!(hs_set_examine(s, t, o, 8), -1);
+                assert_eq!(errno(), Some(libc::EDEADLK));
+                hs_set_free(s);
+                assert_eq!(errno(), Some(libc::EDEADLK));
+                // The fd takes no lock: it is answered.
+                assert!(hs_set_fd(s) >= 0);
+            }
+            assert!(!in_hook());
+            assert_eq!(hs_set_release(s, t), 0);
+            hs_set_free(s);
+        }
+    }
+
     #[test]
     fn spawn_drain_release() {
         let v = 41u64;

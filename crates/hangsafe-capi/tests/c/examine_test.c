@@ -3,7 +3,7 @@
  * hs_set_examine) through the C ABI: work publishes a phase struct with a
  * checkable pattern in a tight loop while a second thread snapshots it;
  * no copy may be torn, nothing is served before the first publish or after
- * the work ended or was released (hazards HS9..HS12, races RS4..RS5,
+ * the work ended or was released (hazards HS9..HS11, races RS3..RS4,
  * docs/races-hs.md; R47..R49 of docs/races.md underneath).
  *
  * Built and run by tests/c_set.rs (statically, dynamically, and under
@@ -318,10 +318,10 @@ static void hs11_cancelled_but_running_is_examinable(void)
 	hs_set_free(set);
 }
 
-/* RS4: publish in a tight loop vs a snapshot loop on another thread: no
+/* RS3: publish in a tight loop vs a snapshot loop on another thread: no
  * torn copy, never backwards; ESRCH once the work has ended. `in_set`
  * picks hs_set_examine or hs_runner_examine. */
-static void rs4_publish_vs_snapshot(int in_set)
+static void rs3_publish_vs_snapshot(int in_set)
 {
 	struct ctl c = { 0 };
 	struct job j = { &c, 0 };
@@ -331,8 +331,8 @@ static void rs4_publish_vs_snapshot(int in_set)
 	int want = under_valgrind() ? 2000 : 200000;
 	struct phase p;
 
-	current = in_set ? "rs4_publish_vs_snapshot (set)"
-			 : "rs4_publish_vs_snapshot (runner)";
+	current = in_set ? "rs3_publish_vs_snapshot (set)"
+			 : "rs3_publish_vs_snapshot (runner)";
 	if (in_set) {
 		set = hs_set_new();
 		rd.set = set;
@@ -381,10 +381,10 @@ static void rs4_publish_vs_snapshot(int in_set)
 		release_runner(rd.r);
 }
 
-/* RS5: release while another thread snapshots: once hs_set_release() has
+/* RS4: release while another thread snapshots: once hs_set_release() has
  * returned, no bytes are served (ESTALE, or ESRCH for a call that raced
  * the release). */
-static void rs5_release_vs_snapshot(void)
+static void rs4_release_vs_snapshot(void)
 {
 	struct ctl c = { 0 };
 	struct job j = { &c, 0 };
@@ -392,7 +392,7 @@ static void rs5_release_vs_snapshot(void)
 	hs_set *set = hs_set_new();
 	pthread_t th;
 
-	current = "rs5_release_vs_snapshot";
+	current = "rs4_release_vs_snapshot";
 	rd.set = set;
 	rd.token = hs_set_spawn(set, work_publisher, &j, sizeof(j), 0);
 	CHECK(rd.token != 0);
@@ -425,9 +425,9 @@ int main(void)
 	hs9_publish_refusals();
 	hs10_examine_arguments_and_sizes();
 	hs11_cancelled_but_running_is_examinable();
-	rs4_publish_vs_snapshot(0);
-	rs4_publish_vs_snapshot(1);
-	rs5_release_vs_snapshot();
+	rs3_publish_vs_snapshot(0);
+	rs3_publish_vs_snapshot(1);
+	rs4_release_vs_snapshot();
 	current = "end";
 	CHECK(wait_settled(&m, 30));
 	CHECK_EQ(m.live_contexts, 0);

@@ -2,7 +2,7 @@
  * set_test.c - the runner sets of hangsafe.h (hs_set_*) through the C ABI:
  * every function, every bad argument, re-entry from the drain callback,
  * and the races between drains, releases and cancels on several threads
- * (hazards HS1..HS9 and races RS1..RS3, docs/races-hs.md).
+ * (hazards HS1..HS8 and races RS1..RS2, docs/races-hs.md).
  *
  * Built and run by tests/c_set.rs (statically, dynamically, and under
  * valgrind). Every wait is bounded by several seconds, so a slow machine
@@ -605,7 +605,7 @@ static void hs8_tokens_of_another_set(void)
 
 /* ---- Races ---------------------------------------------------------------------------- */
 
-/* RS1/RS2: a drainer thread with a slow callback, a releaser and a
+/* RS1: two drainer threads with a slow callback, a releaser and a
  * canceller race on one set. */
 struct race {
 	hs_set *set;
@@ -756,15 +756,15 @@ static void respawn_outcome(void *arg, hs_token token, int state,
 	}
 }
 
-/* RS3: respawning from the callback while the completion notices of the
+/* RS2: respawning from the callback while the completion notices of the
  * new runners race with the drain that spawned them. */
-static void rs3_respawn_from_callback(void)
+static void rs2_respawn_from_callback(void)
 {
 	struct respawn rs = { hs_set_new(), under_valgrind() ? 300 : 3000, 0,
 			      0 };
 	int total = rs.left + 10;
 
-	current = "rs3_respawn_from_callback";
+	current = "rs2_respawn_from_callback";
 	for (int i = 0; i < 10; i++)
 		spawn_add(rs.set, 1, NULL, 0);
 	for (double end = now_sec() + 60; rs.delivered < total &&
@@ -798,7 +798,7 @@ int main(void)
 	hs7_free_never_blocks_and_releases_all();
 	hs8_tokens_of_another_set();
 	rs1_drain_vs_release_on_two_threads();
-	rs3_respawn_from_callback();
+	rs2_respawn_from_callback();
 	current = "end";
 	CHECK(wait_settled(&m, 30));
 	CHECK_EQ(m.live_contexts, 0);
