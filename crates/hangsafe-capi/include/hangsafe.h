@@ -369,7 +369,10 @@ static inline int hs_ioctl(int fd, unsigned long request, ...)
  * in the set (until its outcome was delivered, or it was released) and
  * nothing ever after; 0 is never a token. Every function below answers a
  * token that is not (or no longer) in the set with ESTALE, whatever its
- * value.
+ * value. Key the program's own per-runner records by the whole token:
+ * the slot a delivered runner occupied (the token's low 32 bits) may serve
+ * a new runner, under a new generation, while the same drain is still
+ * delivering older outcomes.
  *
  * Locking and re-entrancy: all functions may be called from any thread.
  * hs_set_drain() calls its callback with no lock held: the callback may

@@ -9,8 +9,11 @@
 //! * `hangsafe.h` is hangsafe's own C API (prefix `hs_`): [`hs_version`]
 //!   and [`hs_runner_metrics`], and cancellable versions of the common
 //!   blocking calls ([`hs_read`], [`hs_poll`], [`hs_openat4`], ...; module
-//!   `cancel`) for C work running on a runner, and a process-shared robust
-//!   mutex ([`hs_robust_mutex_lock`], ...; module `robust`). It includes
+//!   `cancel`) for C work running on a runner, runner sets (many runners
+//!   behind one fd: [`hs_set_new`], [`hs_set_drain`], ...; module `set`),
+//!   examine ([`hs_publish`], [`hs_runner_examine`], [`hs_set_examine`];
+//!   module `examine`), and a process-shared robust mutex
+//!   ([`hs_robust_mutex_lock`], ...; module `robust`). It includes
 //!   `runner.h`.
 //!
 //! Rules every exported function follows:

@@ -75,6 +75,13 @@ pub struct HsSet {
     pub(crate) osevent: crate::osevent::Osevent,
 }
 
+// C threads share one set through a pointer: what every entry point's
+// shared access relies on, checked at compile time.
+const _: fn() = || {
+    fn shared_between_threads<T: Send + Sync>() {}
+    shared_between_threads::<HsSet>();
+};
+
 impl std::fmt::Debug for HsSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HsSet")
