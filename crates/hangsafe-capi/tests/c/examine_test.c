@@ -141,8 +141,9 @@ struct reader {
 	atomic_int gone_before;		/* set by the test once the work is
 					   known to have ended or been
 					   released */
-	long ok, again, nodata, gone, stale, torn, backwards, other;
-	long after_gone;		/* bytes served after gone_before */
+	/* Counts, read by the test while the reader runs. */
+	atomic_long ok, again, nodata, gone, stale, torn, backwards, other;
+	atomic_long after_gone;		/* bytes served after gone_before */
 };
 
 static int examine(struct reader *rd, struct phase *out)
@@ -343,7 +344,9 @@ static void rs3_publish_vs_snapshot(int in_set)
 		CHECK(rd.r != NULL);
 	}
 	pthread_create(&th, NULL, snapshot_loop, &rd);
-	sleep_ms(20);			/* ENODATA while it waits for go */
+	/* ENODATA while the work waits for go. */
+	for (double end = now_sec() + 30; rd.nodata == 0 && now_sec() < end;)
+		sleep_ms(1);
 	atomic_store(&c.go, 1);
 	wait_published(&c, want);
 	for (double end = now_sec() + 30; rd.ok < 100 && now_sec() < end;)
@@ -361,11 +364,12 @@ static void rs3_publish_vs_snapshot(int in_set)
 		}
 	}
 	atomic_store(&rd.gone_before, 1);
-	sleep_ms(20);
+	for (double end = now_sec() + 30; rd.gone == 0 && now_sec() < end;)
+		sleep_ms(1);
 	atomic_store(&rd.stop, 1);
 	pthread_join(th, NULL);
 	printf("%s: %ld copies, %ld EAGAIN, %ld ENODATA, %ld ESRCH\n", current,
-	       rd.ok, rd.again, rd.nodata, rd.gone);
+	       (long)rd.ok, (long)rd.again, (long)rd.nodata, (long)rd.gone);
 	CHECK(rd.ok >= 100);
 	CHECK_EQ(rd.torn, 0);
 	CHECK_EQ(rd.backwards, 0);
@@ -403,11 +407,12 @@ static void rs4_release_vs_snapshot(void)
 		sleep_ms(1);
 	CHECK_EQ(hs_set_release(set, rd.token), 0);
 	atomic_store(&rd.gone_before, 1);
-	sleep_ms(20);
+	for (double end = now_sec() + 30; rd.stale == 0 && now_sec() < end;)
+		sleep_ms(1);
 	atomic_store(&rd.stop, 1);
 	pthread_join(th, NULL);
-	printf("%s: %ld copies, %ld ESRCH, %ld ESTALE\n", current, rd.ok,
-	       rd.gone, rd.stale);
+	printf("%s: %ld copies, %ld ESRCH, %ld ESTALE\n", current,
+	       (long)rd.ok, (long)rd.gone, (long)rd.stale);
 	CHECK(rd.ok >= 50);
 	CHECK_EQ(rd.torn, 0);
 	CHECK_EQ(rd.after_gone, 0);
