@@ -10,6 +10,11 @@
 //! narrowed: descriptors come from a fixed set of non-blocking ones,
 //! ioctl requests from a harmless list, sockets are AF_UNIX.
 //!
+//! The event-loop hooks of a runner set (`hs_set_attach`, ...) get
+//! recording hooks that fail on demand, and the `occurred` functions get
+//! arbitrary `for_hs` values (garbage, stale, live), fds and events: a
+//! `for_hs` is never dereferenced, so any value must be dropped cleanly.
+//!
 //! Run with `-detect_leaks=0` (`c_abi.flags`, used by CI): the runners run
 //! on the global pool, whose detached threads exit after an idle timeout;
 //! one exiting at the moment libFuzzer ends the process is reported by
@@ -100,6 +105,33 @@ enum RobustOp {
 }
 
 #[derive(Arbitrary, Debug)]
+enum OseventOp {
+    Attach,
+    AttachNullHooks,
+    Detach,
+    /// The next register hooks return this value (0: succeed).
+    FailWith(i32),
+    Spawn {
+        until_cancelled: bool,
+        timeout_usec: u16,
+    },
+    /// `for_hs` is arbitrary, or (with `live`) one the hooks were given.
+    OccurredFd {
+        for_hs: u64,
+        live: bool,
+        fd: Option<Fd>,
+        events: i16,
+        revents: i16,
+    },
+    OccurredTimeout {
+        for_hs: u64,
+        live: bool,
+    },
+    Drain,
+    NullSet(u64),
+}
+
+#[derive(Arbitrary, Debug)]
 enum Op {
     GetRunner {
         work: Work,
@@ -174,6 +206,7 @@ enum Op {
         init_bytes: Vec<u8>,
         ops: Vec<RobustOp>,
     },
+    Osevent(Vec<OseventOp>),
 }
 
 /// Descriptors that exist for the whole run (all non-blocking).
@@ -620,7 +653,169 @@ fn one(op: &Op, runners: &mut Vec<*mut c::RunnerContext>, scratch: &mut Scratch)
         }
         Op::TestCancel => assert_eq!(c::hs_testcancel(), 0),
         Op::Robust { init_bytes, ops } => robust(init_bytes, ops),
+        Op::Osevent(ops) => osevent(ops),
     }
+}
+
+/// What the fuzzer's event loop was asked to watch.
+#[derive(Default)]
+struct Loop {
+    fds: Vec<u64>,
+    timers: Vec<u64>,
+    fail: c_int,
+}
+
+fn the_loop<'a>(user: *mut c_void) -> &'a mut Loop {
+    // SAFETY: `osevent` passes a `Loop` that outlives the set, and the
+    // hooks run only on the fuzzing thread, inside calls into the set,
+    // while `osevent` holds no other reference to it.
+    unsafe { &mut *user.cast::<Loop>() }
+}
+
+unsafe extern "C" fn fd_register(
+    user: *mut c_void,
+    _fd: c_int,
+    _out: *mut *mut c_void,
+    _events: libc::c_short,
+    for_hs: *mut c_void,
+) -> c_int {
+    let l = the_loop(user);
+    if l.fail == 0 {
+        l.fds.push(for_hs as u64);
+    }
+    l.fail
+}
+
+unsafe extern "C" fn fd_modify(
+    _user: *mut c_void,
+    _fd: c_int,
+    _update: *mut *mut c_void,
+    _events: libc::c_short,
+) -> c_int {
+    0
+}
+
+unsafe extern "C" fn fd_deregister(user: *mut c_void, _fd: c_int, _reg: *mut c_void) {
+    the_loop(user).fds.clear();
+}
+
+unsafe extern "C" fn timeout_register(
+    user: *mut c_void,
+    _out: *mut *mut c_void,
+    _abs: libc::timespec,
+    for_hs: *mut c_void,
+) -> c_int {
+    let l = the_loop(user);
+    if l.fail == 0 {
+        l.timers.push(for_hs as u64);
+    }
+    l.fail
+}
+
+unsafe extern "C" fn timeout_modify(
+    _user: *mut c_void,
+    _update: *mut *mut c_void,
+    abs: libc::timespec,
+) -> c_int {
+    assert_eq!((abs.tv_sec, abs.tv_nsec), (0, 0), "only ever \"now\"");
+    0
+}
+
+const HOOKS: c::HsOseventHooks = c::HsOseventHooks {
+    fd_register: Some(fd_register),
+    fd_modify: Some(fd_modify),
+    fd_deregister: Some(fd_deregister),
+    timeout_register: Some(timeout_register),
+    timeout_modify: Some(timeout_modify),
+};
+
+unsafe extern "C" fn ignore_outcome(
+    _arg: *mut c_void,
+    _token: u64,
+    _state: c_int,
+    _data: *const c_void,
+    _size: c_uint,
+) {
+}
+
+/// A runner set attached to a recording loop, driven by `ops`.
+fn osevent(ops: &[OseventOp]) {
+    let mut lp = Box::new(Loop::default());
+    let user = std::ptr::addr_of_mut!(*lp).cast::<c_void>();
+    let data = [0u8; 8];
+    let set = c::hs_set_new();
+    assert!(!set.is_null());
+    for op in ops.iter().take(MAX_OPS) {
+        // SAFETY: `set` is live until the end; `user` is a `Loop` that
+        // outlives it; `for_hs` values are never dereferenced; the work
+        // functions return normally and read one byte of 8.
+        unsafe {
+            match op {
+                OseventOp::Attach => {
+                    c::hs_set_attach(set, &HOOKS, user);
+                }
+                OseventOp::AttachNullHooks => {
+                    assert_eq!(c::hs_set_attach(set, std::ptr::null(), user), -1);
+                }
+                OseventOp::Detach => {
+                    c::hs_set_detach(set);
+                }
+                OseventOp::FailWith(v) => the_loop(user).fail = *v,
+                OseventOp::Spawn {
+                    until_cancelled,
+                    timeout_usec,
+                } => {
+                    let f: c::RunnerFunc = if *until_cancelled {
+                        Some(work_until_cancelled)
+                    } else {
+                        Some(work_noop)
+                    };
+                    c::hs_set_spawn(
+                        set,
+                        f,
+                        data.as_ptr().cast(),
+                        8,
+                        c_ulong::from(*timeout_usec),
+                    );
+                }
+                OseventOp::OccurredFd {
+                    for_hs,
+                    live,
+                    fd,
+                    events,
+                    revents,
+                } => {
+                    let fds = &the_loop(user).fds;
+                    let v = match fds.last() {
+                        Some(t) if *live => *t,
+                        _ => *for_hs,
+                    };
+                    let fd = fd.as_ref().map_or_else(|| c::hs_set_fd(set), raw);
+                    c::hs_osevent_occurred_fd(set, v as usize as *mut c_void, fd, *events, *revents);
+                }
+                OseventOp::OccurredTimeout { for_hs, live } => {
+                    let timers = &mut the_loop(user).timers;
+                    let v = if *live && !timers.is_empty() {
+                        timers.remove(0)
+                    } else {
+                        *for_hs
+                    };
+                    c::hs_osevent_occurred_timeout(set, v as usize as *mut c_void);
+                }
+                OseventOp::Drain => {
+                    c::hs_set_drain(set, Some(ignore_outcome), std::ptr::null_mut());
+                }
+                OseventOp::NullSet(v) => {
+                    c::hs_osevent_occurred_fd(std::ptr::null_mut(), *v as usize as *mut c_void, 0, 1, 1);
+                    c::hs_osevent_occurred_timeout(std::ptr::null_mut(), *v as usize as *mut c_void);
+                    assert_eq!(c::hs_set_detach(std::ptr::null_mut()), -1);
+                }
+            }
+        }
+    }
+    // SAFETY: freed once; the loop outlives the hooks it calls.
+    unsafe { c::hs_set_free(set) };
+    drop(lp);
 }
 
 fuzz_target!(|ops: Vec<Op>| {

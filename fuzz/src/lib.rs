@@ -27,6 +27,8 @@ mod examine;
 mod logger;
 #[path = "../../crates/hangsafe-capi/src/metrics.rs"]
 mod metrics;
+#[path = "../../crates/hangsafe-capi/src/osevent.rs"]
+mod osevent;
 #[path = "../../crates/hangsafe-capi/src/ratelimit.rs"]
 mod ratelimit;
 #[path = "../../crates/hangsafe-capi/src/robust.rs"]
@@ -51,6 +53,10 @@ pub use robust::{
 pub use runner::{
     check_runner, get_runner, release_runner, runner_state_name, RunnerContext, RunnerFunc,
     RUNNER_CANCELLED, RUNNER_DEAD, RUNNER_DONE, RUNNER_IDLE, RUNNER_RUNNING,
+};
+pub use osevent::{
+    hs_osevent_occurred_fd, hs_osevent_occurred_timeout, hs_set_attach, hs_set_detach,
+    HsOseventHooks,
 };
 pub use set::{
     hs_set_cancel, hs_set_drain, hs_set_examine, hs_set_fd, hs_set_free, hs_set_new,

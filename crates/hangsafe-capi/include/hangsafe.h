@@ -531,6 +531,134 @@ int hs_runner_examine(struct runner_context *r, void *out, unsigned int size);
  */
 int hs_set_examine(hs_set *set, hs_token token, void *out, unsigned int size);
 
+/* ---- Event-loop hooks: the application owns the loop (libxl style) ------ */
+
+/*
+ * Instead of polling hs_set_fd() and hs_set_timeout_ms() itself, an
+ * application with its own event loop (libvirt's, GLib's, libuv's...) can
+ * attach a set to it: the set registers its fd and its earliest deadline
+ * through the application's hooks and keeps them up to date; the loop
+ * calls hs_osevent_occurred_fd() / hs_osevent_occurred_timeout() when
+ * something happens, and then hs_set_drain(). This is the contract of
+ * libxl's libxl_osevent_hooks (with its final timeout rule), with two
+ * differences: timeouts are CLOCK_MONOTONIC (libxl: the wall clock, which
+ * jumps), and for_hs is a generational token cast to void *, never a
+ * pointer: hangsafe never dereferences it.
+ *
+ * The hooks:
+ *
+ *  - Are called one at a time (serialised, never one from inside another),
+ *    on whatever thread calls into the set (hs_set_attach, hs_set_spawn,
+ *    hs_set_drain, an occurred call, hs_set_detach, hs_set_free), with the
+ *    set's locks held. A hook must not block, and must not call into any
+ *    set: every hs_set_* and hs_osevent_* call from inside a hook fails
+ *    with EDEADLK (hs_set_free() frees nothing). If a hook takes a lock of
+ *    the application's, the application must not hold that lock while it
+ *    calls into the set.
+ *  - fd_register and timeout_register find *for_app_registration_out NULL
+ *    and may store anything there; it is passed back to fd_modify,
+ *    fd_deregister and timeout_modify of that registration (which may
+ *    update it). events and revents are poll() bits.
+ *  - Return 0 on success. A register or modify hook that fails leaves the
+ *    registration as it was and returns non-zero: an errno value (1..4095)
+ *    is reported as such, anything else as EIO. A failed fd_register makes
+ *    hs_set_attach() fail (nothing is registered; attach again later). A
+ *    failed timeout_register is logged and the set stays usable: deadlines
+ *    are still enforced by the runners' own timer, and the loop learns of
+ *    them through the fd instead. A failed timeout_modify is logged (the
+ *    token's slot is then kept until its occurred call, if any, arrives).
+ *  - fd_modify is part of the contract but is not called by this version
+ *    (the set's fd is always registered for POLLIN).
+ *
+ * Timeouts fire exactly once: after timeout_register, the loop calls
+ * hs_osevent_occurred_timeout() once, at or after abs (CLOCK_MONOTONIC);
+ * the registration is then over and the loop forgets it (no deregister
+ * hook exists). To withdraw one, hangsafe calls timeout_modify with abs
+ * {0, 0}, "fire as soon as possible", and drops that last event when it
+ * arrives. timeout_modify is only ever called with {0, 0}, and it may race
+ * with the loop's own firing of that timeout: the loop must then ignore
+ * it, and must keep the registration's storage valid until its
+ * hs_osevent_occurred_timeout() call has returned.
+ *
+ * The occurred functions may be called from any thread, arbitrarily late,
+ * any number of times, with any for_hs value: stale (the registration
+ * ended, even long ago, even in an earlier attachment), duplicated (an
+ * event delivered twice), or garbage. Such an event is recognised and
+ * dropped. An fd event is re-checked with a zero-timeout poll() before it
+ * is acted on. They are void; errno tells what happened: 0 acted upon
+ * (call hs_set_drain()), ESTALE dropped (stale, duplicated, garbage or
+ * withdrawn for_hs), EBADF (fd is not the registered one), EAGAIN (fd not
+ * ready when re-checked, or a timeout that fired early: it is registered
+ * again), EINVAL (set NULL), EDEADLK (from inside a hook: not consumed).
+ * set itself must be a live set: after hs_set_free() the application drops
+ * the events of that set instead of delivering them.
+ *
+ * Detach and free: hs_set_detach() deregisters the fd (fd_deregister) and
+ * withdraws a registered timeout (timeout_modify to {0, 0}); the loop still
+ * delivers that timeout's last event, which is dropped. hs_set_free() of
+ * an attached set does the same. Events of an attachment stay stale after
+ * hs_set_attach() again.
+ *
+ *	static int my_fd_register(void *user, int fd, void **reg,
+ *				  short events, void *for_hs)
+ *	{
+ *		*reg = my_loop_watch_fd(user, fd, events, for_hs);
+ *		return *reg ? 0 : ENOMEM;
+ *	}
+ *	...	// fd_modify, fd_deregister, timeout_register, timeout_modify
+ *	static const struct hs_osevent_hooks hooks = {
+ *		my_fd_register, my_fd_modify, my_fd_deregister,
+ *		my_timeout_register, my_timeout_modify,
+ *	};
+ *	hs_set_attach(set, &hooks, my_loop);
+ *	...	// in the loop, when a watched fd or timer fires:
+ *	hs_osevent_occurred_fd(set, for_hs, fd, events, revents);
+ *	hs_set_drain(set, on_outcome, ctx);
+ */
+struct hs_osevent_hooks {
+	int (*fd_register)(void *user, int fd, void **for_app_registration_out,
+			   short events, void *for_hs);
+	int (*fd_modify)(void *user, int fd,
+			 void **for_app_registration_update, short events);
+	void (*fd_deregister)(void *user, int fd, void *for_app_registration);
+	int (*timeout_register)(void *user, void **for_app_registration_out,
+				struct timespec abs, void *for_hs);
+	/* abs is always {0, 0}: fire as soon as possible. */
+	int (*timeout_modify)(void *user, void **for_app_registration_update,
+			      struct timespec abs);
+};
+
+/*
+ * hs_set_attach - attach set to the loop that hooks describe (*hooks is
+ * copied; user is passed to every hook). Registers the set's fd at once.
+ * Returns 0, or -1 with errno set: EINVAL (set or hooks NULL, or a NULL
+ * function in *hooks), EBUSY (attached already), EDEADLK (inside a hook),
+ * or fd_register's failure (see above).
+ */
+int hs_set_attach(hs_set *set, const struct hs_osevent_hooks *hooks,
+		  void *user);
+
+/*
+ * hs_set_detach - detach set from its loop: fd_deregister, and
+ * timeout_modify to {0, 0} for a registered timeout; no hook is called
+ * afterwards. Returns 0, or -1 with errno set: EINVAL (NULL), ENOTCONN
+ * (not attached), EDEADLK (inside a hook).
+ */
+int hs_set_detach(hs_set *set);
+
+/*
+ * hs_osevent_occurred_fd - the loop saw revents on fd, registered with
+ * for_hs. events (the registration's events) is not used. See above.
+ */
+void hs_osevent_occurred_fd(hs_set *set, void *for_hs, int fd, short events,
+			    short revents);
+
+/*
+ * hs_osevent_occurred_timeout - the timeout registered with for_hs
+ * occurred. See above.
+ */
+void hs_osevent_occurred_timeout(hs_set *set, void *for_hs);
+
 /* ---- Robust process-shared mutex --------------------------------------- */
 
 /*

@@ -41,6 +41,7 @@ mod errno;
 mod examine;
 mod logger;
 mod metrics;
+mod osevent;
 mod ratelimit;
 mod robust;
 mod runner;
@@ -54,6 +55,11 @@ pub use cancel::{
 pub use examine::{hs_publish, hs_runner_examine, HS_PUBLISH_MAX};
 pub use logger::{hs_set_log_callback, hs_set_log_level, HsLogFn};
 pub use metrics::{hs_runner_metrics, HsRunnerMetrics};
+pub use osevent::{
+    hs_osevent_occurred_fd, hs_osevent_occurred_timeout, hs_set_attach, hs_set_detach,
+    HsFdDeregisterFn, HsFdModifyFn, HsFdRegisterFn, HsOseventHooks, HsTimeoutModifyFn,
+    HsTimeoutRegisterFn,
+};
 pub use robust::{
     hs_robust_mutex_consistent, hs_robust_mutex_init, hs_robust_mutex_lock,
     hs_robust_mutex_timedlock, hs_robust_mutex_trylock, hs_robust_mutex_unlock, HsRobustMutex,

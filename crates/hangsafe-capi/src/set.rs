@@ -10,7 +10,7 @@
 //! # Locking
 //!
 //! * The core set's own lock is held only for bookkeeping and the
-//!   application's event-loop hooks (module `hooks`, libxl style).
+//!   application's event-loop hooks (module `osevent`, libxl style).
 //! * `undelivered` is held across the core set's `drain` (so an outcome is
 //!   always either in the core set or in `undelivered`, never between the
 //!   two, when `cancel`, `release` or `examine` look for it), and across
@@ -25,7 +25,7 @@
 //! # Re-entrancy (`EDEADLK`)
 //!
 //! * Inside an event-loop hook (a [`HookScope`] is alive on the thread,
-//!   set by the `hooks` module around every call of a C hook), every
+//!   set by the `osevent` module around every call of a C hook), every
 //!   `hs_set_*` call on any set fails with `EDEADLK` before taking any
 //!   lock: the hook may run with the set's locks held.
 //! * Inside a drain callback of a set, `hs_set_drain` and `hs_set_free` of
@@ -66,11 +66,13 @@ pub(crate) type Outcome = (Token, Result<Buffer, RunError>);
 
 /// `struct hs_set`: the opaque handle `hs_set_new()` returns.
 pub struct HsSet {
-    /// The runners. The `hooks` module reaches it for `attach`, `detach`
+    /// The runners. The `osevent` module reaches it for `attach`, `detach`
     /// and the `occurred` calls.
     pub(crate) set: RunnerSet<Buffer>,
     /// Outcomes drained from `set`, not yet handed to a callback.
     undelivered: Mutex<VecDeque<Outcome>>,
+    /// The event-loop hooks' state (module `osevent`).
+    pub(crate) osevent: crate::osevent::Osevent,
 }
 
 // C threads share one set through a pointer: what every entry point's
@@ -94,6 +96,7 @@ impl HsSet {
         Ok(HsSet {
             set: RunnerSet::new()?,
             undelivered: Mutex::new(VecDeque::new()),
+            osevent: crate::osevent::Osevent::default(),
         })
     }
 
@@ -114,14 +117,12 @@ thread_local! {
 }
 
 /// Marks the thread as inside an application hook until dropped (also on
-/// unwind). The `hooks` module wraps every call of a C hook in one, so
+/// unwind). The `osevent` module wraps every call of a C hook in one, so
 /// that every `hs_set_*` call from inside the hook fails with `EDEADLK`
 /// instead of deadlocking on a lock the caller of the hook holds.
-// Constructed by the `hooks` module only.
-#[allow(dead_code)]
+// Constructed by the `osevent` module only.
 pub(crate) struct HookScope(());
 
-#[allow(dead_code)]
 impl HookScope {
     /// Enters a hook.
     pub(crate) fn enter() -> HookScope {
@@ -190,7 +191,7 @@ fn fail<R>(code: c_int, ret: R) -> R {
 /// # Safety
 ///
 /// `set` must be null or a live set from `hs_set_new`.
-unsafe fn entry<'a>(what: &str, set: *const HsSet) -> Result<&'a HsSet, c_int> {
+pub(crate) unsafe fn entry<'a>(what: &str, set: *const HsSet) -> Result<&'a HsSet, c_int> {
     if set.is_null() {
         log::error!("{what}: set is NULL");
         return Err(libc::EINVAL);

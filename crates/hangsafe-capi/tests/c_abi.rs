@@ -9,6 +9,10 @@
 //! * `misuse_test.c`: every entry point of both headers with NULL, zero,
 //!   huge and extreme arguments, in the wrong order, from inside work and
 //!   in a `fork()` child (hazards H38..H56, `docs/races-he.md`).
+//! * `osevent_test.c`: the libxl-style event hooks of a runner set
+//!   (`hs_set_attach`, `hs_osevent_occurred_*`): a poll loop driven
+//!   through the hooks with stale and garbage events injected from a
+//!   second thread (`docs/races-hk.md`).
 //!
 //! The libraries are `libhangsafe.a` and `libhangsafe.so` in the profile
 //! directory that holds this test binary's `deps/` directory. Cargo does
@@ -404,6 +408,23 @@ fn c_misuse_test_shared() {
 #[test]
 fn c_misuse_test_valgrind() {
     run_valgrind("misuse_test");
+}
+
+// ---- Event-loop hooks of a runner set (docs/races-hk.md) ---------------------
+
+#[test]
+fn hk_osevent_test_static() {
+    run_static("osevent_test");
+}
+
+#[test]
+fn hk_osevent_test_shared() {
+    run_shared("osevent_test");
+}
+
+#[test]
+fn hk_osevent_test_valgrind() {
+    run_valgrind("osevent_test");
 }
 
 // ---- Process-level hazards (docs/races-hp.md) -------------------------------
