@@ -13,7 +13,7 @@
 //! * 2: the same, with the operations applied by another thread *while*
 //!   `status` reads (concurrent writes and truncations). Truncations keep
 //!   at least one byte: emptying the file while the lock word is in use
-//!   is the window `docs/races-hb.md` (H24) documents;
+//!   is the window `docs/races.md` (H24) documents;
 //! * 3: the rest of the input is a file opened with
 //!   `SharedRegion::open_from_fd`, then locked and read.
 //!

@@ -31,7 +31,7 @@ unsafe impl Send for Buffer {}
 // same bytes through `&Buffer` is therefore sound, as for `&[u8]`. This is
 // what lets `check_runner` be called on one handle from several C threads
 // (it reads the result through `Runner::result`, which needs `T: Sync` to
-// be shared; H1 in `docs/races-ha.md`).
+// be shared; H1 in `docs/races.md`).
 unsafe impl Sync for Buffer {}
 
 // What `check_runner`'s shared access relies on, checked at compile time.

@@ -690,10 +690,10 @@ mod tests {
         acted
     }
 
-    /// HK4: the application's value of every timeout that occurred is
+    /// H113: the application's value of every timeout that occurred is
     /// forgotten; 200 runners' timeouts leave none behind.
     #[test]
-    fn hk4_fired_timeouts_leave_no_registration_value_behind() {
+    fn h113_fired_timeouts_leave_no_registration_value_behind() {
         let r = Rec::default();
         let user = std::ptr::addr_of!(r).cast_mut().cast::<c_void>();
         let data = 0u64;
@@ -728,11 +728,11 @@ mod tests {
         }
     }
 
-    /// RK3: a deadline converted to CLOCK_MONOTONIC is never earlier than
+    /// R61: a deadline converted to CLOCK_MONOTONIC is never earlier than
     /// the deadline (an early event would only be renewed, R45), also at
     /// the extremes.
     #[test]
-    fn rk3_monotonic_deadlines_are_never_early() {
+    fn r61_monotonic_deadlines_are_never_early() {
         for ahead in [0u64, 1, 1_000, 1_000_000, 3_600_000_000_000] {
             // The clock before the deadline is taken: a lower bound of it.
             let floor = mono_ns();

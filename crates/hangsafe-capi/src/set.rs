@@ -617,10 +617,10 @@ mod tests {
         }
     }
 
-    /// HS12: from inside an application hook every call fails with
+    /// H108: from inside an application hook every call fails with
     /// EDEADLK before taking a lock, and `hs_set_free` frees nothing.
     #[test]
-    fn hs12_calls_from_inside_a_hook_are_edeadlk() {
+    fn h108_calls_from_inside_a_hook_are_edeadlk() {
         let v = 1u64;
         let p = ptr::addr_of!(v).cast::<c_void>();
         let mut out = [0u8; 8];

@@ -8,11 +8,11 @@
 //!   (`hs_robust_mutex_*`), with forked processes sharing a mapping.
 //! * `misuse_test.c`: every entry point of both headers with NULL, zero,
 //!   huge and extreme arguments, in the wrong order, from inside work and
-//!   in a `fork()` child (hazards H38..H56, `docs/races-he.md`).
+//!   in a `fork()` child (hazards H38..H56, `docs/races.md`).
 //! * `osevent_test.c`: the libxl-style event hooks of a runner set
 //!   (`hs_set_attach`, `hs_osevent_occurred_*`): a poll loop driven
 //!   through the hooks with stale and garbage events injected from a
-//!   second thread (`docs/races-hk.md`).
+//!   second thread (`docs/races.md`).
 //!
 //! The libraries are `libhangsafe.a` and `libhangsafe.so` in the profile
 //! directory that holds this test binary's `deps/` directory. Cargo does
@@ -410,7 +410,7 @@ fn c_misuse_test_valgrind() {
     run_valgrind("misuse_test");
 }
 
-// ---- Event-loop hooks of a runner set (docs/races-hk.md) ---------------------
+// ---- Event-loop hooks of a runner set (docs/races.md) ---------------------
 
 #[test]
 fn hk_osevent_test_static() {
@@ -427,7 +427,7 @@ fn hk_osevent_test_valgrind() {
     run_valgrind("osevent_test");
 }
 
-// ---- Process-level hazards (docs/races-hp.md) -------------------------------
+// ---- Process-level hazards (docs/races.md) -------------------------------
 
 #[test]
 fn hp_process_test_static() {

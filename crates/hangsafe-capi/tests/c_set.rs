@@ -3,8 +3,8 @@
 //! built C libraries: `tests/c/set_test.c`, `tests/c/examine_test.c` and
 //! the checker loop example `examples/checker_loop.c`, each linked
 //! statically, dynamically, and (statically) under valgrind with no
-//! suppressions. Hazards HS1..HS13 and races RS1..RS4 of
-//! `docs/races-hs.md`.
+//! suppressions. Hazards H97..H109 and races R55..R58 of
+//! `docs/races.md`.
 
 mod support;
 
@@ -108,7 +108,7 @@ fn run_checker_loop(mut cmd: Command, args: &[&str], what: &str, limit: Duration
 
 /// The checker loop: 1,000 paths, every round, random release,
 /// cancel and deadlines; exactly-once outcomes, none for released probes,
-/// `live_contexts` back to 0 (RS1, RS2, HS6, HS7, HS13).
+/// `live_contexts` back to 0 (R55, R56, H102, H103, H109).
 #[test]
 fn hs_checker_loop_static_and_shared() {
     let exe = build_static(CHECKER_LOOP, "checker_loop_static");

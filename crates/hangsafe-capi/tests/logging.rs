@@ -1,7 +1,7 @@
 //! The log callback as a C daemon uses it: `tests/c/log_test.c`, linked
 //! statically and dynamically and under valgrind, must deliver every
 //! message to its callback and nothing to stderr (H36, H37 and the
-//! routing itself are checked inside the program; see docs/races-hd.md).
+//! routing itself are checked inside the program; see docs/races.md).
 
 mod support;
 

@@ -1,6 +1,6 @@
 //! The shared library as a distribution ships it: SONAME, exactly the
 //! documented symbols (all versioned), `-z nodelete`, and `dlclose` while
-//! pool threads run (hazards H33–H35 in docs/races-hd.md).
+//! pool threads run (hazards H33–H35 in docs/races.md).
 //!
 //! The list of documented functions is parsed from the headers, so a new
 //! function that is declared but not exported (or exported but not

@@ -409,11 +409,11 @@ mod tests {
         );
     }
 
-    /// HN2: a size beyond what a u64 counts in bytes is refused, not
+    /// H93: a size beyond what a u64 counts in bytes is refused, not
     /// wrapped or saturated into a different floor; high tides of the
     /// largest accepted sizes stay in range.
     #[test]
-    fn hn2_sizes_beyond_16_eib_are_refused() {
+    fn h93_sizes_beyond_16_eib_are_refused() {
         assert_eq!(Limit::parse("16384P"), Err(ThresholdError::TooLarge));
         assert_eq!(
             Limit::parse("99999999999999999999999999999999G"),
@@ -430,11 +430,11 @@ mod tests {
         assert_eq!(Limit::parse(&big.to_string()), Ok(big));
     }
 
-    /// HN3: thresholds are read strictly: what strtod would take (a sign,
+    /// H94: thresholds are read strictly: what strtod would take (a sign,
     /// an exponent, `inf`, `nan`, hex) or a unit check_disk would ignore
     /// is a loud error, never a different floor.
     #[test]
-    fn hn3_thresholds_are_parsed_strictly() {
+    fn h94_thresholds_are_parsed_strictly() {
         for s in [
             "inf%", "infinity", "NaN", "nan%", "1e3%", "-5%", "+5", "0x10", "10%%", "5 % G", "5%G",
             "١٠%", "5\u{0}%", "5 5%",

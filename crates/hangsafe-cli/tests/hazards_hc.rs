@@ -1,4 +1,4 @@
-//! Regression tests for the CLI hazards of issue 11 (docs/races-hc.md):
+//! Regression tests for the CLI hazards of issue 11 (docs/races.md):
 //! option values that overflowed time arithmetic, targets with an unknown
 //! scheme that were probed as paths, targets that could not be started
 //! reported as `down`, a stopped `watch` that dropped undecided targets

@@ -291,7 +291,7 @@ fn a_hung_fifo_is_critical_on_time() {
 }
 
 #[test]
-fn hn4_bad_arguments_are_unknown_not_64() {
+fn h95_bad_arguments_are_unknown_not_64() {
     for args in [
         &["--warning", "10:20", "/"][..],
         &["--bogus", "/"],
@@ -415,12 +415,12 @@ fn figures_agree_with_check_disk() {
     eprintln!("agreed: {last}");
 }
 
-/// HN1: a target name is hostile input. A `|` would end the status text
+/// H92: a target name is hostile input. A `|` would end the status text
 /// and start the perfdata early, a newline would end the status line, a
 /// quote or a blank would end a label: they are escaped (`\ooo`) or
 /// quoted (quotes doubled), and the output keeps its shape.
 #[test]
-fn hn1_target_names_cannot_break_the_plugin_output() {
+fn h92_target_names_cannot_break_the_plugin_output() {
     let dir = Scratch::new();
     let evil = dir.path("a|b c'd=e\nf");
     std::fs::create_dir(&evil).unwrap();
@@ -446,11 +446,11 @@ fn hn1_target_names_cannot_break_the_plugin_output() {
     );
 }
 
-/// HN5: a filesystem with no blocks (proc, sysfs) has no free share: no
+/// H96: a filesystem with no blocks (proc, sysfs) has no free share: no
 /// space verdict and no space series, rather than "0% free" (or a
 /// division by zero).
 #[test]
-fn hn5_a_filesystem_without_blocks_gets_no_space_verdict() {
+fn h96_a_filesystem_without_blocks_gets_no_space_verdict() {
     let r = nagios(&["-w", "100%", "-c", "1G", "-W", "100", "/proc"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
     let (text, perf) = r.status_line();

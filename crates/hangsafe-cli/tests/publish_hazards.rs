@@ -1,7 +1,7 @@
 //! Hazards of the published table (`watch --publish NAME` / `status NAME`)
 //! under attack and misuse: files owned or writable by another user,
 //! truncation while reading or publishing, permission errors, clean-up.
-//! See `docs/races-hb.md` (H17..) for each case.
+//! See `docs/races.md` (H17..) for each case.
 //!
 //! Real processes, real files in `/dev/shm` (unique names, removed on drop).
 //! "Another user" is uid/gid 65534 (`nobody`): the tests chown files to it

@@ -359,7 +359,7 @@ fn systemd_gets_ready_then_watchdog_pings_then_stopping() {
 /// (through a symbolic link) holds the loop for the file read's deadline
 /// (5 s). Scrapes still answer meanwhile, and the pings resume after.
 #[test]
-fn hm9_watchdog_pings_stop_while_the_loop_is_wedged_and_resume() {
+fn h91_watchdog_pings_stop_while_the_loop_is_wedged_and_resume() {
     use std::os::unix::net::UnixDatagram;
     let Some(f) = fuse("wedge-fuse") else {
         println!("skipped: needs a hung FUSE mount");

@@ -1,4 +1,4 @@
-//! Hazards of `serve`, `watch --textfile` and the config file (docs/races-hm.md):
+//! Hazards of `serve`, `watch --textfile` and the config file (docs/races.md):
 //! hostile query strings, slow clients, HTML and label injection through
 //! target names, textfile path races, config reload races.
 
@@ -18,11 +18,11 @@ fn mkfifo(p: &std::path::Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
 }
 
-// ---- HM1: HTML injection through a target's name ------------------------------
+// ---- H83: HTML injection through a target's name ------------------------------
 
 #[test]
-fn hm1_a_target_name_with_markup_is_escaped_on_the_status_page() {
-    let d = temp_dir("hm1");
+fn h83_a_target_name_with_markup_is_escaped_on_the_status_page() {
+    let d = temp_dir("h83");
     let evil = d.join("<img src=x onerror=alert(1)>");
     std::fs::create_dir(&evil).unwrap();
     let spec = evil.to_string_lossy().into_owned();
@@ -35,11 +35,11 @@ fn hm1_a_target_name_with_markup_is_escaped_on_the_status_page() {
     );
 }
 
-// ---- HM2: hostile /probe query strings ----------------------------------------
+// ---- H84: hostile /probe query strings ----------------------------------------
 
 #[test]
-fn hm2_hostile_probe_queries_are_loud_400s_and_durations_saturate() {
-    let d = temp_dir("hm2");
+fn h84_hostile_probe_queries_are_loud_400s_and_durations_saturate() {
+    let d = temp_dir("h84");
     let spec = d.to_string_lossy().into_owned();
     let s = start(&["--interval", "1h", &spec], None, &[]);
     let t = enc(&spec);
@@ -81,11 +81,11 @@ fn hm2_hostile_probe_queries_are_loud_400s_and_durations_saturate() {
     assert_eq!(get(s.addr, "/metrics").status, 200);
 }
 
-// ---- HM3: /probe requests must not starve scrapes -----------------------------
+// ---- H85: /probe requests must not starve scrapes -----------------------------
 
 #[test]
-fn hm3_waiting_probe_requests_leave_scrapes_fast_and_excess_is_refused() {
-    let d = temp_dir("hm3");
+fn h85_waiting_probe_requests_leave_scrapes_fast_and_excess_is_refused() {
+    let d = temp_dir("h85");
     let fifos: Vec<String> = (0..16)
         .map(|i| {
             let p = d.join(format!("fifo{i}"));
@@ -128,10 +128,10 @@ fn hm3_waiting_probe_requests_leave_scrapes_fast_and_excess_is_refused() {
     );
 }
 
-// ---- HM4: slow clients ---------------------------------------------------------
+// ---- H86: slow clients ---------------------------------------------------------
 
 #[test]
-fn hm4_a_client_that_stalls_mid_request_is_cut_off_and_scrapes_go_on() {
+fn h86_a_client_that_stalls_mid_request_is_cut_off_and_scrapes_go_on() {
     let s = start(&["--interval", "1h", "/"], None, &[]);
     let stalled: Vec<TcpStream> = (0..10)
         .map(|_| {
@@ -169,7 +169,7 @@ fn hm4_a_client_that_stalls_mid_request_is_cut_off_and_scrapes_go_on() {
     );
 }
 
-// ---- HM5: textfile path races ----------------------------------------------------
+// ---- H87: textfile path races ----------------------------------------------------
 
 fn watch_textfile(path: &std::path::Path, target: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_hangsafe"))
@@ -182,8 +182,8 @@ fn watch_textfile(path: &std::path::Path, target: &str) -> std::process::Output 
 }
 
 #[test]
-fn hm5_a_symlink_planted_at_the_textfile_or_its_temp_name_is_not_followed() {
-    let d = temp_dir("hm5");
+fn h87_a_symlink_planted_at_the_textfile_or_its_temp_name_is_not_followed() {
+    let d = temp_dir("h87");
     let victim = d.join("victim");
     std::fs::write(&victim, "precious\n").unwrap();
     let path = d.join("hangsafe.prom");
@@ -216,9 +216,9 @@ fn hm5_a_symlink_planted_at_the_textfile_or_its_temp_name_is_not_followed() {
 }
 
 #[test]
-fn hm5_a_textfile_in_a_world_writable_non_sticky_directory_is_refused() {
+fn h87_a_textfile_in_a_world_writable_non_sticky_directory_is_refused() {
     use std::os::unix::fs::PermissionsExt as _;
-    let d = temp_dir("hm5-open");
+    let d = temp_dir("h87-open");
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
     let o = watch_textfile(&d.join("x.prom"), "/");
     assert_eq!(
@@ -228,15 +228,15 @@ fn hm5_a_textfile_in_a_world_writable_non_sticky_directory_is_refused() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("writable by every user"));
-    let o = watch_textfile(&temp_dir("hm5-name").join("x.txt"), "/");
+    let o = watch_textfile(&temp_dir("h87-name").join("x.txt"), "/");
     assert_eq!(o.status.code(), Some(64));
 }
 
-// ---- HM6: config reload races ----------------------------------------------------
+// ---- H88: config reload races ----------------------------------------------------
 
 #[test]
-fn hm6_a_bad_config_on_sighup_keeps_the_running_one() {
-    let d = temp_dir("hm6");
+fn h88_a_bad_config_on_sighup_keeps_the_running_one() {
+    let d = temp_dir("h88");
     let a = d.join("a");
     let b = d.join("b");
     std::fs::create_dir(&a).unwrap();
@@ -287,8 +287,8 @@ fn hm6_a_bad_config_on_sighup_keeps_the_running_one() {
 }
 
 #[test]
-fn hm6_a_bad_config_at_start_is_a_usage_error_with_line_and_column() {
-    let d = temp_dir("hm6-start");
+fn h88_a_bad_config_at_start_is_a_usage_error_with_line_and_column() {
+    let d = temp_dir("h88-start");
     let cfg = d.join("bad.toml");
     std::fs::write(
         &cfg,
@@ -309,11 +309,11 @@ fn hm6_a_bad_config_at_start_is_a_usage_error_with_line_and_column() {
     );
 }
 
-// ---- HM7: label injection through a target's name ----------------------------------
+// ---- H89: label injection through a target's name ----------------------------------
 
 #[test]
-fn hm7_quotes_backslashes_and_newlines_in_a_target_name_stay_inside_the_label() {
-    let d = temp_dir("hm7");
+fn h89_quotes_backslashes_and_newlines_in_a_target_name_stay_inside_the_label() {
+    let d = temp_dir("h89");
     let evil = d.join("a\"b\\c\nhangsafe_probe_success{target=\"x\"} 1");
     std::fs::create_dir(&evil).unwrap();
     let spec = evil.to_string_lossy().into_owned();
@@ -346,11 +346,11 @@ fn hm7_quotes_backslashes_and_newlines_in_a_target_name_stay_inside_the_label() 
     }
 }
 
-// ---- HM8: two targets on one filesystem ------------------------------------------------
+// ---- H90: two targets on one filesystem ------------------------------------------------
 
 #[test]
-fn hm8_two_targets_on_one_filesystem_give_one_set_of_filesystem_series() {
-    let d = temp_dir("hm8");
+fn h90_two_targets_on_one_filesystem_give_one_set_of_filesystem_series() {
+    let d = temp_dir("h90");
     let f = d.join("file");
     std::fs::write(&f, "x").unwrap();
     let (d, f) = (

@@ -43,7 +43,7 @@
 //!   - uncontended: a child locks and SIGKILLs itself; once it is reaped,
 //!     the parent times a `lock` that must return owner-dead (hangsafe:
 //!     once the word stands still, a signal-0 `kill` finds the holder's
-//!     TID gone and a CAS takes over, RQ1; glibc: the
+//!     TID gone and a CAS takes over, R63; glibc: the
 //!     kernel's robust-list walk at the child's exit already marked the
 //!     word `FUTEX_OWNER_DIED`, so its lock stays in userspace; glibc PI:
 //!     the marked word still fails the fast CAS and goes to

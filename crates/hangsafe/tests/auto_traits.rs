@@ -5,7 +5,7 @@
 //! field added later cannot silently take that away. The negative half
 //! (types that must *not* be `Send` or `Sync`) is pinned by the
 //! `compile_fail` doctests on the types themselves (`Runner`, `Ctx`,
-//! `Scope`, `RobustMutexGuard`): see `docs/races-ha.md`, H1.
+//! `Scope`, `RobustMutexGuard`): see `docs/races.md`, H1.
 
 use hangsafe::cancel::{self, CancelSignal, CancelToken, InstallError, ScopeError};
 use hangsafe::examine::{self, Examiner, Progress, Stamp, Ticket};

@@ -2,7 +2,7 @@
 //! the pool's other knobs) takes any value (0, 1 ns, `Duration::MAX`,
 //! random) without a panic, and
 //! deadlines elsewhere in the process stay enforced afterwards (H2, H3,
-//! H5 in `docs/races-ha.md`).
+//! H5 in `docs/races.md`).
 
 use hangsafe::nexus::RunnerSet;
 use hangsafe::robust::SharedRegion;

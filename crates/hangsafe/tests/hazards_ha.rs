@@ -1,6 +1,6 @@
 //! Misuse hazards of the runner pool, the deadline timer and the runner
 //! set: extreme configuration values and forged tokens (H2–H5 in
-//! `docs/races-ha.md`). Each test failed on the code before its fix; the
+//! `docs/races.md`). Each test failed on the code before its fix; the
 //! entries say how.
 //!
 //! These tests share the process-wide timer and global pool on purpose:

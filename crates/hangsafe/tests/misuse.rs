@@ -6,7 +6,7 @@
 //!
 //! Every test runs under a watchdog ([`bounded`]): a hang fails the test
 //! with its name instead of stalling the suite. Tests named `heN_…` are
-//! the hazards of `docs/races-he.md`; an ignored one documents behaviour
+//! the hazards of `docs/races.md`; an ignored one documents behaviour
 //! that another change provides (its reason names that change).
 
 mod support;

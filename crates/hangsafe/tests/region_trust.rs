@@ -1,6 +1,6 @@
 //! Regions that belong to someone else: `SharedRegion` refuses a file not
 //! owned by the effective user or writable by group/others, unless the
-//! caller opts in (`RegionOptions::trust`). See docs/races-hb.md (H17,
+//! caller opts in (`RegionOptions::trust`). See docs/races.md (H17,
 //! H18, H20).
 
 use hangsafe::robust::{RegionError, RegionOptions, RegionTrust, SharedRegion, UntrustedReason};

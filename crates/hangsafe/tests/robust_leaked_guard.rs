@@ -1,4 +1,4 @@
-//! H6 (`docs/races-ha.md`): a guard leaked by a thread that then exits
+//! H6 (`docs/races.md`): a guard leaked by a thread that then exits
 //! must not let another thread take the lock over while a reference into
 //! the data, lent by that guard, is still alive.
 //!

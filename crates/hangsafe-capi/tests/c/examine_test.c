@@ -3,8 +3,8 @@
  * hs_set_examine) through the C ABI: work publishes a phase struct with a
  * checkable pattern in a tight loop while a second thread snapshots it;
  * no copy may be torn, nothing is served before the first publish or after
- * the work ended or was released (hazards HS9..HS11, races RS3..RS4,
- * docs/races-hs.md; R47..R49 of docs/races.md underneath).
+ * the work ended or was released (hazards H105..H107, races R57..R58,
+ * docs/races.md; R47..R49 of docs/races.md underneath).
  *
  * Built and run by tests/c_set.rs (statically, dynamically, and under
  * valgrind). Waits are bounded; prints "N passed, M failed".
@@ -193,15 +193,15 @@ static void wait_published(struct ctl *c, int n)
 
 /* ---- Tests -------------------------------------------------------------------- */
 
-/* HS9: hs_publish off a runner's thread, and with bad sizes inside work. */
-static void hs9_publish_refusals(void)
+/* H105: hs_publish off a runner's thread, and with bad sizes inside work. */
+static void h105_publish_refusals(void)
 {
 	struct ctl c = { 0 };
 	struct job j = { &c, 1 };
 	struct phase p = { 0 };
 	struct runner_context *r;
 
-	current = "hs9_publish_refusals";
+	current = "h105_publish_refusals";
 	CHECK_FAILS(hs_publish(&p, sizeof(p)), EPERM);
 	CHECK_FAILS(hs_publish(&p, 1), EPERM);
 	CHECK_FAILS(hs_publish(&p, 0), EINVAL);
@@ -234,9 +234,9 @@ static void hs9_publish_refusals(void)
 	release_runner(r);
 }
 
-/* HS10: examine with NULL handle, set, buffer, size 0; prefix and
+/* H106: examine with NULL handle, set, buffer, size 0; prefix and
  * zero-filled longer copies; ENODATA before the first publish. */
-static void hs10_examine_arguments_and_sizes(void)
+static void h106_examine_arguments_and_sizes(void)
 {
 	struct ctl c = { 0 };
 	struct job j = { &c, 0 };
@@ -247,7 +247,7 @@ static void hs10_examine_arguments_and_sizes(void)
 	unsigned char big[HS_PUBLISH_MAX + 16];
 	uint64_t seq;
 
-	current = "hs10_examine_arguments_and_sizes";
+	current = "h106_examine_arguments_and_sizes";
 	r = get_runner(work_publish_once, &j, sizeof(j), 0);
 	t = hs_set_spawn(set, work_publish_once, &j, sizeof(j), 0);
 	CHECK(r != NULL && t != 0);
@@ -296,9 +296,9 @@ static void hs10_examine_arguments_and_sizes(void)
 	hs_set_free(set);
 }
 
-/* HS11: a cancelled runner whose work still runs (hung, ignoring the
+/* H107: a cancelled runner whose work still runs (hung, ignoring the
  * cancel) can still be examined: that is when its state matters. */
-static void hs11_cancelled_but_running_is_examinable(void)
+static void h107_cancelled_but_running_is_examinable(void)
 {
 	struct ctl c = { 0 };
 	struct job j = { &c, 0 };
@@ -306,7 +306,7 @@ static void hs11_cancelled_but_running_is_examinable(void)
 	hs_token t;
 	struct phase p;
 
-	current = "hs11_cancelled_but_running_is_examinable";
+	current = "h107_cancelled_but_running_is_examinable";
 	atomic_store(&c.go, 1);
 	t = hs_set_spawn(set, work_publish_once, &j, sizeof(j), 0);
 	CHECK(t != 0);
@@ -319,10 +319,10 @@ static void hs11_cancelled_but_running_is_examinable(void)
 	hs_set_free(set);
 }
 
-/* RS3: publish in a tight loop vs a snapshot loop on another thread: no
+/* R57: publish in a tight loop vs a snapshot loop on another thread: no
  * torn copy, never backwards; ESRCH once the work has ended. `in_set`
  * picks hs_set_examine or hs_runner_examine. */
-static void rs3_publish_vs_snapshot(int in_set)
+static void r57_publish_vs_snapshot(int in_set)
 {
 	struct ctl c = { 0 };
 	struct job j = { &c, 0 };
@@ -332,8 +332,8 @@ static void rs3_publish_vs_snapshot(int in_set)
 	int want = under_valgrind() ? 2000 : 200000;
 	struct phase p;
 
-	current = in_set ? "rs3_publish_vs_snapshot (set)"
-			 : "rs3_publish_vs_snapshot (runner)";
+	current = in_set ? "r57_publish_vs_snapshot (set)"
+			 : "r57_publish_vs_snapshot (runner)";
 	if (in_set) {
 		set = hs_set_new();
 		rd.set = set;
@@ -385,10 +385,10 @@ static void rs3_publish_vs_snapshot(int in_set)
 		release_runner(rd.r);
 }
 
-/* RS4: release while another thread snapshots: once hs_set_release() has
+/* R58: release while another thread snapshots: once hs_set_release() has
  * returned, no bytes are served (ESTALE, or ESRCH for a call that raced
  * the release). */
-static void rs4_release_vs_snapshot(void)
+static void r58_release_vs_snapshot(void)
 {
 	struct ctl c = { 0 };
 	struct job j = { &c, 0 };
@@ -396,7 +396,7 @@ static void rs4_release_vs_snapshot(void)
 	hs_set *set = hs_set_new();
 	pthread_t th;
 
-	current = "rs4_release_vs_snapshot";
+	current = "r58_release_vs_snapshot";
 	rd.set = set;
 	rd.token = hs_set_spawn(set, work_publisher, &j, sizeof(j), 0);
 	CHECK(rd.token != 0);
@@ -427,12 +427,12 @@ int main(void)
 {
 	struct hs_runner_metrics m;
 
-	hs9_publish_refusals();
-	hs10_examine_arguments_and_sizes();
-	hs11_cancelled_but_running_is_examinable();
-	rs3_publish_vs_snapshot(0);
-	rs3_publish_vs_snapshot(1);
-	rs4_release_vs_snapshot();
+	h105_publish_refusals();
+	h106_examine_arguments_and_sizes();
+	h107_cancelled_but_running_is_examinable();
+	r57_publish_vs_snapshot(0);
+	r57_publish_vs_snapshot(1);
+	r58_release_vs_snapshot();
 	current = "end";
 	CHECK(wait_settled(&m, 30));
 	CHECK_EQ(m.live_contexts, 0);

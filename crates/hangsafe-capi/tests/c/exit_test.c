@@ -1,6 +1,6 @@
 /*
  * exit_test.c - what process exit does to the library's threads (H14–H16
- * of docs/races-hp.md).
+ * of docs/races.md).
  *
  *   exit_test [clean]    uses runners (with and without deadlines, one
  *                        cancelled), waits until every pool thread is idle,

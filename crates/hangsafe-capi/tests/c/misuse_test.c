@@ -12,7 +12,7 @@
  * freed mutex, a data pointer shorter than its size, ...) is not called
  * here: README.md lists it under "Security and failure model".
  *
- * Tests named heN_... are the hazards of docs/races-he.md.
+ * Tests named hN_... are the hazards of docs/races.md.
  *
  * Calls that hand the kernel a deliberately bad pointer (EFAULT) are
  * skipped under valgrind (HANGSAFE_TEST_VALGRIND), which reports them as

@@ -21,7 +21,7 @@
  *  - a call into the set from inside a hook fails with EDEADLK;
  *  - a failing register hook leaves the set usable.
  *
- * Tests named hkN_/rkN_ are the entries of docs/races-hk.md; r38..r46 are
+ * Tests named hkN_/rkN_ are the entries of docs/races.md; r38..r46 are
  * the nexus races of docs/races.md.
  *
  * Built and run by tests/c_abi.rs. Prints "N passed, M failed".
@@ -655,12 +655,12 @@ static void *injector(void *arg)
 /* ---- Tests ---------------------------------------------------------- */
 
 /* Bad arguments: every function, NULL set and hooks, incomplete hooks. */
-static void hk1_bad_arguments_are_refused(void)
+static void h110_bad_arguments_are_refused(void)
 {
 	struct hs_osevent_hooks partial = HOOKS;
 	hs_set *set = hs_set_new();
 
-	current = "hk1_bad_arguments_are_refused";
+	current = "h110_bad_arguments_are_refused";
 	CHECK(set != NULL);
 	if (!set)
 		return;
@@ -731,12 +731,12 @@ static int reenter_checks(void)
 	return ok;
 }
 
-static void rk1_calls_from_inside_a_hook_fail_with_edeadlk(void)
+static void r59_calls_from_inside_a_hook_fail_with_edeadlk(void)
 {
 	hs_set *set = hs_set_new();
 	struct hs_runner_metrics m;
 
-	current = "rk1_calls_from_inside_a_hook_fail_with_edeadlk";
+	current = "r59_calls_from_inside_a_hook_fail_with_edeadlk";
 	CHECK(set != NULL);
 	if (!set)
 		return;
@@ -766,12 +766,12 @@ static void rk1_calls_from_inside_a_hook_fail_with_edeadlk(void)
  * retried; a failing timeout_register leaves deadlines to the runners'
  * own timer, reported through the fd.
  */
-static void hk2_failing_register_hooks_leave_the_set_usable(void)
+static void h111_failing_register_hooks_leave_the_set_usable(void)
 {
 	hs_set *set = hs_set_new();
 	struct hs_runner_metrics m;
 
-	current = "hk2_failing_register_hooks_leave_the_set_usable";
+	current = "h111_failing_register_hooks_leave_the_set_usable";
 	CHECK(set != NULL);
 	if (!set)
 		return;
@@ -836,7 +836,7 @@ static void spawn_round(hs_set *set, int count)
  * kind, a second thread injecting late, stale, duplicated and garbage
  * occurred calls, detach and re-attach midway; then free while attached.
  */
-static void hk3_hk5_rk2_rk4_libxl_style_loop_with_injected_events(void)
+static void h112_h114_r60_r62_libxl_style_loop_with_injected_events(void)
 {
 	hs_set *set = hs_set_new();
 	hs_set *other;
@@ -845,7 +845,7 @@ static void hk3_hk5_rk2_rk4_libxl_style_loop_with_injected_events(void)
 	int i, bad = 0, outcomes = 0, released_outcomes = 0, ended_first;
 	int rounds = getenv("HANGSAFE_TEST_VALGRIND") ? 2 : 6;
 
-	current = "hk3_hk5_rk2_rk4_libxl_style_loop_with_injected_events";
+	current = "h112_h114_r60_r62_libxl_style_loop_with_injected_events";
 	CHECK(set != NULL);
 	if (!set || pipe(A.app_pipe) != 0)
 		return;
@@ -961,10 +961,10 @@ static void hk3_hk5_rk2_rk4_libxl_style_loop_with_injected_events(void)
 
 int main(void)
 {
-	hk1_bad_arguments_are_refused();
-	rk1_calls_from_inside_a_hook_fail_with_edeadlk();
-	hk2_failing_register_hooks_leave_the_set_usable();
-	hk3_hk5_rk2_rk4_libxl_style_loop_with_injected_events();
+	h110_bad_arguments_are_refused();
+	r59_calls_from_inside_a_hook_fail_with_edeadlk();
+	h111_failing_register_hooks_leave_the_set_usable();
+	h112_h114_r60_r62_libxl_style_loop_with_injected_events();
 	CHECK_EQ(atomic_load(&A.nested), 0);
 	return harness_summary();
 }

@@ -1,7 +1,7 @@
 /*
  * process_test.c - process-level hazards of the C library: fork, signal
  * masks of hangsafe's threads, a cancel signal whose disposition the
- * program changed (H7, H8, H10, H11, H12 of docs/races-hp.md).
+ * program changed (H7, H8, H10, H11, H12 of docs/races.md).
  *
  * Built and run by tests/c_abi.rs (statically, dynamically, under
  * valgrind). Forked children report through their exit status; every wait

@@ -2,7 +2,7 @@
  * set_test.c - the runner sets of hangsafe.h (hs_set_*) through the C ABI:
  * every function, every bad argument, re-entry from the drain callback,
  * and the races between drains, releases and cancels on several threads
- * (hazards HS1..HS8 and races RS1..RS2, docs/races-hs.md).
+ * (hazards H97..H104 and races R55..R56, docs/races.md).
  *
  * Built and run by tests/c_set.rs (statically, dynamically, and under
  * valgrind). Every wait is bounded by several seconds, so a slow machine
@@ -293,13 +293,13 @@ static void noop_outcome(void *arg, hs_token token, int state,
 	(void)arg, (void)token, (void)state, (void)data, (void)size;
 }
 
-/* HS1: every function with a NULL set. */
-static void hs1_null_set_everywhere(void)
+/* H97: every function with a NULL set. */
+static void h97_null_set_everywhere(void)
 {
 	struct job j = { 0, NULL };
 	char out[8];
 
-	current = "hs1_null_set_everywhere";
+	current = "h97_null_set_everywhere";
 	CHECK_FAILS(hs_set_fd(NULL), EINVAL);
 	CHECK_FAILS(hs_set_timeout_ms(NULL), EINVAL);
 	CHECK_SPAWN_FAILS(hs_set_spawn(NULL, work_add, &j, sizeof(j), 0),
@@ -312,8 +312,8 @@ static void hs1_null_set_everywhere(void)
 	CHECK(1);
 }
 
-/* HS2: token 0, forged tokens, and stale ones (delivered, released). */
-static void hs2_zero_forged_and_stale_tokens(void)
+/* H98: token 0, forged tokens, and stale ones (delivered, released). */
+static void h98_zero_forged_and_stale_tokens(void)
 {
 	hs_set *set = hs_set_new();
 	struct record r = { 0 };
@@ -325,7 +325,7 @@ static void hs2_zero_forged_and_stale_tokens(void)
 		0xdeadbeefcafef00dULL,
 	};
 
-	current = "hs2_zero_forged_and_stale_tokens";
+	current = "h98_zero_forged_and_stale_tokens";
 	live = spawn_hung(set, NULL, 0);
 	CHECK(live != 0);
 	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
@@ -366,14 +366,14 @@ static void hs2_zero_forged_and_stale_tokens(void)
 	record_free(&r);
 }
 
-/* HS3: spawn with NULL func or data, size 0: refused, nothing added. */
-static void hs3_spawn_refuses_bad_arguments(void)
+/* H99: spawn with NULL func or data, size 0: refused, nothing added. */
+static void h99_spawn_refuses_bad_arguments(void)
 {
 	hs_set *set = hs_set_new();
 	struct job j = { 0, NULL };
 	struct record r = { 0 };
 
-	current = "hs3_spawn_refuses_bad_arguments";
+	current = "h99_spawn_refuses_bad_arguments";
 	CHECK_SPAWN_FAILS(hs_set_spawn(set, NULL, &j, sizeof(j), 0), EINVAL);
 	CHECK_SPAWN_FAILS(hs_set_spawn(set, work_add, NULL, sizeof(j), 0),
 			  EINVAL);
@@ -387,9 +387,9 @@ static void hs3_spawn_refuses_bad_arguments(void)
 	record_free(&r);
 }
 
-/* HS4: timeouts too large for the clock saturate; the poll timeout stays
+/* H100: timeouts too large for the clock saturate; the poll timeout stays
  * in 0..INT_MAX, never a negative ("forever") value from an overflow. */
-static void hs4_huge_timeouts_saturate(void)
+static void h100_huge_timeouts_saturate(void)
 {
 	hs_set *set = hs_set_new();
 	struct record r = { 0 };
@@ -403,7 +403,7 @@ static void hs4_huge_timeouts_saturate(void)
 	hs_token soon;
 	int t;
 
-	current = "hs4_huge_timeouts_saturate";
+	current = "h100_huge_timeouts_saturate";
 	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
 		tok[i] = spawn_hung(set, NULL, huge[i]);
 		CHECK(tok[i] != 0);
@@ -462,16 +462,16 @@ static void reenter_outcome(void *arg, hs_token token, int state,
 	re->release_rc = hs_set_release(re->set, re->spawned);
 }
 
-/* HS5: drain and free of the same set from its drain callback are refused
+/* H101: drain and free of the same set from its drain callback are refused
  * with EDEADLK; spawn, cancel, release and another set's drain work. */
-static void hs5_drain_callback_reentry(void)
+static void h101_drain_callback_reentry(void)
 {
 	struct reenter re = { 0 };
 	struct record r = { 0 };
 	hs_token t;
 	double end;
 
-	current = "hs5_drain_callback_reentry";
+	current = "h101_drain_callback_reentry";
 	re.set = hs_set_new();
 	re.other = hs_set_new();
 	t = spawn_add(re.set, 1, NULL, 0);
@@ -534,9 +534,9 @@ static void release_others(void *arg, hs_token token, int state,
 	}
 }
 
-/* HS6: the callback releases tokens whose outcomes the same drain has
+/* H102: the callback releases tokens whose outcomes the same drain has
  * taken and not delivered yet: none of them is delivered. */
-static void hs6_release_from_callback_of_undelivered(void)
+static void h102_release_from_callback_of_undelivered(void)
 {
 	enum { N = 64 };
 	hs_set *set = hs_set_new();
@@ -546,7 +546,7 @@ static void hs6_release_from_callback_of_undelivered(void)
 	struct record r = { 0 };
 	int delivered;
 
-	current = "hs6_release_from_callback_of_undelivered";
+	current = "h102_release_from_callback_of_undelivered";
 	for (int i = 0; i < N; i++)
 		tok[i] = spawn_add(set, (uint64_t)i, &ended, 0);
 	for (double end = now_sec() + 30; atomic_load(&ended) < N &&
@@ -566,16 +566,16 @@ static void hs6_release_from_callback_of_undelivered(void)
 	record_free(&r);
 }
 
-/* HS7: hs_set_free with hung work and undelivered outcomes returns at once;
+/* H103: hs_set_free with hung work and undelivered outcomes returns at once;
  * the hung work is cancelled and every context goes away. */
-static void hs7_free_never_blocks_and_releases_all(void)
+static void h103_free_never_blocks_and_releases_all(void)
 {
 	hs_set *set = hs_set_new();
 	atomic_int ended[2] = { 0, 0 };
 	struct hs_runner_metrics m;
 	double t0;
 
-	current = "hs7_free_never_blocks_and_releases_all";
+	current = "h103_free_never_blocks_and_releases_all";
 	for (int i = 0; i < 20; i++)
 		CHECK(spawn_hung(set, ended, 0) != 0);
 	for (int i = 0; i < 20; i++)
@@ -593,13 +593,13 @@ static void hs7_free_never_blocks_and_releases_all(void)
 	CHECK_EQ(m.live_contexts, 0);
 }
 
-/* HS8: sets are independent: a token of one is stale in another. */
-static void hs8_tokens_of_another_set(void)
+/* H104: sets are independent: a token of one is stale in another. */
+static void h104_tokens_of_another_set(void)
 {
 	hs_set *a = hs_set_new(), *b = hs_set_new();
 	hs_token ta;
 
-	current = "hs8_tokens_of_another_set";
+	current = "h104_tokens_of_another_set";
 	ta = spawn_hung(a, NULL, 0);
 	CHECK(ta != 0);
 	CHECK(hs_set_fd(a) != hs_set_fd(b));
@@ -613,7 +613,7 @@ static void hs8_tokens_of_another_set(void)
 
 /* ---- Races ---------------------------------------------------------------------------- */
 
-/* RS1: two drainer threads with a slow callback, a releaser and a
+/* R55: two drainer threads with a slow callback, a releaser and a
  * canceller race on one set. */
 struct race {
 	hs_set *set;
@@ -681,9 +681,9 @@ static void *releaser(void *arg)
 	return NULL;
 }
 
-/* RS1: every token is delivered exactly once or released exactly once,
+/* R55: every token is delivered exactly once or released exactly once,
  * never both, whichever thread drains. */
-static void rs1_drain_vs_release_on_two_threads(void)
+static void r55_drain_vs_release_on_two_threads(void)
 {
 	int n = under_valgrind() ? 200 : 2000;
 	struct race rc = { 0 };
@@ -691,7 +691,7 @@ static void rs1_drain_vs_release_on_two_threads(void)
 	int both = 0, neither = 0, twice = 0;
 	struct hs_runner_metrics m;
 
-	current = "rs1_drain_vs_release_on_two_threads";
+	current = "r55_drain_vs_release_on_two_threads";
 	rc.set = hs_set_new();
 	rc.n = n;
 	rc.tok = calloc((size_t)n, sizeof(*rc.tok));
@@ -764,15 +764,15 @@ static void respawn_outcome(void *arg, hs_token token, int state,
 	}
 }
 
-/* RS2: respawning from the callback while the completion notices of the
+/* R56: respawning from the callback while the completion notices of the
  * new runners race with the drain that spawned them. */
-static void rs2_respawn_from_callback(void)
+static void r56_respawn_from_callback(void)
 {
 	struct respawn rs = { hs_set_new(), under_valgrind() ? 300 : 3000, 0,
 			      0 };
 	int total = rs.left + 10;
 
-	current = "rs2_respawn_from_callback";
+	current = "r56_respawn_from_callback";
 	for (int i = 0; i < 10; i++)
 		spawn_add(rs.set, 1, NULL, 0);
 	for (double end = now_sec() + 60; rs.delivered < total &&
@@ -797,16 +797,16 @@ int main(void)
 	}
 	test_spawn_poll_drain();
 	test_deadline_and_cancel();
-	hs1_null_set_everywhere();
-	hs2_zero_forged_and_stale_tokens();
-	hs3_spawn_refuses_bad_arguments();
-	hs4_huge_timeouts_saturate();
-	hs5_drain_callback_reentry();
-	hs6_release_from_callback_of_undelivered();
-	hs7_free_never_blocks_and_releases_all();
-	hs8_tokens_of_another_set();
-	rs1_drain_vs_release_on_two_threads();
-	rs2_respawn_from_callback();
+	h97_null_set_everywhere();
+	h98_zero_forged_and_stale_tokens();
+	h99_spawn_refuses_bad_arguments();
+	h100_huge_timeouts_saturate();
+	h101_drain_callback_reentry();
+	h102_release_from_callback_of_undelivered();
+	h103_free_never_blocks_and_releases_all();
+	h104_tokens_of_another_set();
+	r55_drain_vs_release_on_two_threads();
+	r56_respawn_from_callback();
 	current = "end";
 	CHECK(wait_settled(&m, 30));
 	CHECK_EQ(m.live_contexts, 0);

@@ -18,7 +18,7 @@
 //! `tiny_http` was the first choice (smaller build) and was dropped: its
 //! connection pool queues a burst of new connections behind the ones
 //! already read by its threads, so a handful of stalled clients delayed
-//! scrapes by the full socket timeout (hazard HM4 in docs/races-hm.md).
+//! scrapes by the full socket timeout (hazard H86 in docs/races.md).
 
 use super::ondemand::{self, OnDemand};
 use super::{page, State};

@@ -137,7 +137,7 @@ impl std::error::Error for ScopeError {}
 /// the thread does next) and leaves the cancel signal unblocked.
 ///
 /// A scope belongs to the thread that entered it: it is not `Send`
-/// (H1 in `docs/races-ha.md`), so it cannot be left on another thread.
+/// (H1 in `docs/races.md`), so it cannot be left on another thread.
 ///
 /// ```compile_fail,E0277
 /// let token = hangsafe::cancel::CancelToken::new();

@@ -1,5 +1,5 @@
 //! Typed guards alive on each thread, and what happens when a thread exits
-//! with one still alive (H6 in `docs/races-ha.md`).
+//! with one still alive (H6 in `docs/races.md`).
 //!
 //! A [`RobustMutexGuard`](super::RobustMutexGuard) lends `&T`/`&mut T`
 //! into the shared data, and the lock is only ever taken over from an owner

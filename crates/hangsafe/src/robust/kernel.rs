@@ -45,7 +45,7 @@ pub(crate) enum Point {
     /// take-over CAS.
     AfterEsrch,
     /// A liveness check found the holder's TID gone while nobody was
-    /// queued (RQ1); before the take-over CAS.
+    /// queued (R63); before the take-over CAS.
     AfterDeadHolder,
     /// The unlock CAS failed (waiters are queued); before `FUTEX_UNLOCK_PI`.
     FailedUnlockCas,
@@ -97,7 +97,7 @@ pub(crate) trait Kernel {
             c.get()
         })
     }
-    /// Whether a thread with this TID exists (RQ1). `false` only when the
+    /// Whether a thread with this TID exists (R63). `false` only when the
     /// kernel says so; the default, for mocks without a notion of
     /// threads, is "alive", which leaves the verdict to `lock_pi`.
     fn alive(&self, _tid: u32) -> bool {

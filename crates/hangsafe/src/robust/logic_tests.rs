@@ -277,7 +277,7 @@ fn r37_short_held_lock_is_taken_by_spinning_without_entering_the_kernel() {
     let k = spinner(&m, 10, vec![]);
     assert_eq!(m.lock_with(&k, None).unwrap(), Acquired::Consistent);
     // Released at the 10th pause; the look after that batch of pauses
-    // (RQ2's backoff) takes it.
+    // (R64's backoff) takes it.
     let spins = k.spins.get();
     assert!((10..=16).contains(&spins), "{spins}");
     // No FUTEX_LOCK_PI, so no WAITERS: the unlock is a CAS too.
@@ -299,8 +299,8 @@ fn r37_spin_is_bounded_then_the_contender_queues_in_the_kernel() {
 }
 
 #[test]
-fn rq2_spin_bounded_with_a_waiter_queued_and_none_for_try_lock() {
-    // RQ2: a queued waiter no longer stops the spin (the holder's kernel
+fn r64_spin_bounded_with_a_waiter_queued_and_none_for_try_lock() {
+    // R64: a queued waiter no longer stops the spin (the holder's kernel
     // unlock may leave the word free for a spinner), but it stays bounded
     // and ends in the kernel.
     let m = RawRobustMutex::with_namespace(NS);

@@ -120,7 +120,7 @@ struct KState {
     handovers: u32,
     /// `EINVAL` answers given (coverage).
     einval: u32,
-    /// Liveness checks that found the TID gone (RQ1, coverage).
+    /// Liveness checks that found the TID gone (R63, coverage).
     dead_verdicts: u32,
 }
 
@@ -308,7 +308,7 @@ impl MockFutex {
         }
     }
 
-    /// A signal-0 `kill` (RQ1): whether the TID is not (or no longer) a
+    /// A signal-0 `kill` (R63): whether the TID is not (or no longer) a
     /// dead thread's. Counted when it is.
     fn alive(&self, tid: u32) -> bool {
         let mut g = hb_lock(&self.hb);
@@ -356,7 +356,7 @@ struct Sys {
     m: RawRobustMutex,
     k: MockFutex,
     data: UnsafeCell<Data>,
-    /// Whether lockers may check a holder's liveness (RQ1); off in the
+    /// Whether lockers may check a holder's liveness (R63); off in the
     /// models of the kernel's `ESRCH` path. A plain (non-loom) atomic: the
     /// model's setting, not state under test.
     liveness: StdAtomicBool,
@@ -786,7 +786,7 @@ fn loom_r30_dies_between_failed_unlock_cas_and_unlock_pi() {
 /// may get `ESRCH` and race the take-over CAS from the dead TID. Exactly
 /// one is told `OwnerDead`, the other queues behind it (or finds it
 /// released) and gets the lock `Consistent`; never two owners. (Without
-/// the liveness check, which would settle it first: see the RQ1 model.)
+/// the liveness check, which would settle it first: see the R63 model.)
 #[test]
 fn loom_r25_two_contenders_esrch() {
     static BOTH: Seen = Seen::new();
@@ -1031,14 +1031,14 @@ fn loom_r35_try_lock_during_exit_handover() {
     EINVAL.assert("a try_lock got EINVAL in the exit hand-over window");
 }
 
-/// RQ1: an owner died holding, nobody queued. Two contenders race, each
+/// R63: an owner died holding, nobody queued. Two contenders race, each
 /// checking the holder's liveness once its word stood still; both may
 /// find it dead and race the take-over CAS from the word as they read it.
 /// Exactly one is told `OwnerDead`, the other gets the lock `Consistent`
 /// (after it, or queued behind it); never two owners, and the word is
 /// free at the end.
 #[test]
-fn loom_rq1_two_contenders_judge_the_holder_dead() {
+fn loom_r63_two_contenders_judge_the_holder_dead() {
     static BOTH: Seen = Seen::new();
     model(|| {
         let sys = Sys::new();
@@ -1063,13 +1063,13 @@ fn loom_rq1_two_contenders_judge_the_holder_dead() {
     BOTH.assert("both contenders judged the holder dead");
 }
 
-/// RQ1 against a live holder: a contender spins on the word of a holder
+/// R63 against a live holder: a contender spins on the word of a holder
 /// that is alive, may check its liveness, and must not take the lock
 /// over; the holder then dies holding (with the contender spinning or
 /// queued). The contender is told `OwnerDead` exactly once, by whichever
 /// path (liveness, `ESRCH`, or the kernel's hand-over) it learnt it.
 #[test]
-fn loom_rq1_live_holder_then_dies() {
+fn loom_r63_live_holder_then_dies() {
     static VERDICT: Seen = Seen::new();
     model(|| {
         let sys = Sys::new();

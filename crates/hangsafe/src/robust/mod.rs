@@ -24,7 +24,7 @@
 //! * An owner that dies without waiters leaves its TID in the word. A
 //!   contended locker that sees the word stand still asks whether that
 //!   TID still exists (a signal-0 `kill`); if not, it takes over with a
-//!   CAS from that exact word (RQ1 in `docs/races-hq.md`). Otherwise its
+//!   CAS from that exact word (R63 in `docs/races.md`). Otherwise its
 //!   `FUTEX_LOCK_PI2` fails with `ESRCH` (no such task) and it takes over
 //!   the same way.
 //! * Because nothing is registered with the kernel outside a syscall,
@@ -37,7 +37,7 @@
 //!   strictly, with a sleep and a wakeup, where glibc's non-PI robust
 //!   mutex lets the unlocker barge. A contended lock therefore waits in
 //!   userspace first, for as long as the word keeps changing and backing
-//!   off between looks (R37, RQ2; `spin.rs`), and queues only once the
+//!   off between looks (R37, R64; `spin.rs`), and queues only once the
 //!   word stands still;
 //! * recovery from an owner that died with nobody waiting costs a
 //!   liveness check (a syscall), where glibc finds `OWNER_DIED` already
@@ -47,7 +47,7 @@
 //!   for.
 //!
 //! See [`RawRobustMutex`] for the field by field protocol, and
-//! `docs/races.md` (R24–R37) and `docs/races-hq.md` (RQ1, RQ2) for every
+//! `docs/races.md` (R24–R37) and `docs/races.md` (R63, R64) for every
 //! race it handles and the test that shows it.
 //!
 //! # What cannot be detected

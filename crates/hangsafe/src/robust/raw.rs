@@ -21,10 +21,10 @@
 //!     from a dead owner (the kernel ran its `exit_pi_state_list` and the
 //!     owner had waiters) carries `OWNER_DIED`, which the new owner clears.
 //!   * before asking the kernel, a contended lock waits in userspace
-//!     while the word keeps changing (R37, RQ2), and once the word stands
+//!     while the word keeps changing (R37, R64), and once the word stands
 //!     still with `WAITERS` clear, checks whether the holder's TID still
 //!     exists; if not, it takes over with a CAS from that exact word
-//!     (`OwnerDead`, RQ1), as after `ESRCH` below.
+//!     (`OwnerDead`, R63), as after `ESRCH` below.
 //!   * `ESRCH`: the owner is dead and nobody was queued, so no kernel state
 //!     exists for it. Take over with a CAS from the dead TID, keeping
 //!     `WAITERS`. Of several contenders that all got `ESRCH`, exactly one
@@ -338,7 +338,7 @@ impl RawRobustMutex {
 
     /// One round in userspace: take a free word, report or take over a
     /// word naming my TID, take over from a holder that no longer exists
-    /// (RQ1), or spin while that is likely to pay (R37, RQ2; see
+    /// (R63), or spin while that is likely to pay (R37, R64; see
     /// [`super::spin`]). Answers `Kernel(holder)` when the kernel must be
     /// asked.
     fn lock_userspace<K: Kernel>(&self, k: &K, me: &Me, spin: &mut Spin, try_only: bool) -> Round {
@@ -383,7 +383,7 @@ impl RawRobustMutex {
         }
     }
 
-    /// RQ1: the word `w` (no `WAITERS`) has named the same holder for a
+    /// R63: the word `w` (no `WAITERS`) has named the same holder for a
     /// while. If no thread has that TID any more, the holder died with
     /// nobody queued, so the kernel keeps no state for the word and the
     /// lock can be taken over in userspace, from exactly `w`: a waiter

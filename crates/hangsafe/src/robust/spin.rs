@@ -1,6 +1,6 @@
 //! How long a contended lock waits in userspace before it queues in the
-//! kernel, and when it asks whether the holder is still alive (RQ1, RQ2 in
-//! `docs/races-hq.md`; R37 in `docs/races.md`).
+//! kernel, and when it asks whether the holder is still alive (R63, R64 in
+//! `docs/races.md`; R37 in `docs/races.md`).
 //!
 //! A waiter queued in the kernel turns every later unlock into
 //! `FUTEX_UNLOCK_PI` and every hand-over into a sleep and a wakeup, so a
@@ -22,7 +22,7 @@
 //! two processes free-running went from a third to about two thirds of
 //! glibc's rate, and strict ping-pong past it).
 //!
-//! A word that stands still may name a holder that died (RQ1). Once it has
+//! A word that stands still may name a holder that died (R63). Once it has
 //! not changed for [`FIRST_CHECK`] spins, and again after 4×, 16×… as many,
 //! the waiter asks the kernel whether the holder's TID still exists (a
 //! signal-0 `kill`, [`Kernel::alive`]); if not, it takes the lock over in
@@ -71,7 +71,7 @@ fn backoff(spins: u32) -> u32 {
 pub(crate) enum Next {
     /// Spin (this many pauses) in userspace, then look again.
     Spin(u32),
-    /// Ask the kernel whether the holder is alive (RQ1).
+    /// Ask the kernel whether the holder is alive (R63).
     CheckAlive,
     /// Queue in the kernel.
     Queue,
@@ -209,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn rq2_a_still_word_queues_after_still_ns() {
+    fn r64_a_still_word_queues_after_still_ns() {
         // 100 ns per clock reading (at spins 0 and 16, then every spin
         // from 32 on): 4 µs still is 40 readings, from spin 32 on.
         let (spins, checks) = until_queue(&clock(100), |_| 42);
@@ -219,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn rq2_a_busy_word_spins_up_to_busy_ns() {
+    fn r64_a_busy_word_spins_up_to_busy_ns() {
         // The word changes every spin: only the 40 µs bound ends the spin.
         let (spins, checks) = until_queue(&clock(100), |i| i | 1);
         // 40 µs is 400 readings, nearly all one per spin.
@@ -232,13 +232,13 @@ mod tests {
         miri,
         ignore = "a million looks; the other tests cover the logic under Miri"
     )]
-    fn rq2_a_stuck_clock_still_ends() {
+    fn r64_a_stuck_clock_still_ends() {
         let (spins, _) = until_queue(&clock(0), |_| 42);
         assert_eq!(spins, MAX_SPINS);
     }
 
     #[test]
-    fn rq1_no_liveness_check_while_waiters_are_queued() {
+    fn r63_no_liveness_check_while_waiters_are_queued() {
         let (_, checks) = until_queue(&clock(100), |_| 42 | WAITERS);
         assert_eq!(checks, 0);
     }

@@ -55,7 +55,7 @@ use std::time::Instant;
 /// });
 /// ```
 ///
-/// Both bounds are pinned (H1 in `docs/races-ha.md`):
+/// Both bounds are pinned (H1 in `docs/races.md`):
 ///
 /// ```compile_fail,E0277
 /// fn assert_sync<T: Sync>() {}

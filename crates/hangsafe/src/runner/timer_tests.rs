@@ -1,5 +1,5 @@
 //! The timer thread survives a panic while firing an entry (H5 in
-//! `docs/races-ha.md`): the other entries of the same batch and every later
+//! `docs/races.md`): the other entries of the same batch and every later
 //! one still fire.
 
 use super::{schedule, TimerKind, TimerTarget};

@@ -65,7 +65,7 @@ fn my_tid() -> u32 {
 /// R24: killed inside unlock right after the releasing CAS, or right after
 /// unlock returned, with the memory already reused: unchanged, for an
 /// uncontended unlock (CAS) and a contended one (FUTEX_UNLOCK_PI), and
-/// (RQ1) by an owner that took the lock over from a dead holder through
+/// (R63) by an owner that took the lock over from a dead holder through
 /// the liveness check.
 #[test]
 fn r24_reused_after_unlock_never_written() {
@@ -97,7 +97,7 @@ fn r24_reused_after_unlock_never_written() {
         });
         if recovered {
             // A holder dies with nobody waiting and is reaped: the owner
-            // below finds its TID gone (RQ1) and takes over.
+            // below finds its TID gone (R63) and takes over.
             let dead = fork(|| {
                 let _ = ar.lock.lock_with(&FailKernel::plain(), None);
                 die()

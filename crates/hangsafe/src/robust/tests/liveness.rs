@@ -1,4 +1,4 @@
-//! RQ1 and RQ2 (`docs/races-hq.md`): a contended lock that judges the
+//! R63 and R64 (`docs/races.md`): a contended lock that judges the
 //! holder's liveness itself, and spins while the word is busy.
 //!
 //! * A holder that died with nobody waiting is taken over in userspace once
@@ -44,11 +44,11 @@ fn recorded(ar: &Arena) -> u32 {
     a as u32
 }
 
-/// RQ1: the holder died with nobody waiting and was reaped. The next
+/// R63: the holder died with nobody waiting and was reaped. The next
 /// locker takes over in userspace, without `FUTEX_LOCK_PI`: the word it
 /// holds has no `WAITERS` (the kernel's `ESRCH` path would have set it).
 #[test]
-fn rq1_dead_holder_taken_over_without_the_kernel() {
+fn r63_dead_holder_taken_over_without_the_kernel() {
     let ar = arena();
     owner_dies_uncontended(&ar);
     let c = fork(|| lock_and_record(&ar, &FailKernel::plain()));
@@ -62,10 +62,10 @@ fn rq1_dead_holder_taken_over_without_the_kernel() {
     assert_eq!(parent_lock(&ar), Acquired::Consistent);
 }
 
-/// RQ1: a taker killed after the verdict "dead", before its CAS, changes
+/// R63: a taker killed after the verdict "dead", before its CAS, changes
 /// nothing: the next locker is told OwnerDead.
 #[test]
-fn rq1_taker_killed_after_the_dead_verdict() {
+fn r63_taker_killed_after_the_dead_verdict() {
     let ar = arena();
     owner_dies_uncontended(&ar);
     let t = fork(|| lock_and_record(&ar, &FailKernel::kill_at(Point::AfterDeadHolder)));
@@ -74,11 +74,11 @@ fn rq1_taker_killed_after_the_dead_verdict() {
     assert_eq!(parent_lock(&ar), Acquired::Consistent);
 }
 
-/// RQ1: several contenders reach the verdict "dead" together; exactly one
+/// R63: several contenders reach the verdict "dead" together; exactly one
 /// takes over, the others then find a live owner (and lock cleanly after
 /// it, with no two owners at once).
 #[test]
-fn rq1_several_contenders_judge_the_holder_dead() {
+fn r63_several_contenders_judge_the_holder_dead() {
     const N: u32 = 3;
     let ar = arena();
     owner_dies_uncontended(&ar);
@@ -127,11 +127,11 @@ fn rq1_several_contenders_judge_the_holder_dead() {
     assert_eq!(parent_lock(&ar), Acquired::Consistent);
 }
 
-/// RQ1: a holder killed but not reaped is a zombie, which a signal-0
+/// R63: a holder killed but not reaped is a zombie, which a signal-0
 /// `kill` still finds; the kernel's `ESRCH` recovers it (the word then
 /// carries `WAITERS`, set by `FUTEX_LOCK_PI` on the way).
 #[test]
-fn rq1_zombie_holder_recovered_by_the_kernel() {
+fn r63_zombie_holder_recovered_by_the_kernel() {
     let ar = arena();
     let zombie = fork(|| {
         let _ = ar.m.lock_with(&FailKernel::plain(), None);
@@ -148,10 +148,10 @@ fn rq1_zombie_holder_recovered_by_the_kernel() {
     assert_eq!(parent_lock(&ar), Acquired::Consistent);
 }
 
-/// RQ1: a live holder, here a stopped one whose word stands still, is
+/// R63: a live holder, here a stopped one whose word stands still, is
 /// never taken over: a timed lock times out.
 #[test]
-fn rq1_stopped_live_holder_is_not_taken_over() {
+fn r63_stopped_live_holder_is_not_taken_over() {
     let ar = arena();
     let h = fork(|| {
         let _ = ar.m.lock_with(&FailKernel::plain(), None);
@@ -183,13 +183,13 @@ fn is_zombie(pid: libc::pid_t) -> bool {
         == Some('Z')
 }
 
-/// HQ1: the word is shared memory, so a peer may write any TID into it;
+/// H115: the word is shared memory, so a peer may write any TID into it;
 /// the liveness check only ever performs a signal-0 `kill` of a positive
 /// TID (nothing is sent). A TID that names some live task (here init,
 /// PID 1 of this namespace, usually another user's) is judged alive: the
 /// lock is not taken over, a timed lock times out.
 #[test]
-fn hq1_a_foreign_live_tid_in_the_word_is_judged_alive() {
+fn h115_a_foreign_live_tid_in_the_word_is_judged_alive() {
     let ar = arena();
     ar.m.fake_owner_for_tests(1, 0x1234_0001);
     let r = ar.m.lock_timeout(Duration::from_millis(100));

@@ -17,7 +17,7 @@ pub(crate) struct FailKernel<'a> {
     pub(crate) pause_at: Option<(Point, &'a AtomicU32)>,
     /// Counts arrivals at `pause_at`.
     pub(crate) arrived: Option<&'a AtomicU32>,
-    /// Judge every holder alive (no RQ1 liveness check), so that a
+    /// Judge every holder alive (no R63 liveness check), so that a
     /// contender of a dead holder reaches `FUTEX_LOCK_PI` and its `ESRCH`.
     pub(crate) kernel_only: bool,
 }
