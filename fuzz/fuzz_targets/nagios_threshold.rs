@@ -11,7 +11,7 @@ use hangsafe_cli::threshold::{InodeLimit, Limit};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let (stats, text) = if data.len() >= 48 {
+    let (stats, text) = if data.len() >= 56 {
         let word = |i: usize| u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().unwrap());
         let fs = FsStats {
             block_size: word(0),
@@ -20,8 +20,9 @@ fuzz_target!(|data: &[u8]| {
             bavail: word(3),
             files: word(4),
             ffree: word(5),
+            bsize: word(6),
         };
-        (fs, &data[48..])
+        (fs, &data[56..])
     } else {
         (FsStats::default(), data)
     };
@@ -30,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = stats.free_percent();
     let _ = stats.inodes_free_percent();
+    let _ = (stats.node_size_bytes(), stats.node_free_bytes(), stats.node_avail_bytes());
     if let Ok(l) = Limit::parse(s) {
         assert_eq!(Limit::parse(&l.to_string()), Ok(l), "{s:?}");
         let _ = l.breached(&stats);
