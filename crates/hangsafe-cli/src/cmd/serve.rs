@@ -302,7 +302,10 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
         recipe,
         notifier,
     };
-    let _ = watch.with_hooks(Box::new(hooks), false).run();
+    let _ = watch
+        .named("hangsafe serve")
+        .with_hooks(Box::new(hooks), false)
+        .run();
     Notifier::new().stopping();
     ExitCode::SUCCESS
 }

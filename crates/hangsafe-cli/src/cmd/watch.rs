@@ -436,6 +436,9 @@ enum Stop {
 }
 
 pub(crate) struct Watch {
+    /// The command's name in its messages (`hangsafe watch`, or `hangsafe
+    /// serve` running this loop).
+    command: &'static str,
     args: WatchArgs,
     hooks: Option<Box<dyn Hooks>>,
     /// A result changed or a round started since the hooks last saw it.
@@ -646,12 +649,19 @@ impl Watch {
             live,
             broken: false,
             dirty: false,
+            command: "hangsafe watch",
             args,
         }
     }
 }
 
 impl Watch {
+    /// Names the command in the loop's messages and final summary.
+    pub(crate) fn named(mut self, command: &'static str) -> Watch {
+        self.command = command;
+        self
+    }
+
     /// Plugs `hooks` into the loop, and turns the live table off (the
     /// exporter has no terminal of its own).
     pub(crate) fn with_hooks(mut self, hooks: Box<dyn Hooks>, live: bool) -> Watch {
@@ -911,7 +921,7 @@ impl Watch {
         if rc < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
-                log::error!("hangsafe watch: poll: {e}");
+                log::error!("{}: poll: {e}", self.command);
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -1090,7 +1100,7 @@ impl Watch {
         let drained = match self.set.drain() {
             Ok(d) => d,
             Err(e) => {
-                log::error!("hangsafe watch: drain: {e}");
+                log::error!("{}: drain: {e}", self.command);
                 return;
             }
         };
@@ -1261,7 +1271,7 @@ impl Watch {
                 self.event(json!({"event": "publish_error", "detail": e}));
             } else if !self.publish_warned {
                 self.publish_warned = true;
-                eprintln!("hangsafe watch: cannot publish: {e}");
+                eprintln!("{}: cannot publish: {e}", self.command);
             }
         }
     }
@@ -1422,7 +1432,7 @@ impl Watch {
         }
         if let Some(p) = self.publisher.take() {
             if p.failures > 0 {
-                eprintln!("hangsafe watch: {} table updates failed", p.failures);
+                eprintln!("{}: {} table updates failed", self.command, p.failures);
             }
             drop(p);
         }
@@ -1464,7 +1474,7 @@ impl Watch {
             Some(s) => format!("stopped by {s}"),
             None => "done".to_owned(),
         };
-        let mut text = format!("\nhangsafe watch {how} after {} rounds:\n", self.round);
+        let mut text = format!("\n{} {how} after {} rounds:\n", self.command, self.round);
         text.push_str(&output::render_table(rows, self.color));
         text.push_str(&self.summary_line());
         if c.hung > 0 {
