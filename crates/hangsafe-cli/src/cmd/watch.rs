@@ -365,6 +365,22 @@ struct Slot {
     noted: bool,
 }
 
+impl Slot {
+    /// A target's slot before its first probe.
+    fn new(w: Watched) -> Slot {
+        Slot {
+            target: w.target.clone(),
+            settings: w,
+            last_started: None,
+            fs: None,
+            last: None,
+            inflight: None,
+            hung: None,
+            noted: false,
+        }
+    }
+}
+
 struct InFlight {
     token: Token,
     id: u64,
@@ -621,19 +637,7 @@ impl Watch {
         });
         let color = !args.json && output::use_color(args.color);
         Watch {
-            slots: targets
-                .into_iter()
-                .map(|w| Slot {
-                    target: w.target.clone(),
-                    settings: w,
-                    last_started: None,
-                    fs: None,
-                    last: None,
-                    inflight: None,
-                    hung: None,
-                    noted: false,
-                })
-                .collect(),
+            slots: targets.into_iter().map(Slot::new).collect(),
             by_token: HashMap::new(),
             hooks: None,
             hooks_dirty: true,
@@ -762,16 +766,7 @@ impl Watch {
                     s.settings = w;
                     s
                 }
-                None => Slot {
-                    target: w.target.clone(),
-                    settings: w,
-                    last_started: None,
-                    fs: None,
-                    last: None,
-                    inflight: None,
-                    hung: None,
-                    noted: false,
-                },
+                None => Slot::new(w),
             };
             self.slots.push(slot);
         }
