@@ -10,7 +10,7 @@ mod support;
 
 use std::process::Command;
 use std::time::Duration;
-use support::{build_shared, build_static, on_path, output_within, run_c_test, show};
+use support::{build_shared, build_static, output_within, run_c_test, show, valgrind_memcheck};
 
 const NATIVE_LIMIT: Duration = Duration::from_secs(180);
 const VALGRIND_LIMIT: Duration = Duration::from_secs(900);
@@ -18,31 +18,8 @@ const VALGRIND_LIMIT: Duration = Duration::from_secs(900);
 /// The example, as `compile` (which reads `tests/c/<name>.c`) reaches it.
 const CHECKER_LOOP: &str = "../../examples/checker_loop";
 
-/// valgrind's memcheck, strict: any error or definite leak fails the run.
-fn valgrind() -> Option<Command> {
-    if !on_path("valgrind") {
-        assert!(std::env::var_os("CI").is_none(), "CI must install valgrind");
-        println!("skipped: valgrind is not on PATH (set CI to make this an error)");
-        return None;
-    }
-    let mut cmd = Command::new("valgrind");
-    cmd.args([
-        "--error-exitcode=99",
-        "--leak-check=full",
-        "--errors-for-leak-kinds=definite",
-        "--show-leak-kinds=definite",
-    ])
-    .env("HANGSAFE_TEST_VALGRIND", "1");
-    Some(cmd)
-}
-
 fn run_static(program: &str) {
-    let exe = build_static(program, &format!("{program}_static"));
-    run_c_test(
-        Command::new(&exe),
-        &format!("{program} (static)"),
-        NATIVE_LIMIT,
-    );
+    support::run_static(program, NATIVE_LIMIT);
 }
 
 fn run_shared(program: &str) {
@@ -55,10 +32,7 @@ fn run_shared(program: &str) {
 }
 
 fn run_valgrind(program: &str) {
-    let Some(mut cmd) = valgrind() else { return };
-    let exe = build_static(program, &format!("{program}_valgrind"));
-    cmd.arg(&exe);
-    run_c_test(cmd, &format!("{program} (valgrind)"), VALGRIND_LIMIT);
+    support::run_valgrind(program, VALGRIND_LIMIT);
 }
 
 #[test]
@@ -130,7 +104,9 @@ fn hs_checker_loop_static_and_shared() {
 /// The checker loop under valgrind: 1,000 paths, fewer rounds.
 #[test]
 fn hs_checker_loop_valgrind() {
-    let Some(mut cmd) = valgrind() else { return };
+    let Some(mut cmd) = valgrind_memcheck() else {
+        return;
+    };
     let exe = build_static(CHECKER_LOOP, "checker_loop_valgrind");
     cmd.arg(&exe);
     run_checker_loop(

@@ -3,7 +3,8 @@
 //! same profile as the test, laying out an installed-style library
 //! directory, compiling and running C programs with a time limit.
 //!
-//! (`c_abi.rs` has its own copies of the first few; they behave the same.)
+//! The C test drivers (`c_abi.rs`, `c_set.rs`) run their programs with
+//! [`run_static`], [`build_shared`] and [`run_valgrind`].
 
 #![allow(dead_code)] // each test file uses a different subset
 
@@ -256,4 +257,54 @@ pub(crate) fn run_c_test(cmd: Command, what: &str, limit: Duration) -> Output {
 pub(crate) fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Builds `program` (`tests/c/<program>.c`) linked statically and runs it
+/// as a C test ([`run_c_test`]).
+pub(crate) fn run_static(program: &str, limit: Duration) {
+    let exe = build_static(program, &format!("{program}_static"));
+    run_c_test(Command::new(&exe), &format!("{program} (static)"), limit);
+}
+
+/// valgrind's memcheck, as the C tests run under it: any error or definite
+/// leak fails the run. `None` (the test is skipped, with a line saying so)
+/// without valgrind, except on CI, where that fails.
+///
+/// Valgrind follows `fork()` without being asked (`--trace-children` is
+/// about `exec`): a forked child runs under memcheck too, and its exit
+/// status becomes `--error-exitcode` if it had errors, which the C tests
+/// check for every child they reap. The cancel signal stays installed: its
+/// handler defers (masks and re-raises) only when a cancel lands in another
+/// signal handler that interrupted a cancellable call, so valgrind (which
+/// ignores a handler's changes to `uc_sigmask`) runs the cancellation
+/// paths too.
+pub(crate) fn valgrind_memcheck() -> Option<Command> {
+    if !on_path("valgrind") {
+        assert!(std::env::var_os("CI").is_none(), "CI must install valgrind");
+        println!("skipped: valgrind is not on PATH (set CI to make this an error)");
+        return None;
+    }
+    let mut cmd = Command::new("valgrind");
+    cmd.args([
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite",
+        "--show-leak-kinds=definite",
+    ])
+    // Tells the C tests to skip the checks that hand deliberately bad
+    // pointers to the kernel: memcheck reports those as errors before the
+    // kernel can answer EFAULT.
+    .env("HANGSAFE_TEST_VALGRIND", "1");
+    Some(cmd)
+}
+
+/// Runs `program` (linked statically) under [`valgrind_memcheck`] as a C
+/// test ([`run_c_test`]).
+pub(crate) fn run_valgrind(program: &str, limit: Duration) {
+    let Some(mut cmd) = valgrind_memcheck() else {
+        return;
+    };
+    let exe = build_static(program, &format!("{program}_valgrind"));
+    cmd.arg(&exe);
+    run_c_test(cmd, &format!("{program} (valgrind)"), limit);
 }
